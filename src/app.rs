@@ -1,0 +1,23 @@
+//! What a running collector holds, shared by every connection.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+use crate::privacy::VisitorKeyer;
+use crate::sites::Sites;
+use crate::store::writer::Writer;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+pub struct App {
+    pub config: Config,
+    pub sites: Sites,
+    pub store: Arc<dyn Store>,
+    pub writer: Writer,
+    pub metrics: Metrics,
+    pub registry: Registry,
+    pub admin_token: String,
+    pub keyer: VisitorKeyer,
+}

@@ -1,0 +1,322 @@
+//! Configuration in two stages: [`RawConfig`] is what a TOML file, `HUSHTALE_*` variables and
+//! flags say (every field documented with its default); [`Config`] is the validated result that
+//! the rest of the program receives as one struct.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ingest::Limits as EventLimits;
+use crate::model::{default_allowed_params, default_retention_days, valid_site_id, SiteSettings};
+use crate::privacy::OptOutPolicy;
+use crate::store::writer::WriterConfig;
+use crate::telemetry::LogFormat;
+
+/// The config file, as written. Unknown keys are an error so typos are caught.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Data folder (store, admin token, secret). Default `./hushtale-data`.
+    pub data: Option<PathBuf>,
+    /// `sled` (default, embedded in the data folder).
+    pub store: Option<String>,
+    /// `text` (default) or `json` log lines.
+    pub log_format: Option<LogFormat>,
+    /// Public base URL of this collector (e.g. `https://t.example.com`), used in printed links
+    /// and to recognise the server's own origin. Default: `http://` + listen address.
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Sites accepted by this collector. None configured: one `demo` site accepting any origin.
+    #[serde(default, rename = "site")]
+    pub sites: Vec<RawSite>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    /// Honour `DNT: 1`. Default true.
+    pub honour_dnt: Option<bool>,
+    /// Honour `Sec-GPC: 1`. Default true.
+    pub honour_gpc: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest `/collect` body on the wire. Default 1 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// Largest body after gzip inflation. Default 4 MiB.
+    pub max_decompressed_bytes: Option<usize>,
+    /// Most events in one batch (at most 10000). Default 2000.
+    pub max_events_per_batch: Option<usize>,
+    /// Longest `url`/`ref`. Default 2048.
+    pub max_url_len: Option<usize>,
+    /// Longest `title`. Default 512.
+    pub max_title_len: Option<usize>,
+    /// Longest `sel`. Default 256.
+    pub max_sel_len: Option<usize>,
+    /// Longest `msg`. Default 1024.
+    pub max_msg_len: Option<usize>,
+    /// Batches waiting for the writer before `/collect` answers 503. Default 4096.
+    pub queue_batches: Option<usize>,
+    /// Decoded bytes waiting for the writer before `/collect` answers 503. Default 128 MiB.
+    pub queue_bytes: Option<usize>,
+    /// Most batches per group commit. Default 4096.
+    pub max_group: Option<usize>,
+    /// Open connections; more wait in the accept backlog. Default 10000.
+    pub max_connections: Option<usize>,
+    /// Time allowed to send request headers, in ms. Default 10000.
+    pub header_timeout_ms: Option<u64>,
+    /// Time allowed to send a request body, in ms. Default 15000.
+    pub body_timeout_ms: Option<u64>,
+    /// sled page cache. Default 256 MiB.
+    pub store_cache_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// Site id used in the snippet's `data-site` (lowercase letters, digits, `-`, `_`).
+    pub id: String,
+    /// Origins allowed to send, like `https://www.example.com`; `"*"` accepts any.
+    pub origins: Vec<String>,
+    /// Keep (scrubbed) page titles. Default false: titles often carry names.
+    #[serde(default)]
+    pub keep_titles: bool,
+    /// Query parameters kept in URLs (exact, or prefix ending in `*`). Default `["utm_*"]`.
+    pub allowed_params: Option<Vec<String>>,
+    /// Days raw events are kept. Default 30.
+    pub retention_days: Option<u32>,
+}
+
+/// Which backend stores the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Sled,
+}
+
+/// Transport and queue limits of the server.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub store_cache_bytes: u64,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub store: StoreKind,
+    pub log_format: LogFormat,
+    pub public_url: Option<String>,
+    pub sites: Vec<SiteSettings>,
+    /// No site configured: the `demo` site accepts any origin.
+    pub demo_mode: bool,
+    pub admin_token: Option<String>,
+    pub optout: OptOutPolicy,
+    pub events: EventLimits,
+    pub server: ServerLimits,
+    pub writer: WriterConfig,
+}
+
+/// Values given on the command line or in the environment; they override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub store: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl RawConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies overrides and defaults and checks everything.
+    pub fn validate(self, over: Overrides) -> Result<Config, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(m);
+        let listen_text = over.listen.or(self.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr =
+            listen_text.parse().map_err(|_| invalid(format!("listen address {listen_text:?} is not IP:PORT")))?;
+        let store = match over.store.or(self.store).as_deref() {
+            None | Some("sled") => StoreKind::Sled,
+            Some(other) => return Err(invalid(format!("unknown store {other:?}: use \"sled\""))),
+        };
+        let l = self.limits;
+        let events = EventLimits {
+            max_events_per_batch: l.max_events_per_batch.unwrap_or(2000),
+            max_url_len: l.max_url_len.unwrap_or(2048),
+            max_title_len: l.max_title_len.unwrap_or(512),
+            max_sel_len: l.max_sel_len.unwrap_or(256),
+            max_msg_len: l.max_msg_len.unwrap_or(1024),
+        };
+        if events.max_events_per_batch == 0 || events.max_events_per_batch > crate::ingest::wire::HARD_MAX_EVENTS {
+            return Err(invalid("limits.max_events_per_batch must be 1..=10000".into()));
+        }
+        let server = ServerLimits {
+            max_body_bytes: l.max_body_bytes.unwrap_or(1 << 20),
+            max_decompressed_bytes: l.max_decompressed_bytes.unwrap_or(4 << 20),
+            max_connections: l.max_connections.unwrap_or(10_000).max(1),
+            header_timeout: Duration::from_millis(l.header_timeout_ms.unwrap_or(10_000)),
+            body_timeout: Duration::from_millis(l.body_timeout_ms.unwrap_or(15_000)),
+            store_cache_bytes: l.store_cache_bytes.unwrap_or(256 << 20),
+        };
+        if server.max_decompressed_bytes < server.max_body_bytes {
+            return Err(invalid("limits.max_decompressed_bytes must be ≥ max_body_bytes".into()));
+        }
+        let writer = WriterConfig {
+            queue_batches: l.queue_batches.unwrap_or(4096).max(1),
+            queue_bytes: l.queue_bytes.unwrap_or(128 << 20).max(server.max_decompressed_bytes),
+            max_group: l.max_group.unwrap_or(4096).max(1),
+        };
+
+        let demo_mode = self.sites.is_empty();
+        let sites = if demo_mode {
+            vec![SiteSettings {
+                id: "demo".into(),
+                origins: vec!["*".into()],
+                keep_titles: false,
+                allowed_params: default_allowed_params(),
+                retention_days: default_retention_days(),
+            }]
+        } else {
+            self.sites.into_iter().map(validate_site).collect::<Result<_, _>>()?
+        };
+        let mut ids: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("two [[site]] entries share an id".into()));
+        }
+
+        Ok(Config {
+            listen,
+            data: over.data.or(self.data).unwrap_or_else(|| PathBuf::from("./hushtale-data")),
+            store,
+            log_format: over.log_format.or(self.log_format).unwrap_or(LogFormat::Text),
+            public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            sites,
+            demo_mode,
+            admin_token: over.admin_token.filter(|t| !t.is_empty()),
+            optout: OptOutPolicy {
+                honour_dnt: self.privacy.honour_dnt.unwrap_or(true),
+                honour_gpc: self.privacy.honour_gpc.unwrap_or(true),
+            },
+            events,
+            server,
+            writer,
+        })
+    }
+}
+
+/// Checks one site definition (from the config file or `POST /api/sites`).
+pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
+    if !valid_site_id(&raw.id) {
+        return Err(ConfigError::Invalid(format!("site id {:?} must be 1-64 characters of a-z, 0-9, - and _", raw.id)));
+    }
+    if raw.origins.is_empty() {
+        return Err(ConfigError::Invalid(format!("site {} needs at least one origin", raw.id)));
+    }
+    let origins = raw
+        .origins
+        .into_iter()
+        .map(|o| {
+            normalize_origin(&o)
+                .ok_or_else(|| ConfigError::Invalid(format!("origin {o:?} is not scheme://host[:port] or \"*\"")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let retention_days = raw.retention_days.unwrap_or_else(default_retention_days);
+    if retention_days == 0 {
+        return Err(ConfigError::Invalid(format!("site {}: retention_days must be at least 1", raw.id)));
+    }
+    Ok(SiteSettings {
+        id: raw.id,
+        origins,
+        keep_titles: raw.keep_titles,
+        allowed_params: raw.allowed_params.unwrap_or_else(default_allowed_params),
+        retention_days,
+    })
+}
+
+fn normalize_origin(o: &str) -> Option<String> {
+    if o == "*" {
+        return Some(o.to_owned());
+    }
+    let u = url::Url::parse(o).ok()?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.path() != "/" || u.query().is_some() {
+        return None;
+    }
+    Some(u.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_give_demo_site() {
+        let c = RawConfig::default().validate(Overrides::default()).unwrap();
+        assert!(c.demo_mode);
+        assert_eq!(c.sites[0].id, "demo");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn file_sites_and_overrides() {
+        let raw = RawConfig::parse(
+            r#"
+            listen = "0.0.0.0:9000"
+            [[site]]
+            id = "shop"
+            origins = ["https://Shop.Example.com/"]
+            retention_days = 7
+            "#,
+        )
+        .unwrap();
+        let c = raw.validate(Overrides { listen: Some("127.0.0.1:1".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.listen.port(), 1);
+        assert!(!c.demo_mode);
+        assert_eq!(c.sites[0].origins, vec!["https://shop.example.com"]);
+        assert_eq!(c.sites[0].retention_days, 7);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(RawConfig::parse("lisen = 1").is_err());
+        let err = RawConfig::parse("[[site]]\nid = \"Bad Id\"\norigins = [\"*\"]")
+            .unwrap()
+            .validate(Overrides::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("Bad Id"));
+    }
+}

@@ -1,0 +1,285 @@
+//! Checks a decoded batch against the contract: the envelope must be right, each event is kept
+//! only if it is well-formed, and client clocks are corrected to the server's.
+
+use std::borrow::Cow;
+
+use super::wire::{WireBatch, WireEvent, HARD_MAX_EVENTS};
+use super::IngestError;
+use crate::model::{Event, EventData, Id128, View};
+
+/// Per-batch limits (see `[limits]` in the config).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_events_per_batch: usize,
+    pub max_url_len: usize,
+    pub max_title_len: usize,
+    pub max_sel_len: usize,
+    pub max_msg_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_events_per_batch: 2000, max_url_len: 2048, max_title_len: 512, max_sel_len: 256, max_msg_len: 1024 }
+    }
+}
+
+/// Why one event was dropped while the rest of its batch was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    UnknownKind,
+    MissingField,
+    BadNumber,
+    BadTime,
+    TooLong,
+    BadUrl,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::UnknownKind,
+        DropReason::MissingField,
+        DropReason::BadNumber,
+        DropReason::BadTime,
+        DropReason::TooLong,
+        DropReason::BadUrl,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::UnknownKind => "unknown_kind",
+            DropReason::MissingField => "missing_field",
+            DropReason::BadNumber => "bad_number",
+            DropReason::BadTime => "bad_time",
+            DropReason::TooLong => "too_long",
+            DropReason::BadUrl => "bad_url",
+        }
+    }
+}
+
+/// Count of dropped events per reason, without allocating.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped([u32; DropReason::ALL.len()]);
+
+impl Dropped {
+    pub fn add(&mut self, reason: DropReason) {
+        self.0[reason as usize] += 1;
+    }
+
+    pub fn total(&self) -> u32 {
+        self.0.iter().sum()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u32)> + '_ {
+        DropReason::ALL.iter().map(|r| (*r, self.0[*r as usize])).filter(|(_, n)| *n > 0)
+    }
+
+    fn describe(&self) -> String {
+        let parts: Vec<String> = self.iter().map(|(r, n)| format!("{n} {}", r.as_str())).collect();
+        if parts.is_empty() {
+            "events is empty".into()
+        } else {
+            format!("dropped: {}", parts.join(", "))
+        }
+    }
+}
+
+/// A batch whose envelope is valid, with its surviving events in corrected time order.
+#[derive(Debug)]
+pub struct ValidBatch {
+    pub site: String,
+    pub vid: Id128,
+    pub sid: Id128,
+    pub seq: u32,
+    pub events: Vec<Event>,
+    pub dropped: Dropped,
+}
+
+/// How far an event may lie before the batch's `sent` (client clock).
+const MAX_EVENT_AGE_MS: f64 = 24.0 * 3600.0 * 1000.0;
+/// How far after `sent` an event may claim to be (clock jitter within one client).
+const MAX_EVENT_LEAD_MS: f64 = 60_000.0;
+/// Coordinates and sizes beyond this are not from a real page.
+const MAX_COORD: f64 = 10_000_000.0;
+
+/// Validates `batch`, received at `now_ms` (server clock).
+pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<ValidBatch, IngestError> {
+    if batch.v != 1 {
+        return Err(IngestError::BadEnvelope(format!("unsupported version {} (this server speaks v1)", batch.v)));
+    }
+    let vid = Id128::parse(&batch.vid)
+        .ok_or_else(|| IngestError::BadEnvelope("vid must be 32 lowercase hex characters".into()))?;
+    let sid = Id128::parse(&batch.sid)
+        .ok_or_else(|| IngestError::BadEnvelope("sid must be 32 lowercase hex characters".into()))?;
+    if !batch.sent.is_finite() || batch.sent <= 0.0 {
+        return Err(IngestError::BadEnvelope("sent must be a positive time in ms since the epoch".into()));
+    }
+    let limit = limits.max_events_per_batch.min(HARD_MAX_EVENTS);
+    if batch.events.truncated || batch.events.items.len() > limit {
+        return Err(IngestError::TooManyEvents(limit));
+    }
+
+    let skew = now_ms as f64 - batch.sent;
+    let mut dropped = Dropped::default();
+    let mut events = Vec::with_capacity(batch.events.items.len());
+    for wire in batch.events.items {
+        match validate_event(wire, limits, batch.sent, skew) {
+            Ok(event) => events.push(event),
+            Err(reason) => dropped.add(reason),
+        }
+    }
+    if events.is_empty() {
+        return Err(IngestError::NoValidEvent(dropped.describe()));
+    }
+    events.sort_by_key(|e| e.t);
+    Ok(ValidBatch { site: batch.site.into_owned(), vid, sid, seq: batch.seq, events, dropped })
+}
+
+fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Result<Event, DropReason> {
+    let t = e.t.ok_or(DropReason::MissingField)?;
+    if !t.is_finite() || t < sent - MAX_EVENT_AGE_MS || t > sent + MAX_EVENT_LEAD_MS {
+        return Err(DropReason::BadTime);
+    }
+    let t = (t + skew).round() as i64;
+    let kind = e.k.as_deref().ok_or(DropReason::MissingField)?;
+    let data = match kind {
+        "view" => EventData::View(View {
+            url: text(e.url, limits.max_url_len)?,
+            path: String::new(),
+            referrer: opt_text(e.referrer, limits.max_url_len)?,
+            title: opt_text(e.title, limits.max_title_len)?,
+            vw: coord(e.vw)?,
+            vh: coord(e.vh)?,
+            dw: coord(e.dw)?,
+            dh: coord(e.dh)?,
+            load_ms: opt_duration(e.load_ms)?,
+            ttfb_ms: opt_duration(e.ttfb_ms)?,
+        }),
+        "move" => EventData::Move { x: coord(e.x)?, y: coord(e.y)? },
+        "click" => EventData::Click {
+            x: coord(e.x)?,
+            y: coord(e.y)?,
+            sel: text(e.sel, limits.max_sel_len)?,
+            ex: opt_permille(e.ex)?,
+            ey: opt_permille(e.ey)?,
+            dead: e.dead.unwrap_or(false),
+        },
+        "scroll" => EventData::Scroll { y: coord(e.y)? },
+        "resize" => EventData::Resize { w: coord(e.w)?, h: coord(e.h)? },
+        "input" => EventData::Input { sel: text(e.sel, limits.max_sel_len)?, len: count(e.len)? },
+        "vis" => EventData::Vis { hidden: e.hidden.ok_or(DropReason::MissingField)? },
+        "err" => EventData::Err { msg: text(e.msg, limits.max_msg_len)? },
+        "snap" => EventData::Snap { d: e.d.ok_or(DropReason::MissingField)? },
+        "mut" => EventData::Mut { d: e.d.ok_or(DropReason::MissingField)? },
+        _ => return Err(DropReason::UnknownKind),
+    };
+    Ok(Event { t, data })
+}
+
+fn text(value: Option<Cow<'_, str>>, max: usize) -> Result<String, DropReason> {
+    let value = value.ok_or(DropReason::MissingField)?;
+    if value.len() > max {
+        return Err(DropReason::TooLong);
+    }
+    Ok(value.into_owned())
+}
+
+fn opt_text(value: Option<Cow<'_, str>>, max: usize) -> Result<Option<String>, DropReason> {
+    match value {
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => text(Some(v), max).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn coord(value: Option<f64>) -> Result<f64, DropReason> {
+    let v = value.ok_or(DropReason::MissingField)?;
+    if v.is_finite() && v.abs() <= MAX_COORD {
+        Ok(v)
+    } else {
+        Err(DropReason::BadNumber)
+    }
+}
+
+fn opt_duration(value: Option<f64>) -> Result<Option<f64>, DropReason> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && (0.0..=3_600_000.0).contains(&v) => Ok(Some(v)),
+        Some(_) => Err(DropReason::BadNumber),
+    }
+}
+
+fn opt_permille(value: Option<f64>) -> Result<Option<u16>, DropReason> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(Some(v.round() as u16)),
+        Some(_) => Err(DropReason::BadNumber),
+    }
+}
+
+fn count(value: Option<f64>) -> Result<u32, DropReason> {
+    let v = value.ok_or(DropReason::MissingField)?;
+    if v.is_finite() && (0.0..=1_000_000.0).contains(&v) {
+        Ok(v.round() as u32)
+    } else {
+        Err(DropReason::BadNumber)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::decode::{parse, Format};
+
+    const NOW: i64 = 1_764_374_400_000;
+
+    fn batch(events: &str) -> String {
+        format!(
+            r#"{{"v":1,"site":"demo","vid":"{v}","sid":"{s}","seq":0,"sent":{NOW},"events":{events}}}"#,
+            v = "a".repeat(32),
+            s = "b".repeat(32)
+        )
+    }
+
+    fn run(events: &str) -> Result<ValidBatch, IngestError> {
+        let body = batch(events);
+        validate(parse(Format::Json, body.as_bytes()).unwrap(), &Limits::default(), NOW)
+    }
+
+    #[test]
+    fn keeps_good_events_and_counts_bad_ones() {
+        let ok = run(&format!(
+            r#"[{{"k":"move","t":{NOW},"x":1,"y":2}},{{"k":"warp","t":{NOW}}},{{"k":"scroll","t":{NOW}}},{{"k":"click","t":{NOW},"x":1,"y":1,"sel":"a","ex":2000}}]"#
+        ))
+        .unwrap();
+        assert_eq!(ok.events.len(), 1);
+        assert_eq!(ok.dropped.total(), 3);
+        assert_eq!(ok.dropped.0[DropReason::UnknownKind as usize], 1);
+        assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 1);
+        assert_eq!(ok.dropped.0[DropReason::BadNumber as usize], 1);
+    }
+
+    #[test]
+    fn nothing_valid_is_an_error() {
+        assert!(matches!(run("[]"), Err(IngestError::NoValidEvent(_))));
+        assert!(matches!(run(r#"[{"k":"move","t":1,"x":1,"y":2}]"#), Err(IngestError::NoValidEvent(_))));
+    }
+
+    #[test]
+    fn corrects_client_clock_skew() {
+        let body = format!(
+            r#"{{"v":1,"site":"demo","vid":"{v}","sid":"{v}","seq":0,"sent":1000000,"events":[{{"k":"scroll","t":999000,"y":5}}]}}"#,
+            v = "c".repeat(32)
+        );
+        let b = validate(parse(Format::Json, body.as_bytes()).unwrap(), &Limits::default(), NOW).unwrap();
+        assert_eq!(b.events[0].t, NOW - 1000);
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let body = batch("[]").replace(r#""v":1"#, r#""v":2"#);
+        let err = validate(parse(Format::Json, body.as_bytes()).unwrap(), &Limits::default(), NOW).unwrap_err();
+        assert!(err.to_string().contains("version"));
+        let body = batch("[]").replace(&"a".repeat(32), "A");
+        assert!(validate(parse(Format::Json, body.as_bytes()).unwrap(), &Limits::default(), NOW).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! # hushtale
+//!
+//! A self-hosted, privacy-first session-recording and in-page analytics collector.
+//!
+//! ## The path of an event
+//!
+//! 1. A visitor's browser runs the snippet (`js-snippet/`, served at `/hushtale.js`). It records
+//!    a click, batches it with other events and `POST`s the batch to `/collect`.
+//! 2. [`server`] accepts the connection (bounded by a connection limit and header/body
+//!    timeouts) and routes the request to the collect handler.
+//! 3. Before reading the body, [`privacy::optout`] looks at the headers: the `hushtale_optout`
+//!    cookie, `DNT: 1` or `Sec-GPC: 1` end the request with 204, nothing decoded or stored.
+//! 4. [`ingest`] reads the body under a wire-size limit, inflates gzip under a second limit,
+//!    decodes JSON or MessagePack into borrowed wire types, checks the site and `Origin`, and
+//!    validates the envelope and each event (invalid events are dropped and counted).
+//! 5. [`privacy`] rewrites what remains: URLs normalised (query allow-list, `:id` segments),
+//!    every string scrubbed of e-mails, card numbers, phones and secrets, the User-Agent reduced
+//!    to a device class (bots dropped), the visitor id replaced by a keyed hash.
+//! 6. The clean [`model::StoredBatch`] goes into the bounded queue of [`store::writer`]; a full
+//!    queue answers 503 at once. One writer task takes everything waiting, and the [`store`]
+//!    writes it as one atomic group with its [`rollup`] deltas and flushes to disk.
+//! 7. Only then does every waiting request get its 204: 204 means durable.
+//! 8. Operators read [`query`] answers (stats, sessions) through the bearer-token API; they come
+//!    from rollups and indexes, never from scanning raw events.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod model;
+pub mod privacy;
+pub mod query;
+pub mod rollup;
+pub mod secrets;
+pub mod server;
+pub mod sites;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::{Config, StoreKind};
+use crate::secrets::AdminToken;
+use crate::sites::Sites;
+use crate::store::sled::SledStore;
+use crate::store::writer::Writer;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("data folder {path}: {source}")]
+    Data { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Runs the collector on `listener` until `shutdown` resolves; then stops accepting, lets open
+/// requests finish, drains the write queue and flushes. Tests bind port 0 and call this too.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let data_err = |source| RunError::Data { path: config.data.display().to_string(), source };
+    std::fs::create_dir_all(&config.data).map_err(data_err)?;
+    let token = secrets::admin_token(&config.data, config.admin_token.as_deref()).map_err(data_err)?;
+    let secret = secrets::server_secret(&config.data).map_err(data_err)?;
+
+    let store: Arc<dyn Store> = match config.store {
+        StoreKind::Sled => Arc::new(SledStore::open(&config.data.join("store"), config.server.store_cache_bytes)?),
+    };
+    let sites = Sites::new(config.sites.clone());
+    for site in store.load_sites().await? {
+        if sites.get(&site.id).is_none() {
+            sites.insert(site);
+        }
+    }
+
+    let (metrics, registry) = Metrics::new();
+    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default()));
+    announce(&config, &base, &token);
+
+    let app = Arc::new(App {
+        keyer: privacy::VisitorKeyer::new(&secret),
+        admin_token: token.value().to_owned(),
+        config,
+        sites,
+        store: store.clone(),
+        writer,
+        metrics,
+        registry,
+    });
+    server::serve(listener, app.clone(), shutdown).await;
+    // Connections are closed: dropping the last writer handle lets the writer drain and stop.
+    drop(app);
+    writer_task.finish().await;
+    store.flush().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn announce(config: &Config, base: &str, token: &AdminToken) {
+    tracing::info!(listen = %base, data = %config.data.display(), "hushtale is listening");
+    if config.demo_mode {
+        tracing::warn!("development mode: no [[site]] configured, site \"demo\" accepts batches from ANY origin");
+    }
+    println!("hushtale listening on {base}");
+    println!("  snippet tag : <script async src=\"{base}/hushtale.js\" data-site=\"demo\"></script>");
+    println!("  demo page   : {base}/demo");
+    println!("  dashboard   : {base}/dashboard");
+    println!("  opt-out page: {base}/disable");
+    match token {
+        AdminToken::Generated { token, path } => {
+            println!("  operator token (shown once, kept in {}): {token}", path.display());
+        }
+        AdminToken::Existing(_) => {
+            println!("  operator token: in {}", config.data.join(secrets::ADMIN_TOKEN_FILE).display())
+        }
+        AdminToken::FromEnv(_) => println!("  operator token: from HUSHTALE_ADMIN_TOKEN"),
+    }
+}

@@ -1,0 +1,105 @@
+//! Privacy: decides what may be kept and rewrites it, so no personal datum reaches a store.
+//!
+//! Runs between validation and the queue. Opt-out is checked from headers before decoding
+//! ([`optout`]); every stored string is scrubbed ([`scrub`]), URLs are normalised ([`url`]), the
+//! User-Agent is reduced to a device class ([`useragent`]) and the visitor id is replaced by a
+//! keyed hash ([`keys`]).
+
+pub mod keys;
+pub mod optout;
+pub mod scrub;
+pub mod url;
+pub mod useragent;
+
+use std::borrow::Cow;
+
+use crate::ingest::{DropReason, Dropped, ValidBatch};
+use crate::model::{Client, Event, EventData, StoredBatch};
+use crate::sites::Site;
+
+pub use keys::VisitorKeyer;
+pub use optout::{OptOutPolicy, OptOutSignal};
+
+/// Rewrites a validated batch into the only shape a store may see. Events whose URL cannot be
+/// made safe are dropped and counted in `dropped`.
+pub fn protect(
+    keyer: &VisitorKeyer,
+    site: &Site,
+    batch: ValidBatch,
+    client: Client,
+    received: i64,
+    dropped: &mut Dropped,
+) -> Option<StoredBatch> {
+    let mut events = Vec::with_capacity(batch.events.len());
+    for mut event in batch.events {
+        match protect_event(site, &mut event) {
+            Ok(()) => events.push(event),
+            Err(reason) => dropped.add(reason),
+        }
+    }
+    if events.is_empty() {
+        return None;
+    }
+    Some(StoredBatch {
+        visitor: keyer.key(&site.settings.id, &batch.vid),
+        site: batch.site,
+        sid: batch.sid,
+        seq: batch.seq,
+        received,
+        client,
+        events,
+    })
+}
+
+fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {
+    match &mut event.data {
+        EventData::View(view) => {
+            let normalized = url::normalize_url(&view.url, &site.url_policy).ok_or(DropReason::BadUrl)?;
+            view.url = normalized.url;
+            view.path = normalized.path;
+            view.referrer = view.referrer.as_deref().and_then(url::referrer_origin);
+            if site.settings.keep_titles {
+                if let Some(title) = &mut view.title {
+                    scrub_string(title);
+                }
+            } else {
+                view.title = None;
+            }
+        }
+        EventData::Click { sel, .. } | EventData::Input { sel, .. } => scrub_string(sel),
+        EventData::Err { msg } => scrub_string(msg),
+        EventData::Snap { d } | EventData::Mut { d } => scrub_json(d),
+        EventData::Move { .. } | EventData::Scroll { .. } | EventData::Resize { .. } | EventData::Vis { .. } => {}
+    }
+    Ok(())
+}
+
+/// Scrubs `s` in place; allocates only when something had to be replaced.
+pub fn scrub_string(s: &mut String) {
+    if let Cow::Owned(clean) = scrub::scrub_text(s) {
+        *s = clean;
+    }
+}
+
+/// Scrubs every string (values and keys) inside a JSON document, iteratively so depth cannot
+/// exhaust the stack.
+pub fn scrub_json(value: &mut serde_json::Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) => scrub_string(s),
+            serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+            serde_json::Value::Object(map) => {
+                if map.keys().any(|k| matches!(scrub::scrub_text(k), Cow::Owned(_))) {
+                    let old = std::mem::take(map);
+                    for (mut k, v) in old {
+                        scrub_string(&mut k);
+                        map.insert(k, v);
+                    }
+                }
+                stack.extend(map.values_mut());
+            }
+            _ => {}
+        }
+    }
+}

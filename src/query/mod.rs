@@ -1,0 +1,197 @@
+//! What operators ask and what they get back: the shapes of the read API, shared by every
+//! store backend so that both answer identically.
+
+use serde::Serialize;
+use time::{Date, Duration, Month};
+
+use crate::model::{day_of, SessionSummary};
+use crate::rollup::DayRollup;
+
+/// An inclusive range of UTC days, as days since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// Most days one query may span.
+pub const MAX_RANGE_DAYS: i32 = 3660;
+
+impl DayRange {
+    /// Parses `from`/`to` (`YYYY-MM-DD`); a missing `to` is today, a missing `from` is 29 days
+    /// before `to`.
+    pub fn parse(from: Option<&str>, to: Option<&str>, now_ms: i64) -> Result<Self, String> {
+        let to = match to {
+            Some(s) => parse_day(s)?,
+            None => day_of(now_ms),
+        };
+        let from = match from {
+            Some(s) => parse_day(s)?,
+            None => to - 29,
+        };
+        if from > to {
+            return Err("from is after to".into());
+        }
+        if to - from >= MAX_RANGE_DAYS {
+            return Err(format!("a range spans at most {MAX_RANGE_DAYS} days"));
+        }
+        Ok(Self { from, to })
+    }
+
+    pub fn days(&self) -> impl Iterator<Item = i32> {
+        self.from..=self.to
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.from as i64 * crate::model::DAY_MS
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        (self.to as i64 + 1) * crate::model::DAY_MS
+    }
+}
+
+fn epoch() -> Date {
+    Date::from_calendar_date(1970, Month::January, 1).expect("valid date")
+}
+
+pub fn parse_day(s: &str) -> Result<i32, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = Date::parse(s, &format).map_err(|_| format!("invalid date {s:?}: use YYYY-MM-DD"))?;
+    Ok((date - epoch()).whole_days() as i32)
+}
+
+pub fn format_day(day: i32) -> String {
+    let date = epoch() + Duration::days(day as i64);
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    date.format(&format).unwrap_or_default()
+}
+
+/// `GET /api/sites/{site}/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub site: String,
+    pub days: Vec<DayStats>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayStats {
+    pub day: String,
+    pub pageviews: u64,
+    pub sessions: u64,
+    pub visitors: u64,
+    pub avg_load_ms: Option<f64>,
+    pub p50_load_ms: Option<f64>,
+    pub p95_load_ms: Option<f64>,
+}
+
+/// Totals over the range; `visitors` counts each visitor once however many days they came.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    pub pageviews: u64,
+    pub sessions: u64,
+    pub visitors: u64,
+    pub avg_load_ms: Option<f64>,
+    pub p50_load_ms: Option<f64>,
+    pub p95_load_ms: Option<f64>,
+}
+
+fn round1(v: Option<f64>) -> Option<f64> {
+    v.map(|v| (v * 10.0).round() / 10.0)
+}
+
+impl Stats {
+    /// Builds the answer from one rollup per day (missing days count as zero).
+    pub fn from_rollups(site: &str, range: DayRange, rollups: &[(i32, DayRollup)], unique_visitors: u64) -> Self {
+        let mut total = DayRollup::default();
+        let mut days = Vec::with_capacity((range.to - range.from + 1) as usize);
+        let mut it = rollups.iter().peekable();
+        for day in range.days() {
+            let empty = DayRollup::default();
+            let r = match it.peek() {
+                Some((d, r)) if *d == day => {
+                    it.next();
+                    r
+                }
+                _ => &empty,
+            };
+            total.merge(r);
+            days.push(DayStats {
+                day: format_day(day),
+                pageviews: r.pageviews,
+                sessions: r.sessions,
+                visitors: r.visitors,
+                avg_load_ms: round1(r.load.mean()),
+                p50_load_ms: round1(r.load.quantile(0.5)),
+                p95_load_ms: round1(r.load.quantile(0.95)),
+            });
+        }
+        Stats {
+            site: site.to_owned(),
+            days,
+            totals: Totals {
+                pageviews: total.pageviews,
+                sessions: total.sessions,
+                visitors: unique_visitors,
+                avg_load_ms: round1(total.load.mean()),
+                p50_load_ms: round1(total.load.quantile(0.5)),
+                p95_load_ms: round1(total.load.quantile(0.95)),
+            },
+        }
+    }
+}
+
+/// `GET /api/sites/{site}/sessions` parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionQuery {
+    pub range: DayRange,
+    pub limit: usize,
+    /// Continue strictly after this `(start, sid)` in newest-first order.
+    pub cursor: Option<SessionCursor>,
+}
+
+/// Position in the newest-first session list: the session's anchor time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub start: i64,
+    pub sid: [u8; 16],
+}
+
+impl SessionCursor {
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.start, hex::encode(self.sid))
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (start, sid) = s.split_once('-')?;
+        let sid = crate::model::Id128::parse(sid)?;
+        Some(Self { start: start.parse().ok()?, sid: sid.0 })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionSummary>,
+    pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_round_trip() {
+        assert_eq!(parse_day("1970-01-02").unwrap(), 1);
+        assert_eq!(format_day(parse_day("2026-11-29").unwrap()), "2026-11-29");
+        assert!(parse_day("2026-13-01").is_err());
+        assert!(DayRange::parse(Some("2026-02-01"), Some("2026-01-01"), 0).is_err());
+    }
+
+    #[test]
+    fn cursor_round_trip() {
+        let c = SessionCursor { start: 17, sid: [3; 16] };
+        assert_eq!(SessionCursor::decode(&c.encode()), Some(c));
+        assert_eq!(SessionCursor::decode("x"), None);
+    }
+}

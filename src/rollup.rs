@@ -1,0 +1,135 @@
+//! Aggregates maintained at write time: what one UTC day of one site adds up to. Backends store
+//! these and merge deltas into them, so queries never touch raw events.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Values below this many ms get a bucket per ms.
+const LINEAR_LIMIT: f64 = 100.0;
+/// Above [`LINEAR_LIMIT`], each bucket is this much wider than the last (2 % relative error).
+const GROWTH: f64 = 1.02;
+const MAX_BUCKET: u16 = 1000;
+
+/// A mergeable histogram of durations in ms: exact count, sum and buckets with ≤ 2 % error,
+/// stored sparsely (a day of page loads is a few dozen buckets).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum: f64,
+    pub buckets: BTreeMap<u16, u64>,
+}
+
+impl Histogram {
+    pub fn record(&mut self, value_ms: f64) {
+        let v = value_ms.max(0.0);
+        self.count += 1;
+        self.sum += v;
+        *self.buckets.entry(bucket_of(v)).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        self.count += other.count;
+        self.sum += other.sum;
+        for (b, n) in &other.buckets {
+            *self.buckets.entry(*b).or_default() += n;
+        }
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// Nearest-rank quantile `q` in 0..=1, as the representative value of its bucket.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (b, n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                return Some(representative(*b));
+            }
+        }
+        self.buckets.keys().next_back().map(|b| representative(*b))
+    }
+}
+
+fn bucket_of(v: f64) -> u16 {
+    if v < LINEAR_LIMIT {
+        v as u16
+    } else {
+        let b = LINEAR_LIMIT + ((v / LINEAR_LIMIT).ln() / GROWTH.ln()).floor();
+        (b as u16).min(MAX_BUCKET)
+    }
+}
+
+fn lower_bound(b: u16) -> f64 {
+    if (b as f64) < LINEAR_LIMIT {
+        b as f64
+    } else {
+        LINEAR_LIMIT * GROWTH.powf(b as f64 - LINEAR_LIMIT)
+    }
+}
+
+fn representative(b: u16) -> f64 {
+    if (b as f64) < LINEAR_LIMIT {
+        b as f64
+    } else {
+        // Geometric middle of the bucket.
+        (lower_bound(b) * lower_bound(b + 1)).sqrt()
+    }
+}
+
+/// One site's totals for one UTC day.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayRollup {
+    pub pageviews: u64,
+    pub sessions: u64,
+    pub visitors: u64,
+    pub load: Histogram,
+}
+
+impl DayRollup {
+    pub fn merge(&mut self, other: &DayRollup) {
+        self.pageviews += other.pageviews;
+        self.sessions += other.sessions;
+        self.visitors += other.visitors;
+        self.load.merge(&other.load);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_within_two_percent() {
+        let mut h = Histogram::default();
+        for v in 1..=1000 {
+            h.record(v as f64 * 10.0);
+        }
+        assert_eq!(h.count, 1000);
+        assert!((h.mean().unwrap() - 5005.0).abs() < 1e-6);
+        let p50 = h.quantile(0.5).unwrap();
+        let p95 = h.quantile(0.95).unwrap();
+        assert!((p50 / 5000.0 - 1.0).abs() < 0.02, "{p50}");
+        assert!((p95 / 9500.0 - 1.0).abs() < 0.02, "{p95}");
+    }
+
+    #[test]
+    fn small_values_are_exact_and_merge_adds() {
+        let mut a = Histogram::default();
+        a.record(42.0);
+        let mut b = Histogram::default();
+        b.record(42.0);
+        b.record(7.0);
+        a.merge(&b);
+        assert_eq!(a.count, 3);
+        assert_eq!(a.quantile(0.5), Some(42.0));
+        assert_eq!(a.quantile(0.0), Some(7.0));
+        assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+}

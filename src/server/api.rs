@@ -1,0 +1,133 @@
+//! The operator API under `/api/`: bearer-token auth, sites, stats, sessions. Never CORS.
+
+use std::collections::HashMap;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::body;
+use super::collect::now_ms;
+use super::response::{self, Resp};
+use crate::app::App;
+use crate::config::{validate_site, RawSite};
+use crate::error::ApiError;
+use crate::model::Id128;
+use crate::query::{DayRange, SessionCursor, SessionQuery};
+
+/// Largest body accepted by the operator API.
+const MAX_API_BODY: usize = 64 * 1024;
+/// Default and largest page of sessions.
+const DEFAULT_SESSION_PAGE: usize = 50;
+const MAX_SESSION_PAGE: usize = 1000;
+
+pub async fn handle(app: &App, method: Method, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    authorize(app, &req)?;
+    let path = req.uri().path().to_owned();
+    let params = query_params(req.uri().query());
+    let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+    let resp = match (method, segments.as_slice()) {
+        (Method::GET, ["sites"]) => list_sites(app),
+        (Method::POST, ["sites"]) => create_site(app, req).await,
+        (Method::GET, ["sites", site, "stats"]) => stats(app, site, &params).await,
+        (Method::GET, ["sites", site, "sessions"]) => sessions(app, site, &params).await,
+        (Method::GET, ["sites", site, "sessions", sid]) => session(app, site, sid).await,
+        (_, ["sites"] | ["sites", _, "stats" | "sessions"] | ["sites", _, "sessions", _]) => {
+            Err(ApiError::MethodNotAllowed)
+        }
+        _ => Err(ApiError::NotFound(format!("no route for {path}"))),
+    }?;
+    Ok(response::no_store(resp))
+}
+
+fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    if bool::from(given.as_bytes().ct_eq(app.admin_token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn query_params(query: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn known_site(app: &App, site: &str) -> Result<(), ApiError> {
+    app.sites.get(site).map(|_| ()).ok_or_else(|| ApiError::not_found(format!("site {site:?}")))
+}
+
+fn day_range(params: &HashMap<String, String>) -> Result<DayRange, ApiError> {
+    DayRange::parse(params.get("from").map(String::as_str), params.get("to").map(String::as_str), now_ms())
+        .map_err(ApiError::BadRequest)
+}
+
+fn list_sites(app: &App) -> Result<Resp, ApiError> {
+    let sites: Vec<_> = app.sites.all().iter().map(|s| s.settings.clone()).collect();
+    Ok(response::json(StatusCode::OK, &serde_json::json!({ "sites": sites })))
+}
+
+async fn create_site(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let (parts, incoming) = req.into_parts();
+    let bytes = body::read_limited(&parts.headers, incoming, MAX_API_BODY, app.config.server.body_timeout).await?;
+    let raw: RawSite =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid site: {e}")))?;
+    let settings = validate_site(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if app.sites.get(&settings.id).is_some() {
+        return Err(ApiError::Conflict(format!("site {:?} exists", settings.id)));
+    }
+    app.store.put_site(&settings).await?;
+    app.sites.insert(settings.clone());
+    tracing::info!(site = %settings.id, "site created");
+    Ok(response::json(StatusCode::CREATED, &settings))
+}
+
+async fn stats(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let stats = app.store.stats(site, range).await?;
+    Ok(response::json(StatusCode::OK, &stats))
+}
+
+#[derive(Deserialize)]
+struct SessionParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn sessions(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let p = SessionParams {
+        limit: match params.get("limit") {
+            Some(l) => Some(l.parse().map_err(|_| ApiError::BadRequest("limit must be a number".into()))?),
+            None => None,
+        },
+        cursor: params.get("cursor").cloned(),
+    };
+    let limit = p.limit.unwrap_or(DEFAULT_SESSION_PAGE);
+    if !(1..=MAX_SESSION_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_SESSION_PAGE}")));
+    }
+    let cursor = match p.cursor.as_deref() {
+        Some(c) => Some(SessionCursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?),
+        None => None,
+    };
+    let page = app.store.sessions(site, &SessionQuery { range, limit, cursor }).await?;
+    Ok(response::json(StatusCode::OK, &page))
+}
+
+async fn session(app: &App, site: &str, sid: &str) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let id = Id128::parse(sid).ok_or_else(|| ApiError::BadRequest("session id must be 32 lowercase hex".into()))?;
+    let events =
+        app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
+    Ok(response::json(StatusCode::OK, &serde_json::json!({ "id": sid, "events": events })))
+}

@@ -1,0 +1,45 @@
+//! Routing: which handler answers which method and path, and the one place errors become
+//! responses (logged by class, counted by status).
+
+use std::net::IpAddr;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+
+use super::response::{self, Resp};
+use super::{api, collect, public};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::telemetry::metrics::StatusLabel;
+
+pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
+    let resp = match route(app, req, peer).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::error!(status = e.status().as_u16(), error = ?e, "request failed");
+            } else {
+                tracing::debug!(status = e.status().as_u16(), error = %e, "request refused");
+            }
+            response::error(&e)
+        }
+    };
+    app.metrics.responses.get_or_create(&StatusLabel { status: resp.status().as_u16() }).inc();
+    resp
+}
+
+async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, ApiError> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    match (method, path.as_str()) {
+        (Method::POST, "/collect") => Ok(collect::handle(app, req, peer).await),
+        (Method::OPTIONS, "/collect") => collect::preflight(app, &req),
+        (Method::GET | Method::HEAD, "/healthz") => {
+            Ok(response::json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+        }
+        (Method::GET, "/metrics") => public::metrics(app),
+        (_, "/collect" | "/healthz" | "/metrics") => Err(ApiError::MethodNotAllowed),
+        (method, p) if p == "/api" || p.starts_with("/api/") => api::handle(app, method, req).await,
+        _ => Err(ApiError::NotFound(format!("no route for {path}"))),
+    }
+}

@@ -1,0 +1,53 @@
+//! Persistence behind one trait: the embedded sled store (default) and, later, ClickHouse.
+//! Every backend writes batches durably in groups and answers the same queries.
+
+pub mod sled;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{Event, Id128, SiteSettings, StoredBatch};
+use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
+
+/// What happened to one batch of a group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Stored,
+    /// This `(sid, seq)` was stored before; nothing was written or counted again.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failure: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a group of batches and their rollup deltas atomically and durably: when this
+    /// returns `Ok`, every batch is on disk. Returns one outcome per batch, in order.
+    async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError>;
+
+    /// Sites created through the API (configured ones live in the config).
+    async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError>;
+    async fn put_site(&self, site: &SiteSettings) -> Result<(), StoreError>;
+
+    async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError>;
+    async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError>;
+    /// All events of a session in time order; `None` when the session is unknown.
+    async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError>;
+
+    /// Makes everything written so far durable (used at shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
+}

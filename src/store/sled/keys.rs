@@ -1,0 +1,136 @@
+//! The key layout of the sled store.
+//!
+//! Everything lives in one sled tree so that a group commit (events, session summaries, rollups)
+//! is a single atomic `sled::Batch`. Each key starts with a namespace byte and the site id:
+//!
+//! | ns | key after `ns site 0x00`              | value                        |
+//! |----|---------------------------------------|------------------------------|
+//! | s  | (site id only, no NUL)                | site settings (JSON)         |
+//! | i  | sid                                   | session anchor (u64 BE)      |
+//! | S  | anchor, sid                           | session summary (MessagePack)|
+//! | e  | anchor, sid, seq                      | one batch's events (MessagePack) |
+//! | v  | visitor key, anchor, sid              | empty: visitor → sessions    |
+//! | u  | day, visitor key                      | empty: visitors seen per day |
+//! | d  | day                                   | the day's rollup             |
+//!
+//! Why: sled is fastest with few, large values and keys that mostly increase. Events are stored
+//! one value per batch (not per event), under the session's *anchor* (the server time its first
+//! batch arrived), so new writes land at the right edge of the `e` and `S` ranges, a session's
+//! batches are contiguous (one prefix scan replays it), the newest-first session list is a
+//! reverse range scan, and retention deletes one contiguous range per site. Numbers are
+//! big-endian so byte order is numeric order.
+
+pub const NS_SITE: u8 = b's';
+pub const NS_SESSION_INDEX: u8 = b'i';
+pub const NS_SESSION: u8 = b'S';
+pub const NS_EVENTS: u8 = b'e';
+pub const NS_VISITOR: u8 = b'v';
+pub const NS_DAY_VISITOR: u8 = b'u';
+pub const NS_DAY_ROLLUP: u8 = b'd';
+
+/// `ns site 0x00`: the prefix of every per-site key in a namespace.
+pub fn prefix(ns: u8, site: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + site.len() + 44);
+    k.push(ns);
+    k.extend_from_slice(site.as_bytes());
+    k.push(0);
+    k
+}
+
+pub fn site_key(site: &str) -> Vec<u8> {
+    let mut k = vec![NS_SITE];
+    k.extend_from_slice(site.as_bytes());
+    k
+}
+
+/// Days are signed; flipping the sign bit keeps byte order equal to numeric order.
+pub fn day_bytes(day: i32) -> [u8; 4] {
+    ((day as u32) ^ 0x8000_0000).to_be_bytes()
+}
+
+pub fn day_from_bytes(b: &[u8]) -> Option<i32> {
+    Some((u32::from_be_bytes(b.try_into().ok()?) ^ 0x8000_0000) as i32)
+}
+
+pub fn anchor_bytes(anchor: i64) -> [u8; 8] {
+    (anchor.max(0) as u64).to_be_bytes()
+}
+
+pub fn session_index(site: &str, sid: &[u8; 16]) -> Vec<u8> {
+    let mut k = prefix(NS_SESSION_INDEX, site);
+    k.extend_from_slice(sid);
+    k
+}
+
+pub fn session(site: &str, anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
+    let mut k = prefix(NS_SESSION, site);
+    k.extend_from_slice(&anchor_bytes(anchor));
+    k.extend_from_slice(sid);
+    k
+}
+
+/// Prefix of all event batches of one session.
+pub fn session_events(site: &str, anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
+    let mut k = prefix(NS_EVENTS, site);
+    k.extend_from_slice(&anchor_bytes(anchor));
+    k.extend_from_slice(sid);
+    k
+}
+
+pub fn events(site: &str, anchor: i64, sid: &[u8; 16], seq: u32) -> Vec<u8> {
+    let mut k = session_events(site, anchor, sid);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn visitor_session(site: &str, visitor: &[u8; 16], anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
+    let mut k = prefix(NS_VISITOR, site);
+    k.extend_from_slice(visitor);
+    k.extend_from_slice(&anchor_bytes(anchor));
+    k.extend_from_slice(sid);
+    k
+}
+
+pub fn day_visitor(site: &str, day: i32, visitor: &[u8; 16]) -> Vec<u8> {
+    let mut k = prefix(NS_DAY_VISITOR, site);
+    k.extend_from_slice(&day_bytes(day));
+    k.extend_from_slice(visitor);
+    k
+}
+
+pub fn day_rollup(site: &str, day: i32) -> Vec<u8> {
+    let mut k = prefix(NS_DAY_ROLLUP, site);
+    k.extend_from_slice(&day_bytes(day));
+    k
+}
+
+/// Splits a session key (`S site 0 anchor sid`) back into its anchor and sid.
+pub fn parse_session(key: &[u8], prefix_len: usize) -> Option<(i64, [u8; 16])> {
+    let rest = key.get(prefix_len..)?;
+    if rest.len() != 24 {
+        return None;
+    }
+    let anchor = u64::from_be_bytes(rest[..8].try_into().ok()?) as i64;
+    Some((anchor, rest[8..].try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_sort_numerically() {
+        assert!(day_bytes(-1) < day_bytes(0));
+        assert!(day_bytes(0) < day_bytes(20_000));
+        assert_eq!(day_from_bytes(&day_bytes(-5)), Some(-5));
+    }
+
+    #[test]
+    fn later_sessions_sort_later_and_sites_do_not_mix() {
+        let sid = [9u8; 16];
+        assert!(session("a", 1, &sid) < session("a", 2, &sid));
+        // "a" + NUL sorts before "ab": one site's range never contains another's keys.
+        assert!(session("a", i64::MAX, &sid) < session("ab", 0, &sid));
+        assert_eq!(parse_session(&session("a", 7, &sid), prefix(NS_SESSION, "a").len()), Some((7, sid)));
+    }
+}

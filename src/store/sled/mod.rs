@@ -1,0 +1,186 @@
+//! The embedded default store on sled 0.34: one tree, group-committed batches, rollups merged
+//! at write time (see [`keys`] for the layout and why).
+
+pub mod keys;
+mod write;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError, WriteOutcome};
+use crate::model::{Event, Id128, SiteSettings, StoredBatch};
+use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats};
+use crate::rollup::DayRollup;
+use write::{decode, SessionRecord};
+
+/// sled-backed [`Store`]. Blocking sled calls run on tokio's blocking pool.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            // We flush explicitly after every group commit; no need for a background flusher.
+            .flush_every_ms(None)
+            .open()?;
+        let tree = db.open_tree("hushtale")?;
+        Ok(Self { db, tree })
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    fn read_stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+        let from = keys::day_rollup(site, range.from);
+        let to = keys::day_rollup(site, range.to);
+        let prefix_len = keys::prefix(keys::NS_DAY_ROLLUP, site).len();
+        let mut rollups = Vec::new();
+        for item in self.tree.range(from..=to) {
+            let (k, v) = item?;
+            let day = keys::day_from_bytes(&k[prefix_len..]).ok_or_else(|| StoreError::Corrupt("rollup key".into()))?;
+            rollups.push((day, decode::<DayRollup>(&v)?));
+        }
+        let unique = self.unique_visitors(site, range)?;
+        Ok(Stats::from_rollups(site, range, &rollups, unique))
+    }
+
+    /// Distinct visitors over a range, from the per-day visitor index (never raw events).
+    fn unique_visitors(&self, site: &str, range: DayRange) -> Result<u64, StoreError> {
+        if range.from == range.to {
+            return self
+                .tree
+                .get(keys::day_rollup(site, range.from))?
+                .map_or(Ok(0), |v| decode::<DayRollup>(&v).map(|r| r.visitors));
+        }
+        let prefix_len = keys::prefix(keys::NS_DAY_VISITOR, site).len() + 4;
+        let from = keys::prefix(keys::NS_DAY_VISITOR, site)
+            .into_iter()
+            .chain(keys::day_bytes(range.from))
+            .collect::<Vec<u8>>();
+        let to = keys::prefix(keys::NS_DAY_VISITOR, site)
+            .into_iter()
+            .chain(keys::day_bytes(range.to + 1))
+            .collect::<Vec<u8>>();
+        let mut seen = std::collections::HashSet::new();
+        for item in self.tree.range(from..to) {
+            let (k, _) = item?;
+            if let Ok(vk) = <[u8; 16]>::try_from(&k[prefix_len..]) {
+                seen.insert(vk);
+            }
+        }
+        Ok(seen.len() as u64)
+    }
+
+    fn read_sessions(&self, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {
+        let prefix_len = keys::prefix(keys::NS_SESSION, site).len();
+        // Sessions are listed by anchor (the server time their first batch arrived), newest first.
+        let lower = keys::session(site, q.range.start_ms(), &[0; 16]);
+        let upper = match q.cursor {
+            Some(c) => keys::session(site, c.start, &c.sid),
+            None => keys::session(site, q.range.end_ms(), &[0; 16]),
+        };
+        let mut sessions = Vec::with_capacity(q.limit.min(1000));
+        let mut last = None;
+        let mut next = None;
+        for item in self.tree.range(lower..upper).rev() {
+            let (k, v) = item?;
+            if sessions.len() == q.limit {
+                next = last.map(|(start, sid)| SessionCursor { start, sid }.encode());
+                break;
+            }
+            let (anchor, sid) =
+                keys::parse_session(&k, prefix_len).ok_or_else(|| StoreError::Corrupt("session key".into()))?;
+            let record: SessionRecord = decode(&v)?;
+            sessions.push(record.summary(&sid));
+            last = Some((anchor, sid));
+        }
+        Ok(SessionPage { sessions, next })
+    }
+
+    fn read_session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
+        let Some(anchor) = self.tree.get(keys::session_index(site, &sid.0))? else {
+            return Ok(None);
+        };
+        let anchor = i64::from_be_bytes(anchor.as_ref().try_into().map_err(|_| StoreError::Corrupt("anchor".into()))?);
+        let mut events = Vec::new();
+        for item in self.tree.scan_prefix(keys::session_events(site, anchor, &sid.0)) {
+            let (_, v) = item?;
+            events.extend(decode::<Vec<Event>>(&v)?);
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        events.sort_by_key(|e| e.t);
+        Ok(Some(events))
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.blocking(move |s| write::write_group(&s.tree, &batches)).await
+    }
+
+    async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
+        self.blocking(|s| {
+            s.tree
+                .scan_prefix([keys::NS_SITE])
+                .map(|item| {
+                    let (_, v) = item?;
+                    serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_site(&self, site: &SiteSettings) -> Result<(), StoreError> {
+        let key = keys::site_key(&site.id);
+        let value = serde_json::to_vec(site).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.blocking(move |s| {
+            s.tree.insert(key, value)?;
+            s.tree.flush()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| s.read_stats(&site, range)).await
+    }
+
+    async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_sessions(&site, &query)).await
+    }
+
+    async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| s.read_session_events(&site, sid)).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.blocking(|s| {
+            s.db.flush()?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,211 @@
+//! One group commit: turns many batches into one atomic `sled::Batch` of events, session
+//! summaries, indexes and merged rollups, then flushes once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
+use crate::rollup::DayRollup;
+use crate::store::{StoreError, WriteOutcome};
+
+/// What is kept per session and updated by each of its batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub visitor: VisitorKey,
+    pub start: i64,
+    pub last: i64,
+    pub pageviews: u32,
+    pub events: u32,
+    pub clicks: u32,
+    pub entry: Option<String>,
+    pub device: String,
+    pub browser: String,
+    pub replay: bool,
+}
+
+impl SessionRecord {
+    fn new(batch: &StoredBatch) -> Self {
+        let first = batch.events.first().map_or(batch.received, |e| e.t);
+        Self {
+            visitor: batch.visitor,
+            start: first,
+            last: first,
+            pageviews: 0,
+            events: 0,
+            clicks: 0,
+            entry: None,
+            device: batch.client.device.clone(),
+            browser: batch.client.browser.clone(),
+            replay: false,
+        }
+    }
+
+    fn absorb(&mut self, batch: &StoredBatch) {
+        for e in &batch.events {
+            self.start = self.start.min(e.t);
+            self.last = self.last.max(e.t);
+            self.events += 1;
+            match &e.data {
+                EventData::View(v) => {
+                    self.pageviews += 1;
+                    if self.entry.is_none() || e.t <= self.start {
+                        self.entry = Some(v.path.clone());
+                    }
+                }
+                EventData::Click { .. } => self.clicks += 1,
+                EventData::Snap { .. } => self.replay = true,
+                _ => {}
+            }
+        }
+    }
+
+    pub fn summary(&self, sid: &[u8; 16]) -> SessionSummary {
+        SessionSummary {
+            id: hex::encode(sid),
+            visitor: self.visitor.to_hex(),
+            start: self.start,
+            duration_ms: self.last - self.start,
+            pageviews: self.pageviews,
+            events: self.events,
+            clicks: self.clicks,
+            entry: self.entry.clone(),
+            device: self.device.clone(),
+            browser: self.browser.clone(),
+            replay: self.replay,
+        }
+    }
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A session touched by this group: where it is keyed and its updated summary.
+struct OpenSession {
+    anchor: i64,
+    record: SessionRecord,
+}
+
+/// Everything one group commit will write, with the reads it needs answered from pending
+/// state first (the sled batch is invisible until applied).
+struct Group<'t> {
+    tree: &'t sled::Tree,
+    sessions: HashMap<(String, [u8; 16]), OpenSession>,
+    new_event_keys: HashSet<Vec<u8>>,
+    day_visitors: HashSet<Vec<u8>>,
+    rollups: BTreeMap<(String, i32), DayRollup>,
+    batch: sled::Batch,
+}
+
+impl<'t> Group<'t> {
+    fn session(&mut self, b: &StoredBatch) -> Result<&mut OpenSession, StoreError> {
+        let id = (b.site.clone(), b.sid.0);
+        if !self.sessions.contains_key(&id) {
+            let open = match self.tree.get(keys::session_index(&b.site, &b.sid.0))? {
+                Some(anchor) => {
+                    let anchor = i64::from_be_bytes(
+                        anchor.as_ref().try_into().map_err(|_| StoreError::Corrupt("session anchor".into()))?,
+                    );
+                    let record = match self.tree.get(keys::session(&b.site, anchor, &b.sid.0))? {
+                        Some(v) => decode(&v)?,
+                        None => SessionRecord::new(b),
+                    };
+                    OpenSession { anchor, record }
+                }
+                None => {
+                    let anchor = b.received;
+                    self.batch.insert(keys::session_index(&b.site, &b.sid.0), &anchor.to_be_bytes());
+                    self.batch.insert(keys::visitor_session(&b.site, &b.visitor.0, anchor, &b.sid.0), &[]);
+                    let record = SessionRecord::new(b);
+                    self.rollup(&b.site, day_of(record.start)).sessions += 1;
+                    OpenSession { anchor, record }
+                }
+            };
+            self.sessions.insert(id.clone(), open);
+        }
+        Ok(self.sessions.get_mut(&id).expect("inserted above"))
+    }
+
+    fn rollup(&mut self, site: &str, day: i32) -> &mut DayRollup {
+        self.rollups.entry((site.to_owned(), day)).or_default()
+    }
+
+    fn add(&mut self, b: &StoredBatch) -> Result<WriteOutcome, StoreError> {
+        let anchor = self.session(b)?.anchor;
+        let event_key = keys::events(&b.site, anchor, &b.sid.0, b.seq);
+        if self.new_event_keys.contains(&event_key) || self.tree.contains_key(&event_key)? {
+            return Ok(WriteOutcome::Duplicate);
+        }
+        self.batch.insert(event_key.as_slice(), encode(&b.events)?);
+        self.new_event_keys.insert(event_key);
+        self.session(b)?.record.absorb(b);
+
+        let mut last_day = None;
+        for e in &b.events {
+            let day = day_of(e.t);
+            if last_day != Some(day) {
+                last_day = Some(day);
+                self.count_visitor(&b.site, day, &b.visitor)?;
+            }
+            if let EventData::View(v) = &e.data {
+                let r = self.rollup(&b.site, day);
+                r.pageviews += 1;
+                if let Some(load) = v.load_ms {
+                    r.load.record(load);
+                }
+            }
+        }
+        Ok(WriteOutcome::Stored)
+    }
+
+    fn count_visitor(&mut self, site: &str, day: i32, visitor: &VisitorKey) -> Result<(), StoreError> {
+        let key = keys::day_visitor(site, day, &visitor.0);
+        if self.day_visitors.contains(&key) || self.tree.contains_key(&key)? {
+            return Ok(());
+        }
+        self.batch.insert(key.as_slice(), &[]);
+        self.day_visitors.insert(key);
+        self.rollup(site, day).visitors += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<sled::Batch, StoreError> {
+        for ((site, sid), open) in &self.sessions {
+            self.batch.insert(keys::session(site, open.anchor, sid), encode(&open.record)?);
+        }
+        for ((site, day), delta) in &self.rollups {
+            let key = keys::day_rollup(site, *day);
+            let mut merged: DayRollup = match self.tree.get(&key)? {
+                Some(v) => decode(&v)?,
+                None => DayRollup::default(),
+            };
+            merged.merge(delta);
+            self.batch.insert(key, encode(&merged)?);
+        }
+        Ok(self.batch)
+    }
+}
+
+/// Writes `batches` as one atomic sled batch and flushes it to disk.
+pub fn write_group(tree: &sled::Tree, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError> {
+    let mut group = Group {
+        tree,
+        sessions: HashMap::new(),
+        new_event_keys: HashSet::new(),
+        day_visitors: HashSet::new(),
+        rollups: BTreeMap::new(),
+        batch: sled::Batch::default(),
+    };
+    let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;
+    if outcomes.contains(&WriteOutcome::Stored) {
+        tree.apply_batch(group.finish()?)?;
+        tree.flush()?;
+    }
+    Ok(outcomes)
+}

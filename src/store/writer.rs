@@ -1,0 +1,157 @@
+//! The batch writer: a bounded queue in front of one task that group-commits everything
+//! waiting into the store, then answers every waiting request. A full queue is refused at once
+//! (the caller answers 503), so memory never grows with offered load.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::{Store, WriteOutcome};
+use crate::model::StoredBatch;
+use crate::telemetry::Metrics;
+
+/// Queue bounds (see `[limits]` in the config).
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Batches that may wait for the writer.
+    pub queue_batches: usize,
+    /// Decoded bytes that may wait for the writer, summed over queued batches.
+    pub queue_bytes: usize,
+    /// Most batches in one group commit.
+    pub max_group: usize,
+}
+
+/// The answer a request waits for.
+pub type WriteResult = Result<WriteOutcome, String>;
+
+struct Job {
+    batch: StoredBatch,
+    done: oneshot::Sender<WriteResult>,
+    _budget: OwnedSemaphorePermit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the write queue is full")]
+    Full,
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+/// Cloneable handle that request handlers submit batches through.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    budget_kib: Arc<Semaphore>,
+    max_kib: u32,
+}
+
+impl Writer {
+    /// Starts the writer task; [`WriterTask::finish`] stops it after draining the queue.
+    pub fn spawn(store: Arc<dyn Store>, config: &WriterConfig, metrics: Metrics) -> (Self, WriterTask) {
+        let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
+        let max_kib = u32::try_from((config.queue_bytes / 1024).max(1)).unwrap_or(u32::MAX);
+        let (close, closed) = oneshot::channel();
+        let handle = tokio::spawn(run(store, rx, closed, config.max_group.max(1), metrics));
+        let writer = Self { tx, budget_kib: Arc::new(Semaphore::new(max_kib as usize)), max_kib };
+        (writer, WriterTask { close, handle })
+    }
+
+    /// Queues `batch` (whose decoded size was `bytes`) and returns where its result will arrive.
+    pub fn submit(&self, batch: StoredBatch, bytes: usize) -> Result<oneshot::Receiver<WriteResult>, SubmitError> {
+        let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(u32::MAX).min(self.max_kib);
+        let budget = match self.budget_kib.clone().try_acquire_many_owned(kib) {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SubmitError::Full),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(SubmitError::Closed),
+        };
+        let (done, rx) = oneshot::channel();
+        let job = Job { batch, done, _budget: budget };
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// The running writer; stop it with [`WriterTask::finish`].
+pub struct WriterTask {
+    close: oneshot::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl WriterTask {
+    /// Refuses new batches, writes everything already queued, flushes, and waits for that.
+    pub async fn finish(self) {
+        let _ = self.close.send(());
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "writer task failed");
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job>,
+    mut closed: oneshot::Receiver<()>,
+    max_group: usize,
+    metrics: Metrics,
+) {
+    let mut jobs = Vec::with_capacity(max_group);
+    let mut closing = false;
+    loop {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut jobs, max_group) => n,
+            _ = &mut closed, if !closing => {
+                // New submissions now fail with `Closed`; what is queued is still written.
+                closing = true;
+                rx.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        metrics.queue_depth.set(rx.len() as i64);
+        let (batches, waiters): (Vec<StoredBatch>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.batch, (j.done, j._budget))).unzip();
+        let events: Vec<u64> = batches.iter().map(|b| b.events.len() as u64).collect();
+        metrics.group_batches.observe(batches.len() as f64);
+        let started = Instant::now();
+        let result = store.write(batches.into()).await;
+        metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(outcomes) => {
+                for (((done, _budget), outcome), n) in waiters.into_iter().zip(outcomes).zip(events) {
+                    match outcome {
+                        WriteOutcome::Stored => {
+                            metrics.batches_accepted.inc();
+                            metrics.events_accepted.inc_by(n);
+                        }
+                        WriteOutcome::Duplicate => {
+                            metrics.batches_duplicate.inc();
+                        }
+                    }
+                    let _ = done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
+                for (done, _budget) in waiters {
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    metrics.queue_depth.set(0);
+    if let Err(e) = store.flush().await {
+        tracing::error!(error = %e, "final flush failed");
+    }
+}

@@ -38,11 +38,94 @@ impl VisitorKey {
 }
 
 /// One event as stored: scrubbed, with the server-corrected time in ms since the epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Serialised flat, as in the batch format: `{"t":…,"k":"click","x":…}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {
     pub t: i64,
     #[serde(flatten)]
     pub data: EventData,
+}
+
+/// Written by hand because serde's `flatten` buffers every field: events are serialised on the
+/// writer's hot path.
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let opt = |o: &Option<f64>| usize::from(o.is_some());
+        let len = 2 + match &self.data {
+            EventData::View(v) => {
+                6 + usize::from(v.referrer.is_some())
+                    + usize::from(v.title.is_some())
+                    + opt(&v.load_ms)
+                    + opt(&v.ttfb_ms)
+            }
+            EventData::Click { ex, ey, dead, .. } => {
+                3 + usize::from(ex.is_some()) + usize::from(ey.is_some()) + usize::from(*dead)
+            }
+            EventData::Move { .. } | EventData::Resize { .. } | EventData::Input { .. } => 2,
+            EventData::Scroll { .. }
+            | EventData::Vis { .. }
+            | EventData::Err { .. }
+            | EventData::Snap { .. }
+            | EventData::Mut { .. } => 1,
+        };
+        let mut m = s.serialize_map(Some(len))?;
+        m.serialize_entry("t", &self.t)?;
+        m.serialize_entry("k", self.data.kind())?;
+        match &self.data {
+            EventData::View(v) => {
+                m.serialize_entry("url", &v.url)?;
+                m.serialize_entry("path", &v.path)?;
+                if let Some(r) = &v.referrer {
+                    m.serialize_entry("ref", r)?;
+                }
+                if let Some(t) = &v.title {
+                    m.serialize_entry("title", t)?;
+                }
+                m.serialize_entry("vw", &v.vw)?;
+                m.serialize_entry("vh", &v.vh)?;
+                m.serialize_entry("dw", &v.dw)?;
+                m.serialize_entry("dh", &v.dh)?;
+                if let Some(l) = &v.load_ms {
+                    m.serialize_entry("load_ms", l)?;
+                }
+                if let Some(t) = &v.ttfb_ms {
+                    m.serialize_entry("ttfb_ms", t)?;
+                }
+            }
+            EventData::Move { x, y } => {
+                m.serialize_entry("x", x)?;
+                m.serialize_entry("y", y)?;
+            }
+            EventData::Click { x, y, sel, ex, ey, dead } => {
+                m.serialize_entry("x", x)?;
+                m.serialize_entry("y", y)?;
+                m.serialize_entry("sel", sel)?;
+                if let Some(ex) = ex {
+                    m.serialize_entry("ex", ex)?;
+                }
+                if let Some(ey) = ey {
+                    m.serialize_entry("ey", ey)?;
+                }
+                if *dead {
+                    m.serialize_entry("dead", dead)?;
+                }
+            }
+            EventData::Scroll { y } => m.serialize_entry("y", y)?,
+            EventData::Resize { w, h } => {
+                m.serialize_entry("w", w)?;
+                m.serialize_entry("h", h)?;
+            }
+            EventData::Input { sel, len } => {
+                m.serialize_entry("sel", sel)?;
+                m.serialize_entry("len", len)?;
+            }
+            EventData::Vis { hidden } => m.serialize_entry("hidden", hidden)?,
+            EventData::Err { msg } => m.serialize_entry("msg", msg)?,
+            EventData::Snap { d } | EventData::Mut { d } => m.serialize_entry("d", d)?,
+        }
+        m.end()
+    }
 }
 
 /// What happened. Field names match the batch format of DESIGN.md.
@@ -149,6 +232,18 @@ pub struct StoredBatch {
     pub client: Client,
     /// Events in time order.
     pub events: Vec<Event>,
+    /// `events` as a JSON array, encoded by the request handler so the single writer only
+    /// copies bytes.
+    pub encoded: bytes::Bytes,
+}
+
+impl StoredBatch {
+    /// Encodes `events` into [`StoredBatch::encoded`].
+    pub fn encode_events(events: &[Event]) -> bytes::Bytes {
+        let mut out = Vec::with_capacity(64 * events.len());
+        serde_json::to_writer(&mut out, events).expect("events always serialise");
+        bytes::Bytes::from(out)
+    }
 }
 
 /// What the operator API shows of one session.
@@ -233,8 +328,26 @@ mod tests {
         };
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json, serde_json::json!({"t":5,"k":"click","x":1.0,"y":2.0,"sel":"a","ex":10}));
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), e);
         let bytes = rmp_serde::to_vec_named(&e).unwrap();
         assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), e);
+        let view = Event {
+            t: 1,
+            data: EventData::View(View {
+                url: "https://a.example/".into(),
+                path: "/".into(),
+                referrer: Some("https://b.example".into()),
+                title: None,
+                vw: 1.0,
+                vh: 2.0,
+                dw: 3.0,
+                dh: 4.0,
+                load_ms: Some(5.0),
+                ttfb_ms: None,
+            }),
+        };
+        let bytes = rmp_serde::to_vec_named(&view).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), view);
     }
 
     #[test]

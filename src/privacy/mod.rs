@@ -47,6 +47,7 @@ pub fn protect(
         seq: batch.seq,
         received,
         client,
+        encoded: StoredBatch::encode_events(&events),
         events,
     })
 }

@@ -1,29 +1,36 @@
 //! The key layout of the sled store.
 //!
 //! Everything lives in one sled tree so that a group commit (events, session summaries, rollups)
-//! is a single atomic `sled::Batch`. Each key starts with a namespace byte and the site id:
+//! is a single atomic `sled::Batch`. Each key starts with a namespace byte and, but for `s` and
+//! `m`, the site id and a NUL:
 //!
-//! | ns | key after `ns site 0x00`              | value                        |
-//! |----|---------------------------------------|------------------------------|
-//! | s  | (site id only, no NUL)                | site settings (JSON)         |
-//! | i  | sid                                   | session anchor (u64 BE)      |
-//! | S  | anchor, sid                           | session summary (MessagePack)|
-//! | e  | anchor, sid, seq                      | one batch's events (MessagePack) |
-//! | v  | visitor key, anchor, sid              | empty: visitor → sessions    |
-//! | u  | day, visitor key                      | empty: visitors seen per day |
-//! | d  | day                                   | the day's rollup             |
+//! | ns | key after `ns site 0x00`   | value                                               |
+//! |----|----------------------------|-----------------------------------------------------|
+//! | s  | (site id only, no NUL)     | site settings (JSON)                                |
+//! | m  | (`seg`, no site)           | last segment id (u64 BE)                            |
+//! | g  | segment id                 | segment: every batch of one site in one group commit |
+//! | i  | sid                        | session anchor (u64 BE)                             |
+//! | S  | anchor, sid                | session summary + where each of its batches lies    |
+//! | v  | visitor key, anchor, sid   | empty: visitor → sessions                           |
+//! | u  | day, visitor key           | empty: visitors seen per day                        |
+//! | d  | day                        | the day's rollup (MessagePack)                      |
 //!
-//! Why: sled is fastest with few, large values and keys that mostly increase. Events are stored
-//! one value per batch (not per event), under the session's *anchor* (the server time its first
-//! batch arrived), so new writes land at the right edge of the `e` and `S` ranges, a session's
-//! batches are contiguous (one prefix scan replays it), the newest-first session list is a
-//! reverse range scan, and retention deletes one contiguous range per site. Numbers are
-//! big-endian so byte order is numeric order.
+//! Why: sled is fast with few, large values under keys that mostly increase, and slow when
+//! tree nodes fill with big values (every insert re-materialises its node), and each insert
+//! costs microseconds. So the events of a group commit go into one large *segment* value per
+//! site (in a tree of their own), under an ever-increasing segment id (µs since the epoch); a
+//! batch adds only a 20-byte reference to its session's summary, which is rewritten anyway, so
+//! a batch of a running session costs one small insert. Summaries are keyed by the session's
+//! *anchor* (the server time its first batch arrived), so writes land near the right edge of
+//! the range, the newest-first session list is a reverse range scan, and retention deletes
+//! contiguous ranges. Numbers are big-endian so byte order is
+//! numeric order.
 
 pub const NS_SITE: u8 = b's';
 pub const NS_SESSION_INDEX: u8 = b'i';
 pub const NS_SESSION: u8 = b'S';
-pub const NS_EVENTS: u8 = b'e';
+pub const NS_SEGMENT: u8 = b'g';
+pub const LAST_SEGMENT: &[u8] = b"mseg";
 pub const NS_VISITOR: u8 = b'v';
 pub const NS_DAY_VISITOR: u8 = b'u';
 pub const NS_DAY_ROLLUP: u8 = b'd';
@@ -69,17 +76,9 @@ pub fn session(site: &str, anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
     k
 }
 
-/// Prefix of all event batches of one session.
-pub fn session_events(site: &str, anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
-    let mut k = prefix(NS_EVENTS, site);
-    k.extend_from_slice(&anchor_bytes(anchor));
-    k.extend_from_slice(sid);
-    k
-}
-
-pub fn events(site: &str, anchor: i64, sid: &[u8; 16], seq: u32) -> Vec<u8> {
-    let mut k = session_events(site, anchor, sid);
-    k.extend_from_slice(&seq.to_be_bytes());
+pub fn segment(site: &str, id: u64) -> Vec<u8> {
+    let mut k = prefix(NS_SEGMENT, site);
+    k.extend_from_slice(&id.to_be_bytes());
     k
 }
 

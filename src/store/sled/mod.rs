@@ -4,7 +4,9 @@
 pub mod keys;
 mod write;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,11 +17,20 @@ use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats};
 use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
 
+/// The two sled trees: segments (large values) and everything else.
+pub struct Trees {
+    pub main: sled::Tree,
+    pub segments: sled::Tree,
+}
+
 /// sled-backed [`Store`]. Blocking sled calls run on tokio's blocking pool.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    segments: sled::Tree,
+    /// The last segment id handed out; ids increase even if the clock steps back.
+    last_segment: Arc<AtomicU64>,
 }
 
 impl SledStore {
@@ -30,9 +41,32 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             // We flush explicitly after every group commit; no need for a background flusher.
             .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
             .open()?;
         let tree = db.open_tree("hushtale")?;
-        Ok(Self { db, tree })
+        // Large values live apart so they never bloat the nodes of the index tree.
+        let segments = db.open_tree("segments")?;
+        let last = match tree.get(keys::LAST_SEGMENT)? {
+            Some(v) => {
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("last segment".into()))?)
+            }
+            None => 0,
+        };
+        Ok(Self { db, tree, segments, last_segment: Arc::new(AtomicU64::new(last)) })
+    }
+
+    /// A segment id greater than all before it: µs since the epoch, bumped when needed.
+    fn next_segment_id(&self) -> u64 {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let mut prev = self.last_segment.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self.last_segment.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(actual) => prev = actual,
+            }
+        }
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -118,10 +152,24 @@ impl SledStore {
             return Ok(None);
         };
         let anchor = i64::from_be_bytes(anchor.as_ref().try_into().map_err(|_| StoreError::Corrupt("anchor".into()))?);
-        let mut events = Vec::new();
-        for item in self.tree.scan_prefix(keys::session_events(site, anchor, &sid.0)) {
-            let (_, v) = item?;
-            events.extend(decode::<Vec<Event>>(&v)?);
+        let Some(record) = self.tree.get(keys::session(site, anchor, &sid.0))? else {
+            return Ok(None);
+        };
+        let record: SessionRecord = decode(&record)?;
+        let mut events = Vec::with_capacity(record.events as usize);
+        let mut segments: HashMap<u64, sled::IVec> = HashMap::new();
+        for r in &record.batches {
+            let segment = match segments.entry(r.segment()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    self.segments
+                        .get(keys::segment(site, r.segment()))?
+                        .ok_or_else(|| StoreError::Corrupt("missing segment".into()))?,
+                ),
+            };
+            let bytes =
+                segment.get(r.range()).ok_or_else(|| StoreError::Corrupt("reference outside segment".into()))?;
+            events.extend(serde_json::from_slice::<Vec<Event>>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
         if events.is_empty() {
             return Ok(None);
@@ -134,7 +182,11 @@ impl SledStore {
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.blocking(move |s| write::write_group(&s.tree, &batches)).await
+        self.blocking(move |s| {
+            let trees = Trees { main: s.tree.clone(), segments: s.segments.clone() };
+            write::write_group(&trees, s.next_segment_id(), &batches)
+        })
+        .await
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {

@@ -23,6 +23,25 @@ pub struct SessionRecord {
     pub device: String,
     pub browser: String,
     pub replay: bool,
+    /// Where each stored batch of the session lies, in arrival order.
+    #[serde(default)]
+    pub batches: Vec<BatchRef>,
+}
+
+/// One stored batch: `(seq, segment id, offset, length)` — serialised as a 4-element array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRef(pub u32, pub u64, pub u32, pub u32);
+
+impl BatchRef {
+    pub fn seq(&self) -> u32 {
+        self.0
+    }
+    pub fn segment(&self) -> u64 {
+        self.1
+    }
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.2 as usize..self.2 as usize + self.3 as usize
+    }
 }
 
 impl SessionRecord {
@@ -39,6 +58,7 @@ impl SessionRecord {
             device: batch.client.device.clone(),
             browser: batch.client.browser.clone(),
             replay: false,
+            batches: Vec::new(),
         }
     }
 
@@ -96,8 +116,10 @@ struct OpenSession {
 /// state first (the sled batch is invisible until applied).
 struct Group<'t> {
     tree: &'t sled::Tree,
+    segment_id: u64,
+    /// Per site: the segment being filled by this group.
+    segments: HashMap<String, Vec<u8>>,
     sessions: HashMap<(String, [u8; 16]), OpenSession>,
-    new_event_keys: HashSet<Vec<u8>>,
     day_visitors: HashSet<Vec<u8>>,
     rollups: BTreeMap<(String, i32), DayRollup>,
     batch: sled::Batch,
@@ -137,14 +159,16 @@ impl<'t> Group<'t> {
     }
 
     fn add(&mut self, b: &StoredBatch) -> Result<WriteOutcome, StoreError> {
-        let anchor = self.session(b)?.anchor;
-        let event_key = keys::events(&b.site, anchor, &b.sid.0, b.seq);
-        if self.new_event_keys.contains(&event_key) || self.tree.contains_key(&event_key)? {
+        if self.session(b)?.record.batches.iter().any(|r| r.seq() == b.seq) {
             return Ok(WriteOutcome::Duplicate);
         }
-        self.batch.insert(event_key.as_slice(), encode(&b.events)?);
-        self.new_event_keys.insert(event_key);
-        self.session(b)?.record.absorb(b);
+        let segment = self.segments.entry(b.site.clone()).or_default();
+        let offset = u32::try_from(segment.len()).map_err(|_| StoreError::Backend("segment over 4 GiB".into()))?;
+        segment.extend_from_slice(&b.encoded);
+        let reference = BatchRef(b.seq, self.segment_id, offset, b.encoded.len() as u32);
+        let session = &mut self.session(b)?.record;
+        session.batches.push(reference);
+        session.absorb(b);
 
         let mut last_day = None;
         for e in &b.events {
@@ -175,7 +199,13 @@ impl<'t> Group<'t> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<sled::Batch, StoreError> {
+    /// The segments (for the segment tree) and everything else (for the main tree).
+    fn finish(mut self) -> Result<(sled::Batch, sled::Batch), StoreError> {
+        let mut segments = sled::Batch::default();
+        for (site, bytes) in std::mem::take(&mut self.segments) {
+            segments.insert(keys::segment(&site, self.segment_id), bytes);
+        }
+        self.batch.insert(keys::LAST_SEGMENT, &self.segment_id.to_be_bytes());
         for ((site, sid), open) in &self.sessions {
             self.batch.insert(keys::session(site, open.anchor, sid), encode(&open.record)?);
         }
@@ -188,24 +218,34 @@ impl<'t> Group<'t> {
             merged.merge(delta);
             self.batch.insert(key, encode(&merged)?);
         }
-        Ok(self.batch)
+        Ok((segments, self.batch))
     }
 }
 
-/// Writes `batches` as one atomic sled batch and flushes it to disk.
-pub fn write_group(tree: &sled::Tree, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError> {
+/// Writes `batches` under segment `segment_id` (greater than every segment id before it) and
+/// flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
+/// atomic batch: sled recovers a prefix of its single log, so after a crash every pointer finds
+/// its segment, and rollups are never counted without their events (or the reverse).
+pub fn write_group(
+    trees: &super::Trees,
+    segment_id: u64,
+    batches: &[StoredBatch],
+) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
-        tree,
+        tree: &trees.main,
+        segment_id,
+        segments: HashMap::new(),
         sessions: HashMap::new(),
-        new_event_keys: HashSet::new(),
         day_visitors: HashSet::new(),
         rollups: BTreeMap::new(),
         batch: sled::Batch::default(),
     };
     let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;
     if outcomes.contains(&WriteOutcome::Stored) {
-        tree.apply_batch(group.finish()?)?;
-        tree.flush()?;
+        let (segments, main) = group.finish()?;
+        trees.segments.apply_batch(segments)?;
+        trees.main.apply_batch(main)?;
+        trees.main.flush()?;
     }
     Ok(outcomes)
 }

@@ -10,9 +10,10 @@ command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 
 cargo build --release --quiet
 DATA=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
-HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn ./target/release/hushtale --listen 127.0.0.1:$PORT --data "$DATA" >/dev/null 2>&1 &
+printf "[rate_limit]\ncollect_per_second = 0\n" > "$DATA.toml"
+HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn ./target/release/hushtale --listen 127.0.0.1:$PORT --data "$DATA" --config "$DATA.toml" >/dev/null 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'kill $PID 2>/dev/null; rm -rf "$DATA" "$DATA.toml"' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.05; done
 
 run() { # name, wrk args...

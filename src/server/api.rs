@@ -13,7 +13,7 @@ use super::response::{self, Resp};
 use crate::app::App;
 use crate::config::{validate_site, RawSite};
 use crate::error::ApiError;
-use crate::model::Id128;
+use crate::model::{Id128, VisitorKey};
 use crate::query::{DayRange, SessionCursor, SessionQuery};
 
 /// Largest body accepted by the operator API.
@@ -33,7 +33,8 @@ pub async fn handle(app: &App, method: Method, req: Request<Incoming>) -> Result
         (Method::GET, ["sites", site, "stats"]) => stats(app, site, &params).await,
         (Method::GET, ["sites", site, "sessions"]) => sessions(app, site, &params).await,
         (Method::GET, ["sites", site, "sessions", sid]) => session(app, site, sid).await,
-        (_, ["sites"] | ["sites", _, "stats" | "sessions"] | ["sites", _, "sessions", _]) => {
+        (Method::DELETE, ["sites", site, "visitors", key]) => forget_visitor(app, site, key).await,
+        (_, ["sites"] | ["sites", _, "stats" | "sessions"] | ["sites", _, "sessions" | "visitors", _]) => {
             Err(ApiError::MethodNotAllowed)
         }
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
@@ -130,4 +131,13 @@ async fn session(app: &App, site: &str, sid: &str) -> Result<Resp, ApiError> {
     let events =
         app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     Ok(response::json(StatusCode::OK, &serde_json::json!({ "id": sid, "events": events })))
+}
+
+async fn forget_visitor(app: &App, site: &str, key: &str) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let visitor =
+        VisitorKey::parse(key).ok_or_else(|| ApiError::BadRequest("visitor key must be 32 lowercase hex".into()))?;
+    let erased = app.writer.forget(site, visitor).await.map_err(ApiError::Internal)?;
+    tracing::info!(site, sessions = erased, "visitor erased by an operator");
+    Ok(response::empty(StatusCode::NO_CONTENT))
 }

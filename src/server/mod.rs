@@ -4,10 +4,13 @@
 mod api;
 mod body;
 mod collect;
+pub use collect::now_ms;
 mod cors;
 mod public;
+pub mod ratelimit;
 pub mod response;
 mod router;
+mod visitor;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The embedded default store on sled 0.34: one tree, group-committed batches, rollups merged
 //! at write time (see [`keys`] for the layout and why).
 
+mod erase;
 pub mod keys;
 mod write;
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Store, StoreError, WriteOutcome};
-use crate::model::{Event, Id128, SiteSettings, StoredBatch};
+use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats};
 use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
@@ -53,6 +54,10 @@ impl SledStore {
             None => 0,
         };
         Ok(Self { db, tree, segments, last_segment: Arc::new(AtomicU64::new(last)) })
+    }
+
+    fn trees(&self) -> Trees {
+        Trees { main: self.tree.clone(), segments: self.segments.clone() }
     }
 
     /// A segment id greater than all before it: µs since the epoch, bumped when needed.
@@ -156,6 +161,16 @@ impl SledStore {
             return Ok(None);
         };
         let record: SessionRecord = decode(&record)?;
+        let mut events = self.events_of(site, &record)?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        events.sort_by_key(|e| e.t);
+        Ok(Some(events))
+    }
+
+    /// All events a session record points to, in storage order.
+    fn events_of(&self, site: &str, record: &SessionRecord) -> Result<Vec<Event>, StoreError> {
         let mut events = Vec::with_capacity(record.events as usize);
         let mut segments: HashMap<u64, sled::IVec> = HashMap::new();
         for r in &record.batches {
@@ -171,22 +186,31 @@ impl SledStore {
                 segment.get(r.range()).ok_or_else(|| StoreError::Corrupt("reference outside segment".into()))?;
             events.extend(serde_json::from_slice::<Vec<Event>>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
-        if events.is_empty() {
-            return Ok(None);
+        Ok(events)
+    }
+
+    fn read_visitor_sessions(
+        &self,
+        site: &str,
+        visitor: VisitorKey,
+    ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
+        let mut out = Vec::new();
+        for (anchor, sid) in erase::visitor_session_ids(&self.tree, site, &visitor)? {
+            if let Some(v) = self.tree.get(keys::session(site, anchor, &sid))? {
+                let record: SessionRecord = decode(&v)?;
+                let mut events = self.events_of(site, &record)?;
+                events.sort_by_key(|e| e.t);
+                out.push((record.summary(&sid), events));
+            }
         }
-        events.sort_by_key(|e| e.t);
-        Ok(Some(events))
+        Ok(out)
     }
 }
 
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.blocking(move |s| {
-            let trees = Trees { main: s.tree.clone(), segments: s.segments.clone() };
-            write::write_group(&trees, s.next_segment_id(), &batches)
-        })
-        .await
+        self.blocking(move |s| write::write_group(&s.trees(), s.next_segment_id(), &batches)).await
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
@@ -226,6 +250,25 @@ impl Store for SledStore {
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
         let site = site.to_owned();
         self.blocking(move |s| s.read_session_events(&site, sid)).await
+    }
+
+    async fn visitor_sessions(
+        &self,
+        site: &str,
+        visitor: VisitorKey,
+    ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| s.read_visitor_sessions(&site, visitor)).await
+    }
+
+    async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| erase::forget_visitor(&s.trees(), &site, visitor)).await
+    }
+
+    async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| erase::expire(&s.trees(), &site, before_ms, limit)).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

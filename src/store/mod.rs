@@ -10,7 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
+use crate::rollup::heat::{HeatKind, WidthClass};
 
 /// What happened to one batch of a group commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,19 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError>;
     async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError>;
+    /// Per-page figures, most viewed first, `limit` from `offset`.
+    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError>;
+    /// Heatmap of one path; `width` `None` sums all viewport classes.
+    async fn heatmap(
+        &self,
+        site: &str,
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        range: DayRange,
+    ) -> Result<Heatmap, StoreError>;
+    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError>;
+
     /// All events of a session in time order; `None` when the session is unknown.
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError>;
 

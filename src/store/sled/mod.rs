@@ -2,6 +2,7 @@
 //! at write time (see [`keys`] for the layout and why).
 
 mod erase;
+mod insights;
 pub mod keys;
 mod write;
 
@@ -14,7 +15,9 @@ use async_trait::async_trait;
 
 use super::{Store, StoreError, WriteOutcome};
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
-use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
+use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
+use crate::rollup::heat::{HeatKind, WidthClass};
 use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
 
@@ -137,16 +140,19 @@ impl SledStore {
         let mut sessions = Vec::with_capacity(q.limit.min(1000));
         let mut last = None;
         let mut next = None;
-        for item in self.tree.range(lower..upper).rev() {
+        for (scanned, item) in self.tree.range(lower..upper).rev().enumerate() {
             let (k, v) = item?;
-            if sessions.len() == q.limit {
+            if sessions.len() == q.limit || scanned == MAX_SESSIONS_SCANNED {
+                // More may follow: continue after the last session examined.
                 next = last.map(|(start, sid)| SessionCursor { start, sid }.encode());
                 break;
             }
             let (anchor, sid) =
                 keys::parse_session(&k, prefix_len).ok_or_else(|| StoreError::Corrupt("session key".into()))?;
-            let record: SessionRecord = decode(&v)?;
-            sessions.push(record.summary(&sid));
+            let summary = decode::<SessionRecord>(&v)?.summary(&sid);
+            if q.filter.matches(&summary) {
+                sessions.push(summary);
+            }
             last = Some((anchor, sid));
         }
         Ok(SessionPage { sessions, next })
@@ -245,6 +251,28 @@ impl Store for SledStore {
     async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError> {
         let (site, query) = (site.to_owned(), query.clone());
         self.blocking(move |s| s.read_sessions(&site, &query)).await
+    }
+
+    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| s.read_pages(&site, range, offset, limit)).await
+    }
+
+    async fn heatmap(
+        &self,
+        site: &str,
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        range: DayRange,
+    ) -> Result<Heatmap, StoreError> {
+        let (site, path) = (site.to_owned(), path.to_owned());
+        self.blocking(move |s| s.read_heatmap(&site, &path, kind, width, range)).await
+    }
+
+    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+        let (site, path) = (site.to_owned(), path.to_owned());
+        self.blocking(move |s| s.read_scroll(&site, &path, range)).await
     }
 
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {

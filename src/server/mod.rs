@@ -2,6 +2,7 @@
 //! graceful stop (stop accepting, let open requests finish).
 
 mod api;
+pub mod assets;
 mod body;
 mod collect;
 pub use collect::now_ms;

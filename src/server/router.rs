@@ -7,7 +7,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::response::{self, Resp};
-use super::{api, collect, public, visitor};
+use super::{api, assets, collect, public, visitor};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::telemetry::metrics::StatusLabel;
@@ -38,6 +38,10 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
             Ok(response::json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
         }
         (Method::GET, "/metrics") => public::metrics(app),
+        (Method::GET | Method::HEAD, "/hushtale.js") => Ok(assets::serve(&assets::SNIPPET, req.headers())),
+        (Method::GET | Method::HEAD, "/hushtale-replay.js") => Ok(assets::serve(&assets::REPLAY, req.headers())),
+        (Method::GET | Method::HEAD, "/hushtale-player.js") => Ok(assets::serve(&assets::PLAYER, req.headers())),
+        (Method::GET, "/demo") => Ok(assets::serve(&assets::DEMO, req.headers())),
         (Method::GET, "/disable") => Ok(visitor::disable(app, req.headers())),
         (Method::GET, "/enable") => Ok(visitor::enable_page(req.headers())),
         (Method::POST, "/enable") => visitor::enable(app, req.headers()),

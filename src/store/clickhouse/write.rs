@@ -1,0 +1,499 @@
+//! One group commit on ClickHouse: the versioned-claim protocol of the module doc, then the
+//! rollup deltas of the sessions whose claims won.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::http::{id_lit, lit, Http};
+use super::rowbinary::Rows;
+use super::{corrupt, parse_id, Record};
+use crate::model::{day_of, StoredBatch, VisitorKey};
+use crate::rollup::heat::HeatCells;
+use crate::rollup::track::Deltas;
+use crate::store::{StoreError, WriteOutcome};
+
+/// Attempts per session before the group fails (the client then resends).
+const MAX_ATTEMPTS: u32 = 12;
+/// Newest versions read per session; more are fetched only if all of these were void.
+const VERSIONS_READ: usize = 8;
+
+/// The session a batch belongs to.
+pub type SessionKey = (String, [u8; 16]);
+
+/// The newest valid state of a session.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub version: u32,
+    pub anchor: i64,
+    pub record: Record,
+}
+
+/// What `sessions` says about one session.
+#[derive(Debug)]
+pub enum Resolved {
+    New,
+    Known(State),
+    /// Two unretracted claims share the newest version: a race is being settled. Holds the
+    /// claim with the smaller token, the one to use if it does not settle.
+    InDoubt(State),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StateRow {
+    pub site: String,
+    pub hsid: String,
+    pub version: u32,
+    pub token: u64,
+    pub retracted: u8,
+    pub anchor: i64,
+    pub record: String,
+}
+
+/// Resolves one session's rows (any order) into its newest valid state.
+pub fn resolve(rows: &[&StateRow]) -> Result<Resolved, StoreError> {
+    let mut versions: Vec<u32> = rows.iter().map(|r| r.version).collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    versions.dedup();
+    for v in versions {
+        let retracted: BTreeSet<u64> =
+            rows.iter().filter(|r| r.version == v && r.retracted == 1).map(|r| r.token).collect();
+        let mut claims: Vec<&&StateRow> =
+            rows.iter().filter(|r| r.version == v && r.retracted == 0 && !retracted.contains(&r.token)).collect();
+        if claims.is_empty() {
+            continue;
+        }
+        claims.sort_by_key(|r| r.token);
+        let best = claims[0];
+        let state = State {
+            version: v,
+            anchor: best.anchor,
+            record: serde_json::from_str(&best.record).map_err(|e| corrupt(format!("session record: {e}")))?,
+        };
+        return Ok(if claims.len() == 1 { Resolved::Known(state) } else { Resolved::InDoubt(state) });
+    }
+    Ok(Resolved::New)
+}
+
+/// `(site = 'a' AND sid IN (…)) OR …` for a set of sessions, so the primary key is used.
+pub fn sessions_condition<'a>(keys: impl Iterator<Item = &'a SessionKey>) -> String {
+    let mut by_site: HashMap<&str, Vec<String>> = HashMap::new();
+    for (site, sid) in keys {
+        by_site.entry(site.as_str()).or_default().push(id_lit(sid));
+    }
+    let parts: Vec<String> =
+        by_site.into_iter().map(|(site, ids)| format!("(site = {} AND sid IN ({}))", lit(site), ids.join(", "))).collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join(" OR ")
+    }
+}
+
+/// The newest valid state of each session in `keys`.
+pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<SessionKey, Resolved>, StoreError> {
+    let mut out = HashMap::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let cond = sessions_condition(keys.iter());
+    let rows: Vec<StateRow> = http
+        .select(&format!(
+            "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted, anchor, record FROM sessions \
+             WHERE {cond} ORDER BY site, sid, version DESC LIMIT {VERSIONS_READ} BY site, sid"
+        ))
+        .await?;
+    let mut grouped: HashMap<SessionKey, Vec<&StateRow>> = HashMap::new();
+    for r in &rows {
+        grouped.entry((r.site.clone(), parse_id(&r.hsid)?)).or_default().push(r);
+    }
+    for key in keys {
+        let rows = grouped.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let mut resolved = resolve(rows)?;
+        if matches!(resolved, Resolved::New) && rows.len() >= VERSIONS_READ {
+            // Every version read was void (retracted races): read them all.
+            let all: Vec<StateRow> = http
+                .select(&format!(
+                    "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted, anchor, record FROM sessions \
+                     WHERE {}",
+                    sessions_condition(std::iter::once(key))
+                ))
+                .await?;
+            resolved = resolve(&all.iter().collect::<Vec<_>>())?;
+        }
+        out.insert(key.clone(), resolved);
+    }
+    Ok(out)
+}
+
+/// One session's part of a group: its new state and what it adds.
+struct Plan {
+    key: SessionKey,
+    version: u32,
+    token: u64,
+    anchor: i64,
+    record: Record,
+    deltas: Deltas,
+    marks: BTreeSet<(i32, VisitorKey)>,
+    /// Indexes (into the group) of the batches this plan stores.
+    stored: Vec<usize>,
+}
+
+pub async fn write_group(http: &Http, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError> {
+    let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; batches.len()];
+    // Sessions in first-seen order, each with its batches in arrival order.
+    let mut pending: Vec<(SessionKey, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<SessionKey, usize> = HashMap::new();
+    for (i, b) in batches.iter().enumerate() {
+        let key = (b.site.clone(), b.sid.0);
+        let slot = *index.entry(key.clone()).or_insert_with(|| {
+            pending.push((key, Vec::new()));
+            pending.len() - 1
+        });
+        pending[slot].1.push(i);
+    }
+
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        attempt += 1;
+        if attempt > MAX_ATTEMPTS {
+            return Err(StoreError::Backend(format!(
+                "{} session(s) stayed contended by other collectors after {MAX_ATTEMPTS} attempts",
+                pending.len()
+            )));
+        }
+        let keys: Vec<SessionKey> = pending.iter().map(|(k, _)| k.clone()).collect();
+        let mut states = read_states(http, &keys).await?;
+        let mut plans = Vec::new();
+        let mut deferred = Vec::new();
+        for (key, idxs) in pending.drain(..) {
+            let state = match states.remove(&key).unwrap_or(Resolved::New) {
+                Resolved::InDoubt(_) if attempt < MAX_ATTEMPTS / 2 => {
+                    deferred.push((key, idxs));
+                    continue;
+                }
+                Resolved::InDoubt(s) | Resolved::Known(s) => Some(s),
+                Resolved::New => None,
+            };
+            if let Some(plan) = plan(key, state, &idxs, batches, &mut outcomes) {
+                plans.push(plan);
+            }
+        }
+        if !plans.is_empty() {
+            insert_batches(http, batches, &plans).await?;
+            insert_claims(http, &plans, false).await?;
+            let lost = check_claims(http, &plans).await?;
+            let (won, lost): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| !lost.contains(&p.key));
+            if !lost.is_empty() {
+                insert_claims(http, &lost, true).await?;
+            }
+            insert_rollups(http, &won).await?;
+            for p in &won {
+                for &i in &p.stored {
+                    outcomes[i] = Some(WriteOutcome::Stored);
+                }
+            }
+            for p in lost {
+                for &i in &p.stored {
+                    outcomes[i] = None;
+                }
+                deferred.push((p.key, p.stored));
+            }
+        }
+        pending = deferred;
+        if !pending.is_empty() {
+            let ms = 2 + rand::random::<u64>() % (5 * u64::from(attempt));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+    outcomes.into_iter().map(|o| o.ok_or_else(|| StoreError::Backend("batch without an outcome".into()))).collect()
+}
+
+/// Applies the batches `idxs` of one session on top of `state`; `None` when all are duplicates.
+fn plan(
+    key: SessionKey,
+    state: Option<State>,
+    idxs: &[usize],
+    batches: &[StoredBatch],
+    outcomes: &mut [Option<WriteOutcome>],
+) -> Option<Plan> {
+    let mut deltas = Deltas::default();
+    let (version, anchor, mut record) = match state {
+        Some(s) => (s.version + 1, s.anchor, s.record),
+        None => {
+            let first = &batches[idxs[0]];
+            let record = Record::new(first);
+            deltas.day(&first.site, day_of(record.start)).sessions += 1;
+            (1, first.received, record)
+        }
+    };
+    let mut marks = BTreeSet::new();
+    let mut stored = Vec::new();
+    for &i in idxs {
+        let b = &batches[i];
+        if record.seqs.contains(&b.seq) {
+            outcomes[i] = Some(WriteOutcome::Duplicate);
+            continue;
+        }
+        record.seqs.push(b.seq);
+        record.absorb(b);
+        record.track.apply(&b.site, &b.events, &mut deltas);
+        for e in &b.events {
+            marks.insert((day_of(e.t), b.visitor));
+        }
+        stored.push(i);
+    }
+    if stored.is_empty() {
+        return None;
+    }
+    Some(Plan { key, version, token: rand::random(), anchor, record, deltas, marks, stored })
+}
+
+async fn insert_batches(http: &Http, batches: &[StoredBatch], plans: &[Plan]) -> Result<(), StoreError> {
+    let mut rows = Rows::default();
+    for p in plans {
+        for &i in &p.stored {
+            let b = &batches[i];
+            rows.str(&b.site);
+            rows.fixed(&b.sid.0);
+            rows.u32(b.seq);
+            rows.i64(b.received);
+            rows.date(day_of(b.received));
+            rows.u64((i64::MAX - b.received.max(0)) as u64);
+            rows.bytes(&b.encoded);
+        }
+    }
+    http.insert("batches", "site, sid, seq, received, day, keep, events", rows.buf).await
+}
+
+/// Claims (or, with `retract`, withdraws) each plan's version.
+async fn insert_claims(http: &Http, plans: &[Plan], retract: bool) -> Result<(), StoreError> {
+    let mut rows = Rows::default();
+    for p in plans {
+        rows.str(&p.key.0);
+        rows.fixed(&p.key.1);
+        rows.u32(p.version);
+        rows.u64(p.token);
+        rows.u8(u8::from(retract));
+        rows.i64(p.anchor);
+        rows.date(day_of(p.anchor));
+        rows.fixed(&p.record.visitor.0);
+        if retract {
+            rows.str("");
+        } else {
+            rows.bytes(&serde_json::to_vec(&p.record).map_err(corrupt)?);
+        }
+    }
+    http.insert("sessions", "site, sid, version, token, retracted, anchor, day, visitor, record", rows.buf).await
+}
+
+#[derive(Deserialize)]
+struct ClaimRow {
+    site: String,
+    hsid: String,
+    version: u32,
+    token: u64,
+    retracted: u8,
+}
+
+/// The sessions whose claim met another unretracted claim of the same version.
+async fn check_claims(http: &Http, plans: &[Plan]) -> Result<BTreeSet<SessionKey>, StoreError> {
+    let versions: BTreeSet<u32> = plans.iter().map(|p| p.version).collect();
+    let versions: Vec<String> = versions.iter().map(u32::to_string).collect();
+    let rows: Vec<ClaimRow> = http
+        .select(&format!(
+            "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted FROM sessions \
+             WHERE ({}) AND version IN ({})",
+            sessions_condition(plans.iter().map(|p| &p.key)),
+            versions.join(", ")
+        ))
+        .await?;
+    let mut claims: HashMap<(SessionKey, u32), (BTreeSet<u64>, BTreeSet<u64>)> = HashMap::new();
+    for r in rows {
+        let e = claims.entry(((r.site, parse_id(&r.hsid)?), r.version)).or_default();
+        if r.retracted == 1 {
+            e.1.insert(r.token);
+        } else {
+            e.0.insert(r.token);
+        }
+    }
+    let mut lost = BTreeSet::new();
+    for p in plans {
+        let Some((live, retracted)) = claims.get(&(p.key.clone(), p.version)) else {
+            return Err(StoreError::Backend("ClickHouse did not return a claim it acknowledged".into()));
+        };
+        if !live.contains(&p.token) {
+            return Err(StoreError::Backend("ClickHouse did not return a claim it acknowledged".into()));
+        }
+        if live.iter().any(|t| *t != p.token && !retracted.contains(t)) {
+            lost.insert(p.key.clone());
+        }
+    }
+    Ok(lost)
+}
+
+/// Adds `from` into `into` (elements are not pruned here: that happens when read).
+fn merge(into: &mut Deltas, from: &Deltas) {
+    for (k, v) in &from.days {
+        into.days.entry(k.clone()).or_default().merge(v);
+    }
+    for (k, v) in &from.pages {
+        into.pages.entry(k.clone()).or_default().merge(v);
+    }
+    for (k, v) in &from.heat {
+        into.heat.entry(k.clone()).or_insert_with(HeatCells::default).merge(v);
+    }
+    for (k, v) in &from.elements {
+        let e = into.elements.entry(k.clone()).or_default();
+        for (sel, cell) in &v.by_selector {
+            let c = e.by_selector.entry(sel.clone()).or_default();
+            c.n += cell.n;
+            for (p, n) in &cell.points {
+                *c.points.entry(*p).or_default() += n;
+            }
+        }
+    }
+}
+
+async fn insert_rollups(http: &Http, won: &[Plan]) -> Result<(), StoreError> {
+    let mut d = Deltas::default();
+    let mut marks = BTreeSet::new();
+    for p in won {
+        merge(&mut d, &p.deltas);
+        for (day, v) in &p.marks {
+            marks.insert((p.key.0.clone(), *day, *v));
+        }
+    }
+
+    let mut days = Rows::default();
+    for ((site, day), r) in &d.days {
+        days.str(site);
+        days.i32(*day);
+        days.u64(r.pageviews);
+        days.u64(r.sessions);
+        days.u64(0);
+        days.u64(r.load.count);
+        days.f64(r.load.sum);
+        days.array(r.load.buckets.keys(), |w, b| w.u16(*b));
+        days.array(r.load.buckets.values(), |w, n| w.u64(*n));
+    }
+    let mut pages = Rows::default();
+    for ((site, day, path), r) in &d.pages {
+        pages.str(site);
+        pages.i32(*day);
+        pages.str(path);
+        pages.u64(r.pageviews);
+        pages.u64(r.load.count);
+        pages.f64(r.load.sum);
+        pages.array(r.load.buckets.keys(), |w, b| w.u16(*b));
+        pages.array(r.load.buckets.values(), |w, n| w.u64(*n));
+        pages.u64(r.clicks);
+        pages.u64(r.rage_clicks);
+        pages.u64(r.dead_clicks);
+        pages.u64(r.depth_sum_pct);
+        let reach: Vec<(u8, u64)> =
+            r.reach.iter().enumerate().filter(|(_, n)| **n > 0).map(|(k, n)| (k as u8, *n)).collect();
+        pages.array(reach.iter(), |w, (k, _)| w.u8(*k));
+        pages.array(reach.iter(), |w, (_, n)| w.u64(*n));
+        pages.f64(r.fold_sum_px);
+        pages.f64(r.fold_sum_pct);
+    }
+    let mut heat = Rows::default();
+    for (k, cells) in &d.heat {
+        heat.str(&k.site);
+        heat.str(&k.path);
+        heat.u8(k.kind.tag());
+        heat.u8(k.width.tag());
+        heat.i32(k.day);
+        heat.u16(k.band);
+        heat.array(cells.cells.keys(), |w, (x, y)| w.u32((u32::from(*x) << 16) | u32::from(*y)));
+        heat.array(cells.cells.values(), |w, n| w.u64(*n));
+    }
+    let mut elements = Rows::default();
+    for ((site, path, day), clicks) in &d.elements {
+        for (sel, cell) in &clicks.by_selector {
+            elements.str(site);
+            elements.str(path);
+            elements.i32(*day);
+            elements.str(sel);
+            elements.u64(cell.n);
+            elements.array(cell.points.keys(), |w, (x, y)| w.u16((*x << 8) | *y));
+            elements.array(cell.points.values(), |w, n| w.u64(*n));
+        }
+    }
+    let mut visitors = Rows::default();
+    for (site, day, v) in &marks {
+        visitors.str(site);
+        visitors.i32(*day);
+        visitors.fixed(&v.0);
+    }
+    // Independent tables: insert them concurrently.
+    let (a, b, c, e, f) = tokio::join!(
+        http.insert(
+            "day_rollups",
+            "site, day, pageviews, sessions, visitors_gone, load_count, load_sum, `loadMap.bucket`, `loadMap.n`",
+            days.buf
+        ),
+        http.insert(
+            "page_rollups",
+            "site, day, path, pageviews, load_count, load_sum, `loadMap.bucket`, `loadMap.n`, clicks, rage_clicks, \
+             dead_clicks, depth_sum_pct, `reachMap.step`, `reachMap.n`, fold_sum_px, fold_sum_pct",
+            pages.buf
+        ),
+        http.insert("heat_rollups", "site, path, kind, width, day, band, `cellsMap.cell`, `cellsMap.n`", heat.buf),
+        http.insert("element_rollups", "site, path, day, sel, n, `pointsMap.point`, `pointsMap.n`", elements.buf),
+        http.insert("day_visitors", "site, day, visitor", visitors.buf),
+    );
+    a.and(b).and(c).and(e).and(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::track::Tracking;
+
+    fn record() -> String {
+        let r = Record {
+            visitor: VisitorKey([1; 16]),
+            start: 1,
+            last: 2,
+            pageviews: 0,
+            events: 0,
+            clicks: 0,
+            entry: None,
+            device: "desktop".into(),
+            browser: "chrome".into(),
+            replay: false,
+            seqs: vec![0],
+            track: Tracking::default(),
+        };
+        serde_json::to_string(&r).unwrap()
+    }
+
+    fn row(version: u32, token: u64, retracted: u8) -> StateRow {
+        StateRow {
+            site: "s".into(),
+            hsid: "00".repeat(16),
+            version,
+            token,
+            retracted,
+            anchor: 5,
+            record: if retracted == 1 { String::new() } else { record() },
+        }
+    }
+
+    #[test]
+    fn the_newest_lone_claim_wins_and_retractions_void_claims() {
+        let rows = [row(1, 10, 0), row(2, 20, 0), row(2, 30, 0), row(2, 30, 1)];
+        let refs: Vec<&StateRow> = rows.iter().collect();
+        assert!(matches!(resolve(&refs).unwrap(), Resolved::Known(State { version: 2, .. })));
+        let rows = [row(1, 10, 0), row(2, 20, 0), row(2, 30, 0)];
+        let refs: Vec<&StateRow> = rows.iter().collect();
+        assert!(matches!(resolve(&refs).unwrap(), Resolved::InDoubt(State { version: 2, .. })));
+        let rows = [row(1, 10, 0), row(2, 20, 0), row(2, 20, 1)];
+        let refs: Vec<&StateRow> = rows.iter().collect();
+        assert!(matches!(resolve(&refs).unwrap(), Resolved::Known(State { version: 1, .. })));
+        assert!(matches!(resolve(&[]).unwrap(), Resolved::New));
+    }
+}

@@ -183,7 +183,8 @@ impl ClickHouseTarget {
         {
             return Err(format!("{}: the database name must be letters, digits and _", bad()));
         }
-        let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let decode =
+            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
         let url_user = (!u.username().is_empty()).then(|| decode(u.username())).flatten();
         let url_password = u.password().and_then(decode);
         Ok(Self {
@@ -451,18 +452,24 @@ mod tests {
 
     #[test]
     fn clickhouse_store_urls() {
-        let c = RawConfig::parse("store = \"clickhouse+http://ch.internal:9123/analytics\"\n[clickhouse]\nuser = \"w\"\n")
-            .unwrap()
-            .validate(Overrides::default())
-            .unwrap();
+        let c =
+            RawConfig::parse("store = \"clickhouse+http://ch.internal:9123/analytics\"\n[clickhouse]\nuser = \"w\"\n")
+                .unwrap()
+                .validate(Overrides::default())
+                .unwrap();
         let StoreKind::ClickHouse(t) = c.store else { panic!("not clickhouse") };
         assert_eq!(t.endpoint, "http://ch.internal:9123");
         assert_eq!(t.database, "analytics");
         assert_eq!(t.user.as_deref(), Some("w"));
         let t = ClickHouseTarget::parse("clickhouse+http://u:p%40ss@127.0.0.1/db_1", None, None).unwrap();
-        assert_eq!((t.endpoint.as_str(), t.user.as_deref(), t.password.as_deref()), ("http://127.0.0.1:8123", Some("u"), Some("p@ss")));
+        assert_eq!(
+            (t.endpoint.as_str(), t.user.as_deref(), t.password.as_deref()),
+            ("http://127.0.0.1:8123", Some("u"), Some("p@ss"))
+        );
         assert!(!format!("{t:?}").contains("p@ss"), "passwords stay out of logs");
-        for bad in ["clickhouse+https://h:1/db", "clickhouse+http://h:1/", "clickhouse+http://h:1/a-b", "clickhouse://h/db"] {
+        for bad in
+            ["clickhouse+https://h:1/db", "clickhouse+http://h:1/", "clickhouse+http://h:1/a-b", "clickhouse://h/db"]
+        {
             let over = Overrides { store: Some(bad.into()), ..Default::default() };
             assert!(RawConfig::default().validate(over).is_err(), "{bad}");
         }

@@ -66,9 +66,11 @@ impl Http {
         let body = self.request(Some(&self.database), None, Bytes::from(format!("{sql} FORMAT JSONEachRow"))).await?;
         let mut rows = Vec::new();
         for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            rows.push(serde_json::from_slice(line).map_err(|e| {
-                StoreError::Corrupt(format!("ClickHouse row {}: {e}", String::from_utf8_lossy(line)))
-            })?);
+            rows.push(
+                serde_json::from_slice(line).map_err(|e| {
+                    StoreError::Corrupt(format!("ClickHouse row {}: {e}", String::from_utf8_lossy(line)))
+                })?,
+            );
         }
         Ok(rows)
     }

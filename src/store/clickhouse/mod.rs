@@ -72,13 +72,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseTarget;
+use crate::model::Event;
 use crate::model::{EventData, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
 use crate::rollup::heat::{HeatKind, WidthClass};
 use crate::rollup::track::Tracking;
 use crate::store::{Store, StoreError, WriteOutcome};
-use crate::model::Event;
 use http::Http;
 
 /// [`Store`] on ClickHouse over HTTP. Cheap to clone; holds no session state.

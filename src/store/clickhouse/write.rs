@@ -82,8 +82,10 @@ pub fn sessions_condition<'a>(keys: impl Iterator<Item = &'a SessionKey>) -> Str
     for (site, sid) in keys {
         by_site.entry(site.as_str()).or_default().push(id_lit(sid));
     }
-    let parts: Vec<String> =
-        by_site.into_iter().map(|(site, ids)| format!("(site = {} AND sid IN ({}))", lit(site), ids.join(", "))).collect();
+    let parts: Vec<String> = by_site
+        .into_iter()
+        .map(|(site, ids)| format!("(site = {} AND sid IN ({}))", lit(site), ids.join(", ")))
+        .collect();
     if parts.is_empty() {
         "0".into()
     } else {
@@ -186,6 +188,7 @@ pub async fn write_group(http: &Http, batches: &[StoredBatch]) -> Result<Vec<Wri
             let lost = check_claims(http, &plans).await?;
             let (won, lost): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| !lost.contains(&p.key));
             if !lost.is_empty() {
+                tracing::debug!(sessions = lost.len(), attempt, "another collector claimed the same version; retrying");
                 insert_claims(http, &lost, true).await?;
             }
             insert_rollups(http, &won).await?;

@@ -41,22 +41,20 @@ fn ch_query(ch: &str, sql: &str) -> String {
 }
 
 /// How a scenario's servers are configured: the `store = …` line (empty for sled).
-#[derive(Clone)]
 struct Backend {
-    name: &'static str,
     store_line: String,
     clickhouse: Option<(String, String)>,
 }
 
 impl Backend {
     fn sled() -> Self {
-        Self { name: "sled", store_line: String::new(), clickhouse: None }
+        Self { store_line: String::new(), clickhouse: None }
     }
 
     fn clickhouse(ch: &str) -> Self {
         let db = fresh_database();
         let store_line = format!("store = \"clickhouse+{ch}/{db}\"\n");
-        Self { name: "clickhouse", store_line, clickhouse: Some((ch.to_owned(), db)) }
+        Self { store_line, clickhouse: Some((ch.to_owned(), db)) }
     }
 
     fn start(&self, extra: &str) -> TestServer {
@@ -110,14 +108,12 @@ fn compare(path: &str, a: &Value, b: &Value, diffs: &mut Vec<String>) {
             }
         }
         (Value::Number(x), Value::Number(y)) if matches!(key, "t" | "start" | "duration_ms") => {
-            if (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() > 3000.0 {
-                diffs.push(format!("{path}: {x} vs {y}"));
-            }
+            let far = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() > 3000.0;
+            far.then(|| diffs.push(format!("{path}: {x} vs {y}")));
         }
         (Value::String(x), Value::String(y)) if matches!(key, "visitor" | "visitor_key" | "next") => {
-            if x.len() != y.len() && key != "next" {
-                diffs.push(format!("{path}: {x} vs {y}"));
-            }
+            let differ = x.len() != y.len() && key != "next";
+            differ.then(|| diffs.push(format!("{path}: {x} vs {y}")));
         }
         _ if a != b => diffs.push(format!("{path}: {a} vs {b}")),
         _ => {}
@@ -164,16 +160,17 @@ fn collect_stats_sessions_events(b: &Backend) -> Value {
     }
     // A session whose batches arrive out of order, one of them twice.
     let (vid, sid) = (id(3), id(4));
-    let b1 = batch(
-        &vid,
-        &sid,
-        1,
-        vec![json!({"k":"scroll","t":t + 300,"y":500}), json!({"k":"scroll","t":t + 200,"y":400})],
-    );
-    let b0 =
-        batch(&vid, &sid, 0, vec![view(t, "https://example.com/", 50.0), json!({"k":"scroll","t":t + 100,"y":300})]);
-    for b in [&b1, &b0, &b1] {
-        assert_eq!(s.post_json(b).status(), 204);
+    // Each batch is built just before it is sent: the server corrects times by `sent`.
+    let b1 = || {
+        let events = vec![json!({"k":"scroll","t":t + 300,"y":500}), json!({"k":"scroll","t":t + 200,"y":400})];
+        batch(&vid, &sid, 1, events)
+    };
+    let b0 = || {
+        let events = vec![view(t, "https://example.com/", 50.0), json!({"k":"scroll","t":t + 100,"y":300})];
+        batch(&vid, &sid, 0, events)
+    };
+    for b in [&b1 as &dyn Fn() -> Value, &b0, &b1] {
+        assert_eq!(s.post_json(&b()).status(), 204);
     }
     let stats = get(&s, &format!("/api/sites/demo/stats?from={d}&to={d}", d = today()));
     assert_eq!(stats["days"][0]["pageviews"], 6);

@@ -20,7 +20,8 @@
 //!
 //! A group commit, per session it touches:
 //!
-//! 1. reads the newest valid version `v` of the session (one query for the whole group);
+//! 1. reads every claim row of the session (small rows, no records), resolves the newest valid
+//!    version `v`, then fetches only that version's state (two queries for the whole group);
 //! 2. drops batches whose `seq` that version already holds (→ [`WriteOutcome::Duplicate`]),
 //!    applies the rest, and computes the rollup deltas;
 //! 3. inserts the new batches' events (harmless if this attempt loses: reads only show batches

@@ -10,14 +10,11 @@ use super::http::{id_lit, lit, Http};
 use super::rowbinary::Rows;
 use super::{corrupt, parse_id, Record};
 use crate::model::{day_of, StoredBatch, VisitorKey};
-use crate::rollup::heat::HeatCells;
 use crate::rollup::track::Deltas;
 use crate::store::{StoreError, WriteOutcome};
 
 /// Attempts per session before the group fails (the client then resends).
 const MAX_ATTEMPTS: u32 = 12;
-/// Newest versions read per session; more are fetched only if all of these were void.
-const VERSIONS_READ: usize = 8;
 
 /// The session a batch belongs to.
 pub type SessionKey = (String, [u8; 16]);
@@ -32,48 +29,56 @@ pub struct State {
 
 /// What `sessions` says about one session.
 #[derive(Debug)]
-pub enum Resolved {
+pub enum Resolved<T> {
     New,
-    Known(State),
+    Known(T),
     /// Two unretracted claims share the newest version: a race is being settled. Holds the
     /// claim with the smaller token, the one to use if it does not settle.
-    InDoubt(State),
+    InDoubt(T),
 }
 
+impl<T> Resolved<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Resolved<U> {
+        match self {
+            Resolved::New => Resolved::New,
+            Resolved::Known(t) => Resolved::Known(f(t)),
+            Resolved::InDoubt(t) => Resolved::InDoubt(f(t)),
+        }
+    }
+}
+
+/// One row of `sessions` without its record: a claim or a retraction.
 #[derive(Debug, Deserialize)]
-pub struct StateRow {
+pub struct ClaimRow {
     pub site: String,
     pub hsid: String,
     pub version: u32,
     pub token: u64,
     pub retracted: u8,
-    pub anchor: i64,
-    pub record: String,
 }
 
-/// Resolves one session's rows (any order) into its newest valid state.
-pub fn resolve(rows: &[&StateRow]) -> Result<Resolved, StoreError> {
+/// Resolves all claim rows of one session into its newest valid `(version, token)`.
+pub fn resolve(rows: &[&ClaimRow]) -> Resolved<(u32, u64)> {
     let mut versions: Vec<u32> = rows.iter().map(|r| r.version).collect();
     versions.sort_unstable_by(|a, b| b.cmp(a));
     versions.dedup();
     for v in versions {
         let retracted: BTreeSet<u64> =
             rows.iter().filter(|r| r.version == v && r.retracted == 1).map(|r| r.token).collect();
-        let mut claims: Vec<&&StateRow> =
-            rows.iter().filter(|r| r.version == v && r.retracted == 0 && !retracted.contains(&r.token)).collect();
-        if claims.is_empty() {
-            continue;
+        let mut claims: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.version == v && r.retracted == 0 && !retracted.contains(&r.token))
+            .map(|r| r.token)
+            .collect();
+        claims.sort_unstable();
+        claims.dedup();
+        match claims.len() {
+            0 => continue,
+            1 => return Resolved::Known((v, claims[0])),
+            _ => return Resolved::InDoubt((v, claims[0])),
         }
-        claims.sort_by_key(|r| r.token);
-        let best = claims[0];
-        let state = State {
-            version: v,
-            anchor: best.anchor,
-            record: serde_json::from_str(&best.record).map_err(|e| corrupt(format!("session record: {e}")))?,
-        };
-        return Ok(if claims.len() == 1 { Resolved::Known(state) } else { Resolved::InDoubt(state) });
     }
-    Ok(Resolved::New)
+    Resolved::New
 }
 
 /// `(site = 'a' AND sid IN (…)) OR …` for a set of sessions, so the primary key is used.
@@ -93,38 +98,82 @@ pub fn sessions_condition<'a>(keys: impl Iterator<Item = &'a SessionKey>) -> Str
     }
 }
 
-/// The newest valid state of each session in `keys`.
-pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<SessionKey, Resolved>, StoreError> {
+/// Every claim and retraction of the sessions in `keys`, by session.
+async fn claims(
+    http: &Http,
+    keys: &[SessionKey],
+    versions: Option<&str>,
+) -> Result<HashMap<SessionKey, Vec<ClaimRow>>, StoreError> {
+    let mut sql = format!(
+        "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted FROM sessions WHERE ({})",
+        sessions_condition(keys.iter())
+    );
+    if let Some(v) = versions {
+        sql.push_str(&format!(" AND version IN ({v})"));
+    }
+    let mut out: HashMap<SessionKey, Vec<ClaimRow>> = HashMap::new();
+    for r in http.select::<ClaimRow>(&sql).await? {
+        out.entry((r.site.clone(), parse_id(&r.hsid)?)).or_default().push(r);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    site: String,
+    hsid: String,
+    version: u32,
+    token: u64,
+    anchor: i64,
+    record: String,
+}
+
+/// The newest valid state of each session in `keys`: all claim rows first (small), then the
+/// records of the chosen claims only.
+pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<SessionKey, Resolved<State>>, StoreError> {
     let mut out = HashMap::with_capacity(keys.len());
     if keys.is_empty() {
         return Ok(out);
     }
-    let cond = sessions_condition(keys.iter());
-    let rows: Vec<StateRow> = http
-        .select(&format!(
-            "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted, anchor, record FROM sessions \
-             WHERE {cond} ORDER BY site, sid, version DESC LIMIT {VERSIONS_READ} BY site, sid"
-        ))
-        .await?;
-    let mut grouped: HashMap<SessionKey, Vec<&StateRow>> = HashMap::new();
-    for r in &rows {
-        grouped.entry((r.site.clone(), parse_id(&r.hsid)?)).or_default().push(r);
-    }
+    let all = claims(http, keys, None).await?;
+    let mut chosen: HashMap<SessionKey, Resolved<(u32, u64)>> = HashMap::new();
+    let mut wanted = Vec::new();
     for key in keys {
-        let rows = grouped.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        let mut resolved = resolve(rows)?;
-        if matches!(resolved, Resolved::New) && rows.len() >= VERSIONS_READ {
-            // Every version read was void (retracted races): read them all.
-            let all: Vec<StateRow> = http
-                .select(&format!(
-                    "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted, anchor, record FROM sessions \
-                     WHERE {}",
-                    sessions_condition(std::iter::once(key))
-                ))
-                .await?;
-            resolved = resolve(&all.iter().collect::<Vec<_>>())?;
+        let rows: Vec<&ClaimRow> = all.get(key).map(|v| v.iter().collect()).unwrap_or_default();
+        let r = resolve(&rows);
+        if let Resolved::Known((v, t)) | Resolved::InDoubt((v, t)) = r {
+            wanted.push(format!("({v}, {t})"));
         }
-        out.insert(key.clone(), resolved);
+        chosen.insert(key.clone(), r);
+    }
+    let mut records: HashMap<(SessionKey, u32, u64), State> = HashMap::new();
+    if !wanted.is_empty() {
+        let rows: Vec<RecordRow> = http
+            .select(&format!(
+                "SELECT site, lower(hex(sid)) AS hsid, version, token, anchor, record FROM sessions \
+                 WHERE ({}) AND retracted = 0 AND (version, token) IN ({})",
+                sessions_condition(keys.iter()),
+                wanted.join(", ")
+            ))
+            .await?;
+        for r in rows {
+            let record: Record =
+                serde_json::from_str(&r.record).map_err(|e| corrupt(format!("session record: {e}")))?;
+            let key = (r.site, parse_id(&r.hsid)?);
+            records.insert((key, r.version, r.token), State { version: r.version, anchor: r.anchor, record });
+        }
+    }
+    for (key, r) in chosen {
+        let state = r.map(|(v, t)| records.remove(&(key.clone(), v, t)));
+        let state = match state {
+            Resolved::New => Resolved::New,
+            Resolved::Known(Some(s)) => Resolved::Known(s),
+            Resolved::InDoubt(Some(s)) => Resolved::InDoubt(s),
+            Resolved::Known(None) | Resolved::InDoubt(None) => {
+                return Err(StoreError::Backend("a session claim vanished while it was read".into()))
+            }
+        };
+        out.insert(key, state);
     }
     Ok(out)
 }
@@ -291,45 +340,21 @@ async fn insert_claims(http: &Http, plans: &[Plan], retract: bool) -> Result<(),
     http.insert("sessions", "site, sid, version, token, retracted, anchor, day, visitor, record", rows.buf).await
 }
 
-#[derive(Deserialize)]
-struct ClaimRow {
-    site: String,
-    hsid: String,
-    version: u32,
-    token: u64,
-    retracted: u8,
-}
-
 /// The sessions whose claim met another unretracted claim of the same version.
 async fn check_claims(http: &Http, plans: &[Plan]) -> Result<BTreeSet<SessionKey>, StoreError> {
     let versions: BTreeSet<u32> = plans.iter().map(|p| p.version).collect();
     let versions: Vec<String> = versions.iter().map(u32::to_string).collect();
-    let rows: Vec<ClaimRow> = http
-        .select(&format!(
-            "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted FROM sessions \
-             WHERE ({}) AND version IN ({})",
-            sessions_condition(plans.iter().map(|p| &p.key)),
-            versions.join(", ")
-        ))
-        .await?;
-    let mut claims: HashMap<(SessionKey, u32), (BTreeSet<u64>, BTreeSet<u64>)> = HashMap::new();
-    for r in rows {
-        let e = claims.entry(((r.site, parse_id(&r.hsid)?), r.version)).or_default();
-        if r.retracted == 1 {
-            e.1.insert(r.token);
-        } else {
-            e.0.insert(r.token);
-        }
-    }
+    let keys: Vec<SessionKey> = plans.iter().map(|p| p.key.clone()).collect();
+    let rows = claims(http, &keys, Some(&versions.join(", "))).await?;
     let mut lost = BTreeSet::new();
     for p in plans {
-        let Some((live, retracted)) = claims.get(&(p.key.clone(), p.version)) else {
-            return Err(StoreError::Backend("ClickHouse did not return a claim it acknowledged".into()));
-        };
-        if !live.contains(&p.token) {
+        let mine: Vec<&ClaimRow> =
+            rows.get(&p.key).map(|v| v.iter().filter(|r| r.version == p.version).collect()).unwrap_or_default();
+        if !mine.iter().any(|r| r.token == p.token && r.retracted == 0) {
             return Err(StoreError::Backend("ClickHouse did not return a claim it acknowledged".into()));
         }
-        if live.iter().any(|t| *t != p.token && !retracted.contains(t)) {
+        let retracted: BTreeSet<u64> = mine.iter().filter(|r| r.retracted == 1).map(|r| r.token).collect();
+        if mine.iter().any(|r| r.retracted == 0 && r.token != p.token && !retracted.contains(&r.token)) {
             lost.insert(p.key.clone());
         }
     }
@@ -345,7 +370,7 @@ fn merge(into: &mut Deltas, from: &Deltas) {
         into.pages.entry(k.clone()).or_default().merge(v);
     }
     for (k, v) in &from.heat {
-        into.heat.entry(k.clone()).or_insert_with(HeatCells::default).merge(v);
+        into.heat.entry(k.clone()).or_default().merge(v);
     }
     for (k, v) in &from.elements {
         let e = into.elements.entry(k.clone()).or_default();
@@ -454,49 +479,25 @@ async fn insert_rollups(http: &Http, won: &[Plan]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::track::Tracking;
 
-    fn record() -> String {
-        let r = Record {
-            visitor: VisitorKey([1; 16]),
-            start: 1,
-            last: 2,
-            pageviews: 0,
-            events: 0,
-            clicks: 0,
-            entry: None,
-            device: "desktop".into(),
-            browser: "chrome".into(),
-            replay: false,
-            seqs: vec![0],
-            track: Tracking::default(),
-        };
-        serde_json::to_string(&r).unwrap()
+    fn row(version: u32, token: u64, retracted: u8) -> ClaimRow {
+        ClaimRow { site: "s".into(), hsid: "00".repeat(16), version, token, retracted }
     }
 
-    fn row(version: u32, token: u64, retracted: u8) -> StateRow {
-        StateRow {
-            site: "s".into(),
-            hsid: "00".repeat(16),
-            version,
-            token,
-            retracted,
-            anchor: 5,
-            record: if retracted == 1 { String::new() } else { record() },
-        }
+    fn resolve_rows(rows: &[ClaimRow]) -> Resolved<(u32, u64)> {
+        resolve(&rows.iter().collect::<Vec<_>>())
     }
 
     #[test]
     fn the_newest_lone_claim_wins_and_retractions_void_claims() {
-        let rows = [row(1, 10, 0), row(2, 20, 0), row(2, 30, 0), row(2, 30, 1)];
-        let refs: Vec<&StateRow> = rows.iter().collect();
-        assert!(matches!(resolve(&refs).unwrap(), Resolved::Known(State { version: 2, .. })));
-        let rows = [row(1, 10, 0), row(2, 20, 0), row(2, 30, 0)];
-        let refs: Vec<&StateRow> = rows.iter().collect();
-        assert!(matches!(resolve(&refs).unwrap(), Resolved::InDoubt(State { version: 2, .. })));
-        let rows = [row(1, 10, 0), row(2, 20, 0), row(2, 20, 1)];
-        let refs: Vec<&StateRow> = rows.iter().collect();
-        assert!(matches!(resolve(&refs).unwrap(), Resolved::Known(State { version: 1, .. })));
-        assert!(matches!(resolve(&[]).unwrap(), Resolved::New));
+        let r = resolve_rows(&[row(1, 10, 0), row(2, 20, 0), row(2, 30, 0), row(2, 30, 1)]);
+        assert!(matches!(r, Resolved::Known((2, 20))));
+        let r = resolve_rows(&[row(1, 10, 0), row(2, 30, 0), row(2, 20, 0)]);
+        assert!(matches!(r, Resolved::InDoubt((2, 20))));
+        let r = resolve_rows(&[row(1, 10, 0), row(2, 20, 0), row(2, 20, 1)]);
+        assert!(matches!(r, Resolved::Known((1, 10))));
+        let r = resolve_rows(&[row(1, 10, 0), row(1, 10, 1), row(1, 11, 0), row(1, 11, 1)]);
+        assert!(matches!(r, Resolved::New), "every claim of v1 was withdrawn");
+        assert!(matches!(resolve_rows(&[]), Resolved::New));
     }
 }

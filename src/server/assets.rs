@@ -31,8 +31,11 @@ fn etag_of(body: &[u8]) -> HeaderValue {
 }
 
 /// The snippet: short max-age so a new release spreads within minutes, ETag for revalidation.
-pub static SNIPPET: Asset =
-    Asset::new("text/javascript; charset=utf-8", include_bytes!("../../js-snippet/dist/hushtale.js"), "public, max-age=300");
+pub static SNIPPET: Asset = Asset::new(
+    "text/javascript; charset=utf-8",
+    include_bytes!("../../js-snippet/dist/hushtale.js"),
+    "public, max-age=300",
+);
 /// The replay recorder, loaded lazily by sampled sessions.
 pub static REPLAY: Asset = Asset::new(
     "text/javascript; charset=utf-8",

@@ -98,35 +98,8 @@ impl SledStore {
             let day = keys::day_from_bytes(&k[prefix_len..]).ok_or_else(|| StoreError::Corrupt("rollup key".into()))?;
             rollups.push((day, decode::<DayRollup>(&v)?));
         }
-        let unique = self.unique_visitors(site, range)?;
+        let unique = Stats::distinct_visitors(&rollups);
         Ok(Stats::from_rollups(site, range, &rollups, unique))
-    }
-
-    /// Distinct visitors over a range, from the per-day visitor index (never raw events).
-    fn unique_visitors(&self, site: &str, range: DayRange) -> Result<u64, StoreError> {
-        if range.from == range.to {
-            return self
-                .tree
-                .get(keys::day_rollup(site, range.from))?
-                .map_or(Ok(0), |v| decode::<DayRollup>(&v).map(|r| r.visitors));
-        }
-        let prefix_len = keys::prefix(keys::NS_DAY_VISITOR, site).len() + 4;
-        let from = keys::prefix(keys::NS_DAY_VISITOR, site)
-            .into_iter()
-            .chain(keys::day_bytes(range.from))
-            .collect::<Vec<u8>>();
-        let to = keys::prefix(keys::NS_DAY_VISITOR, site)
-            .into_iter()
-            .chain(keys::day_bytes(range.to + 1))
-            .collect::<Vec<u8>>();
-        let mut seen = std::collections::HashSet::new();
-        for item in self.tree.range(from..to) {
-            let (k, _) = item?;
-            if let Ok(vk) = <[u8; 16]>::try_from(&k[prefix_len..]) {
-                seen.insert(vk);
-            }
-        }
-        Ok(seen.len() as u64)
     }
 
     fn read_sessions(&self, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {
@@ -216,7 +189,7 @@ impl SledStore {
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.blocking(move |s| write::write_group(&s.trees(), s.next_segment_id(), &batches)).await
+        self.blocking(move |s| write::write_group(&s.trees(), &|| s.next_segment_id(), &batches)).await
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
@@ -305,5 +278,43 @@ impl Store for SledStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Client, EventData};
+
+    fn batch(n: u8, seq: u32, events: usize) -> StoredBatch {
+        let events: Vec<Event> =
+            (0..events).map(|i| Event { t: 1_000 + i as i64, data: EventData::Scroll { y: i as f64 } }).collect();
+        StoredBatch {
+            site: "s".into(),
+            visitor: VisitorKey([n; 16]),
+            sid: Id128([n; 16]),
+            seq,
+            received: 1_000,
+            client: Client { device: "desktop".into(), browser: "chrome".into() },
+            encoded: StoredBatch::encode_events(&events),
+            events,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_larger_than_one_segment_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+        // 40 sessions × 3 batches × 200 events ≈ 1 MB: cut into many segments.
+        let batches: Vec<StoredBatch> = (0..40u8).flat_map(|n| (0..3).map(move |seq| batch(n, seq, 200))).collect();
+        let outcomes = store.write(batches.into()).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == WriteOutcome::Stored));
+        assert!(store.segments.len() > 5, "segments were cut: {}", store.segments.len());
+        for n in 0..40u8 {
+            let events = store.session_events("s", Id128([n; 16])).await.unwrap().unwrap();
+            assert_eq!(events.len(), 600);
+        }
+        let again = store.write(vec![batch(7, 1, 200)].into()).await.unwrap();
+        assert_eq!(again, vec![WriteOutcome::Duplicate]);
     }
 }

@@ -125,9 +125,13 @@ struct OpenSession {
 /// state first (the sled batch is invisible until applied).
 struct Group<'t> {
     tree: &'t sled::Tree,
-    segment_id: u64,
-    /// Per site: the segment being filled by this group.
-    segments: HashMap<String, Vec<u8>>,
+    /// Hands out segment ids, each greater than every id before it.
+    next_id: &'t dyn Fn() -> u64,
+    /// Per site: the segment being filled (id, bytes).
+    open_segments: HashMap<String, (u64, Vec<u8>)>,
+    /// Segments filled up to [`SEGMENT_BYTES`] in this group.
+    full_segments: Vec<(String, u64, Vec<u8>)>,
+    last_id: u64,
     sessions: HashMap<(String, [u8; 16]), OpenSession>,
     day_visitors: HashSet<Vec<u8>>,
     deltas: Deltas,
@@ -167,10 +171,8 @@ impl<'t> Group<'t> {
         if self.session(b)?.record.batches.iter().any(|r| r.seq() == b.seq) {
             return Ok(WriteOutcome::Duplicate);
         }
-        let segment = self.segments.entry(b.site.clone()).or_default();
-        let offset = u32::try_from(segment.len()).map_err(|_| StoreError::Backend("segment over 4 GiB".into()))?;
-        segment.extend_from_slice(&b.encoded);
-        let reference = BatchRef(b.seq, self.segment_id, offset, b.encoded.len() as u32);
+        let mut reference = self.append(&b.site, &b.encoded);
+        reference.0 = b.seq;
         let session = &mut self.sessions.get_mut(&(b.site.clone(), b.sid.0)).expect("opened above").record;
         session.batches.push(reference);
         session.absorb(b);
@@ -194,7 +196,9 @@ impl<'t> Group<'t> {
         }
         self.batch.insert(key.as_slice(), &[]);
         self.day_visitors.insert(key);
-        self.deltas.day(site, day).visitors += 1;
+        let day = self.deltas.day(site, day);
+        day.visitors += 1;
+        day.visitor_sketch.add(visitor);
         Ok(())
     }
 
@@ -213,13 +217,28 @@ impl<'t> Group<'t> {
         Ok(())
     }
 
+    /// Appends one batch's events to the site's open segment, starting a new one when full.
+    fn append(&mut self, site: &str, encoded: &[u8]) -> BatchRef {
+        if self.open_segments.get(site).is_some_and(|(_, bytes)| bytes.len() + encoded.len() > SEGMENT_BYTES) {
+            let (id, bytes) = self.open_segments.remove(site).expect("checked above");
+            self.full_segments.push((site.to_owned(), id, bytes));
+        }
+        let next_id = self.next_id;
+        let (id, bytes) = self.open_segments.entry(site.to_owned()).or_insert_with(|| (next_id(), Vec::new()));
+        self.last_id = self.last_id.max(*id);
+        let offset = bytes.len() as u32;
+        bytes.extend_from_slice(encoded);
+        BatchRef(0, *id, offset, encoded.len() as u32)
+    }
+
     /// The segments (for the segment tree) and everything else (for the main tree).
     fn finish(mut self) -> Result<(sled::Batch, sled::Batch), StoreError> {
         let mut segments = sled::Batch::default();
-        for (site, bytes) in std::mem::take(&mut self.segments) {
-            segments.insert(keys::segment(&site, self.segment_id), bytes);
+        let open = std::mem::take(&mut self.open_segments).into_iter().map(|(site, (id, bytes))| (site, id, bytes));
+        for (site, id, bytes) in std::mem::take(&mut self.full_segments).into_iter().chain(open) {
+            segments.insert(keys::segment(&site, id), bytes);
         }
-        self.batch.insert(keys::LAST_SEGMENT, &self.segment_id.to_be_bytes());
+        self.batch.insert(keys::LAST_SEGMENT, &self.last_id.to_be_bytes());
         for ((site, sid), open) in &self.sessions {
             self.batch.insert(keys::session(site, open.anchor, sid), encode(&open.record)?);
         }
@@ -240,19 +259,25 @@ impl<'t> Group<'t> {
     }
 }
 
-/// Writes `batches` under segment `segment_id` (greater than every segment id before it) and
-/// flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
+/// Segments are cut at about this size so sled keeps them inline in its log instead of writing
+/// each as a separate blob file (its threshold is a quarter of its 512 KiB log segment).
+pub const SEGMENT_BYTES: usize = 96 * 1024;
+
+/// Writes `batches` into new segments whose ids come from `next_id` (each greater than every
+/// id before it) and flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
 /// atomic batch: sled recovers a prefix of its single log, so after a crash every pointer finds
 /// its segment, and rollups are never counted without their events (or the reverse).
 pub fn write_group(
     trees: &super::Trees,
-    segment_id: u64,
+    next_id: &dyn Fn() -> u64,
     batches: &[StoredBatch],
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
         tree: &trees.main,
-        segment_id,
-        segments: HashMap::new(),
+        next_id,
+        open_segments: HashMap::new(),
+        full_segments: Vec::new(),
+        last_id: 0,
         sessions: HashMap::new(),
         day_visitors: HashSet::new(),
         deltas: Deltas::default(),

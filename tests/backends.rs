@@ -65,7 +65,7 @@ impl Backend {
 impl Drop for Backend {
     fn drop(&mut self) {
         if let Some((ch, db)) = &self.clickhouse {
-            if !std::thread::panicking() {
+            if !std::thread::panicking() && std::env::var_os("HUSHTALE_TEST_KEEP_DB").is_none() {
                 ch_query(ch, &format!("DROP DATABASE IF EXISTS {db}"));
             }
         }

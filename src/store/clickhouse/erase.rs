@@ -136,7 +136,7 @@ pub async fn expire(http: &Http, site: &str, before_ms: i64, limit: usize) -> Re
 
     let old: Vec<Old> = http
         .select(&format!(
-            "SELECT lower(hex(sid)) AS hsid, record FROM sessions WHERE site = {s} AND retracted = 0 AND anchor < {before_ms} \
+            "SELECT lower(hex(sid)) AS hsid, record FROM sessions WHERE site = {s} AND mark = 0 AND anchor < {before_ms} \
              ORDER BY anchor, sid, version DESC LIMIT 1 BY sid LIMIT {limit}"
         ))
         .await?;

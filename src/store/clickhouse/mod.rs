@@ -7,8 +7,10 @@
 //! the request handler already encoded), partitioned by month so retention can drop whole
 //! partitions. Rollups are rows of *deltas* in SummingMergeTree tables, computed by the same
 //! [`Tracking::apply`] as sled and read back through the same builders in [`crate::query`], so
-//! both backends answer identically. Unique visitors are counted exactly from `day_visitors`
-//! (plus a count of erased marks, so erasure does not change past totals, as in sled).
+//! both backends answer identically. A day's visitors are counted exactly from `day_visitors`
+//! (plus a count of erased marks, so erasure does not change past totals, as in sled); visitors
+//! over several days come from the same per-day HyperLogLog sketches as sled, kept as the max
+//! rank per register in `day_sketches`.
 //!
 //! # Session state with many collectors: versioned claims
 //!
@@ -18,26 +20,35 @@
 //! `sessions`, as one row per *version* of each session (`site, sid, version, token`), holding
 //! the summary, the `seq`s applied so far (in arrival order) and the [`Tracking`] state.
 //!
-//! A group commit, per session it touches:
+//! Each row is marked: a *claim* of a version (with the new state), a *retraction* of a
+//! claim, or a *confirmation* of one. A group commit, per session it touches:
 //!
-//! 1. reads every claim row of the session (small rows, no records), resolves the newest valid
-//!    version `v`, then fetches only that version's state (two queries for the whole group);
+//! 1. reads every row of the session (small rows, no records) and resolves the newest
+//!    *confirmed* version `v`, then fetches only that version's state (two queries for the
+//!    whole group). If a newer claim is neither confirmed nor retracted yet, another collector
+//!    is mid-commit: wait and read again;
 //! 2. drops batches whose `seq` that version already holds (→ [`WriteOutcome::Duplicate`]),
 //!    applies the rest, and computes the rollup deltas;
 //! 3. inserts the new batches' events (harmless if this attempt loses: reads only show batches
-//!    that a valid session version lists, and pick one copy per `seq`);
+//!    that a confirmed session version lists, and pick one copy per `seq`);
 //! 4. inserts its claim: version `v+1`, a random 64-bit token, the new state;
 //! 5. reads all claims of version `v+1` back. If any *other* unretracted claim is there, it
-//!    lost: it inserts a retraction row for its token and retries the session from step 1
-//!    (random back-off, a bounded number of times, then the group fails with 5xx and the
-//!    client resends). If its claim is alone, it won;
+//!    lost: it inserts a retraction and retries the session from step 1 (random back-off, for
+//!    at most 30 s, then the group fails with 5xx and the client resends). If its claim is
+//!    alone, it won, and inserts a confirmation;
 //! 6. winners' rollup deltas and visitor marks are inserted, then the requests get their 204.
 //!
 //! At most one claim per version wins: a claim wins only if its check (step 5) saw no other
 //! claim, so of two claims the later-inserted one always sees the earlier and loses (both may
-//! lose, never both win). A reader that finds two unretracted claims on the newest version (a
-//! race in progress) waits for it to settle. This needs only what every ClickHouse version
-//! offers: an acknowledged INSERT is visible to the next SELECT on that server.
+//! lose, never both win). Writers and readers build only on confirmed claims, and a confirmed
+//! claim is never retracted, so no state is built on one that later loses. This needs only
+//! what every ClickHouse version offers: an acknowledged INSERT is visible to the next SELECT
+//! on that server.
+//!
+//! A collector that dies between claiming and confirming leaves an unsettled claim; writers
+//! wait for it up to 10 s, then treat it as void. That is safe because it never confirmed, so
+//! it neither counted rollups nor answered 204 — provided a live collector confirms within its
+//! 2 s lease or not at all (a claim checked later than that is withdrawn and retried instead).
 //!
 //! Why not the alternatives: `insert_deduplication_token` and block deduplication only exist
 //! for Replicated tables (or from 21.x), and they dedupe identical *blocks*, not batches
@@ -50,8 +61,9 @@
 //! - Not atomic across tables: a collector killed between winning its claim (step 5) and
 //!   inserting the rollups (step 6) leaves that group's rollups uncounted (events and sessions
 //!   are intact; nothing is ever counted twice). sled commits all of it atomically.
-//! - A session written concurrently by three or more collectors can, in a narrow race, build
-//!   on a claim that then loses; two collectors per session are exact.
+//! - Timing assumption: a confirmation sent within the 2 s lease becomes visible within the
+//!   10 s that writers wait for an unsettled claim (a ClickHouse stalled for longer than that
+//!   could let two versions be built on the same parent).
 //! - On a cluster the claim check needs read-your-writes: shard `sessions` and `batches` by
 //!   `sid`, and use `insert_quorum` + `select_sequential_consistency` on Replicated tables.
 //! - Old session versions are kept until the session expires (one small row per group that

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 use super::http::{id_lit, lit, Http};
-use super::write::{read_states, Resolved, SessionKey};
+use super::write::{read_states, sketch_from, Resolved, SessionKey};
 use super::{corrupt, parse_id, Record};
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
@@ -61,8 +61,10 @@ struct DayCount {
 }
 
 #[derive(Deserialize)]
-struct Count {
-    n: u64,
+struct Register {
+    day: i32,
+    idx: u16,
+    rank: u8,
 }
 
 fn day_filter(range: DayRange) -> String {
@@ -94,16 +96,20 @@ pub async fn stats(http: &Http, site: &str, range: DayRange) -> Result<Stats, St
     for m in &marks {
         by_day.entry(m.day).or_default().visitors += m.n;
     }
-    // As sled: one day's visitors come from its rollup, a range's from the distinct marks.
-    let unique = if range.from == range.to {
-        by_day.get(&range.from).map_or(0, |d| d.visitors)
-    } else {
-        let n: Vec<Count> = http
-            .select(&format!("SELECT uniqExact(visitor) AS n FROM day_visitors WHERE site = {s} AND {days}"))
-            .await?;
-        n.first().map_or(0, |c| c.n)
-    };
+    let registers: Vec<Register> = http
+        .select(&format!(
+            "SELECT day, idx, max(rank) AS rank FROM day_sketches WHERE site = {s} AND {days} GROUP BY day, idx"
+        ))
+        .await?;
+    let mut sketches: BTreeMap<i32, Vec<(u16, u8)>> = BTreeMap::new();
+    for r in registers {
+        sketches.entry(r.day).or_default().push((r.idx, r.rank));
+    }
+    for (day, regs) in sketches {
+        by_day.entry(day).or_default().visitor_sketch = sketch_from(regs);
+    }
     let rollups: Vec<(i32, DayRollup)> = by_day.into_iter().collect();
+    let unique = Stats::distinct_visitors(&rollups);
     Ok(Stats::from_rollups(site, range, &rollups, unique))
 }
 
@@ -206,9 +212,15 @@ pub async fn heatmap(
             widths.join(", ")
         ))
         .await?;
-    let cells = rows.into_iter().map(|r| HeatCells {
-        cells: r.cells.0.into_iter().map(|c| ((c >> 16) as u16, (c & 0xffff) as u16)).zip(r.cells.1).collect(),
-    });
+    // One value per row of cells: `Heatmap::from_rollups` sizes its grid from each value's
+    // last key, which is the bottom row only when a value holds a single row.
+    let mut by_row: BTreeMap<u16, HeatCells> = BTreeMap::new();
+    for r in rows {
+        for (c, n) in r.cells.0.into_iter().zip(r.cells.1) {
+            by_row.entry((c & 0xffff) as u16).or_default().add(((c >> 16) as u16, (c & 0xffff) as u16), n);
+        }
+    }
+    let cells = by_row.into_values();
     let mut elements: BTreeMap<i32, ElementClicks> = BTreeMap::new();
     if kind == HeatKind::Click {
         let rows: Vec<ElementRow> = http
@@ -232,13 +244,13 @@ struct ListRow {
     record: String,
 }
 
-/// The newest valid version of each session matching `cond`, in `order`, at most `limit`.
+/// The newest confirmed version of each session matching `cond`, in `order`, at most `limit`.
 async fn latest(http: &Http, site: &str, cond: &str, order: &str, limit: usize) -> Result<Vec<ListRow>, StoreError> {
     let s = lit(site);
     http.select(&format!(
         "SELECT anchor, lower(hex(sid)) AS hsid, record FROM sessions \
-         WHERE site = {s} AND retracted = 0 AND ({cond}) \
-           AND (sid, version, token) NOT IN (SELECT sid, version, token FROM sessions WHERE site = {s} AND retracted = 1) \
+         WHERE site = {s} AND mark = 0 AND ({cond}) \
+           AND (sid, version, token) IN (SELECT sid, version, token FROM sessions WHERE site = {s} AND mark = 2) \
          ORDER BY {order}, version DESC, token ASC LIMIT 1 BY sid LIMIT {limit}"
     ))
     .await
@@ -329,8 +341,8 @@ async fn events_of(
 
 pub async fn session_events(http: &Http, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
     let key: SessionKey = (site.to_owned(), sid.0);
-    let record = match read_states(http, std::slice::from_ref(&key)).await?.remove(&key) {
-        Some(Resolved::Known(s)) | Some(Resolved::InDoubt(s)) => s.record,
+    let record = match read_states(http, std::slice::from_ref(&key), true).await?.remove(&key) {
+        Some(Resolved::Known(s)) | Some(Resolved::InDoubt(Some(s))) => s.record,
         _ => return Ok(None),
     };
     let mut events = events_of(http, site, &[(sid.0, record)]).await?;

@@ -5,8 +5,9 @@
 //! | `schema_version` | MergeTree | version | versions applied |
 //! | `sites` | ReplacingMergeTree(updated) | id | sites created through the API |
 //! | `batches` | ReplacingMergeTree(keep) by month of arrival | site, sid, seq | raw events: one row per batch, the events as the JSON array the writer received |
-//! | `sessions` | MergeTree by month of the session's anchor | site, sid, version, token | session state claims (see the module doc of `clickhouse`) |
+//! | `sessions` | MergeTree by month of the session's anchor | site, sid, version, token | session state: claims (`mark` 0), retractions (1), confirmations (2); see the module doc of `clickhouse` |
 //! | `day_visitors` | ReplacingMergeTree | site, day, visitor | who came on which day (for exact unique visitors) |
+//! | `day_sketches` | ReplacingMergeTree(rank) | site, day, idx | the day's visitor HyperLogLog: max rank per register |
 //! | `day_rollups` | SummingMergeTree | site, day | pageviews, sessions, load histogram, erased visitors |
 //! | `page_rollups` | SummingMergeTree | site, day, path | per-page figures and scroll reach |
 //! | `heat_rollups` | SummingMergeTree | site, path, kind, width, day, band | heatmap cells |
@@ -31,10 +32,12 @@ const TABLES: &[&str] = &[
        day Date, keep UInt64, events String)
      ENGINE = ReplacingMergeTree(keep) PARTITION BY toYYYYMM(day) ORDER BY (site, sid, seq)",
     "CREATE TABLE IF NOT EXISTS sessions (site String, sid FixedString(16), version UInt32, token UInt64,
-       retracted UInt8, anchor Int64, day Date, visitor FixedString(16), record String)
+       mark UInt8, anchor Int64, day Date, visitor FixedString(16), record String)
      ENGINE = MergeTree PARTITION BY toYYYYMM(day) ORDER BY (site, sid, version, token)",
     "CREATE TABLE IF NOT EXISTS day_visitors (site String, day Int32, visitor FixedString(16))
      ENGINE = ReplacingMergeTree ORDER BY (site, day, visitor)",
+    "CREATE TABLE IF NOT EXISTS day_sketches (site String, day Int32, idx UInt16, rank UInt8)
+     ENGINE = ReplacingMergeTree(rank) ORDER BY (site, day, idx)",
     "CREATE TABLE IF NOT EXISTS day_rollups (site String, day Int32, pageviews UInt64, sessions UInt64,
        visitors_gone UInt64, load_count UInt64, load_sum Float64, loadMap Nested(bucket UInt16, n UInt64))
      ENGINE = SummingMergeTree ORDER BY (site, day)",

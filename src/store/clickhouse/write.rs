@@ -2,7 +2,7 @@
 //! rollup deltas of the sessions whose claims won.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -10,11 +10,22 @@ use super::http::{id_lit, lit, Http};
 use super::rowbinary::Rows;
 use super::{corrupt, parse_id, Record};
 use crate::model::{day_of, StoredBatch, VisitorKey};
+use crate::rollup::sketch::VisitorSketch;
 use crate::rollup::track::Deltas;
 use crate::store::{StoreError, WriteOutcome};
 
-/// Attempts per session before the group fails (the client then resends).
-const MAX_ATTEMPTS: u32 = 12;
+/// How long a group may keep retrying contended sessions before it fails (the client resends).
+const MAX_CONTENTION: Duration = Duration::from_secs(30);
+/// A won claim is confirmed only if its confirmation is sent within this time of the claim.
+const LEASE: Duration = Duration::from_secs(2);
+/// How long a writer waits for a lone unconfirmed claim before treating it as void (its
+/// collector died before confirming, so it never counted rollups or answered 204).
+const ABANDONED_AFTER: Duration = Duration::from_secs(10);
+
+/// `sessions.mark`: what a row says about its `(version, token)`.
+const CLAIM: u8 = 0;
+const RETRACT: u8 = 1;
+const CONFIRM: u8 = 2;
 
 /// The session a batch belongs to.
 pub type SessionKey = (String, [u8; 16]);
@@ -32,9 +43,9 @@ pub struct State {
 pub enum Resolved<T> {
     New,
     Known(T),
-    /// Two unretracted claims share the newest version: a race is being settled. Holds the
-    /// claim with the smaller token, the one to use if it does not settle.
-    InDoubt(T),
+    /// The newest version is not settled yet (a claim not yet confirmed or retracted): wait.
+    /// Holds the newest confirmed state below it, if any, for readers that do not wait.
+    InDoubt(Option<T>),
 }
 
 impl<T> Resolved<T> {
@@ -42,43 +53,47 @@ impl<T> Resolved<T> {
         match self {
             Resolved::New => Resolved::New,
             Resolved::Known(t) => Resolved::Known(f(t)),
-            Resolved::InDoubt(t) => Resolved::InDoubt(f(t)),
+            Resolved::InDoubt(t) => Resolved::InDoubt(t.map(f)),
         }
     }
 }
 
 /// One row of `sessions` without its record: a claim or a retraction.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ClaimRow {
     pub site: String,
     pub hsid: String,
     pub version: u32,
     pub token: u64,
-    pub retracted: u8,
+    pub mark: u8,
 }
 
-/// Resolves all claim rows of one session into its newest valid `(version, token)`.
-pub fn resolve(rows: &[&ClaimRow]) -> Resolved<(u32, u64)> {
+/// Resolves all rows of one session into its newest confirmed `(version, token)`. A newer
+/// version with live (unretracted) but unconfirmed claims makes it [`Resolved::InDoubt`] —
+/// unless `skip_unsettled`, for readers and for claims given up as abandoned.
+pub fn resolve(rows: &[&ClaimRow], skip_unsettled: bool) -> Resolved<(u32, u64)> {
     let mut versions: Vec<u32> = rows.iter().map(|r| r.version).collect();
     versions.sort_unstable_by(|a, b| b.cmp(a));
     versions.dedup();
+    let mut unsettled = false;
     for v in versions {
-        let retracted: BTreeSet<u64> =
-            rows.iter().filter(|r| r.version == v && r.retracted == 1).map(|r| r.token).collect();
-        let mut claims: Vec<u64> = rows
-            .iter()
-            .filter(|r| r.version == v && r.retracted == 0 && !retracted.contains(&r.token))
-            .map(|r| r.token)
-            .collect();
-        claims.sort_unstable();
-        claims.dedup();
-        match claims.len() {
-            0 => continue,
-            1 => return Resolved::Known((v, claims[0])),
-            _ => return Resolved::InDoubt((v, claims[0])),
+        let with = |mark: u8| -> BTreeSet<u64> {
+            rows.iter().filter(|r| r.version == v && r.mark == mark).map(|r| r.token).collect()
+        };
+        let (claims, retracted, confirmed) = (with(CLAIM), with(RETRACT), with(CONFIRM));
+        if let Some(t) = confirmed.iter().find(|t| claims.contains(t) && !retracted.contains(t)) {
+            let known = (v, *t);
+            return if unsettled { Resolved::InDoubt(Some(known)) } else { Resolved::Known(known) };
+        }
+        if claims.iter().any(|t| !retracted.contains(t)) && !skip_unsettled {
+            unsettled = true;
         }
     }
-    Resolved::New
+    if unsettled {
+        Resolved::InDoubt(None)
+    } else {
+        Resolved::New
+    }
 }
 
 /// `(site = 'a' AND sid IN (…)) OR …` for a set of sessions, so the primary key is used.
@@ -105,7 +120,7 @@ async fn claims(
     versions: Option<&str>,
 ) -> Result<HashMap<SessionKey, Vec<ClaimRow>>, StoreError> {
     let mut sql = format!(
-        "SELECT site, lower(hex(sid)) AS hsid, version, token, retracted FROM sessions WHERE ({})",
+        "SELECT site, lower(hex(sid)) AS hsid, version, token, mark FROM sessions WHERE ({})",
         sessions_condition(keys.iter())
     );
     if let Some(v) = versions {
@@ -128,9 +143,13 @@ struct RecordRow {
     record: String,
 }
 
-/// The newest valid state of each session in `keys`: all claim rows first (small), then the
-/// records of the chosen claims only.
-pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<SessionKey, Resolved<State>>, StoreError> {
+/// The newest confirmed state of each session in `keys`: all claim rows first (small), then
+/// the records of the chosen claims only. `skip_unsettled`: see [`resolve`].
+pub async fn read_states(
+    http: &Http,
+    keys: &[SessionKey],
+    skip_unsettled: bool,
+) -> Result<HashMap<SessionKey, Resolved<State>>, StoreError> {
     let mut out = HashMap::with_capacity(keys.len());
     if keys.is_empty() {
         return Ok(out);
@@ -140,8 +159,8 @@ pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<Ses
     let mut wanted = Vec::new();
     for key in keys {
         let rows: Vec<&ClaimRow> = all.get(key).map(|v| v.iter().collect()).unwrap_or_default();
-        let r = resolve(&rows);
-        if let Resolved::Known((v, t)) | Resolved::InDoubt((v, t)) = r {
+        let r = resolve(&rows, skip_unsettled);
+        if let Resolved::Known((v, t)) | Resolved::InDoubt(Some((v, t))) = r {
             wanted.push(format!("({v}, {t})"));
         }
         chosen.insert(key.clone(), r);
@@ -151,7 +170,7 @@ pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<Ses
         let rows: Vec<RecordRow> = http
             .select(&format!(
                 "SELECT site, lower(hex(sid)) AS hsid, version, token, anchor, record FROM sessions \
-                 WHERE ({}) AND retracted = 0 AND (version, token) IN ({})",
+                 WHERE ({}) AND mark = 0 AND (version, token) IN ({})",
                 sessions_condition(keys.iter()),
                 wanted.join(", ")
             ))
@@ -165,13 +184,12 @@ pub async fn read_states(http: &Http, keys: &[SessionKey]) -> Result<HashMap<Ses
     }
     for (key, r) in chosen {
         let state = r.map(|(v, t)| records.remove(&(key.clone(), v, t)));
+        let vanished = || StoreError::Backend("a session claim vanished while it was read".into());
         let state = match state {
             Resolved::New => Resolved::New,
-            Resolved::Known(Some(s)) => Resolved::Known(s),
-            Resolved::InDoubt(Some(s)) => Resolved::InDoubt(s),
-            Resolved::Known(None) | Resolved::InDoubt(None) => {
-                return Err(StoreError::Backend("a session claim vanished while it was read".into()))
-            }
+            Resolved::InDoubt(None) => Resolved::InDoubt(None),
+            Resolved::Known(s) => Resolved::Known(s.ok_or_else(vanished)?),
+            Resolved::InDoubt(Some(s)) => Resolved::InDoubt(Some(s.ok_or_else(vanished)?)),
         };
         out.insert(key, state);
     }
@@ -205,26 +223,36 @@ pub async fn write_group(http: &Http, batches: &[StoredBatch]) -> Result<Vec<Wri
         pending[slot].1.push(i);
     }
 
-    let mut attempt = 0;
+    let started = Instant::now();
+    let mut doubted: HashMap<SessionKey, Instant> = HashMap::new();
+    let mut attempt = 0u64;
     while !pending.is_empty() {
         attempt += 1;
-        if attempt > MAX_ATTEMPTS {
+        if started.elapsed() > MAX_CONTENTION {
             return Err(StoreError::Backend(format!(
-                "{} session(s) stayed contended by other collectors after {MAX_ATTEMPTS} attempts",
+                "{} session(s) stayed contended by other collectors for {MAX_CONTENTION:?}",
                 pending.len()
             )));
         }
-        let keys: Vec<SessionKey> = pending.iter().map(|(k, _)| k.clone()).collect();
-        let mut states = read_states(http, &keys).await?;
+        // Sessions unsettled for too long: their claimant died before confirming.
+        let abandoned: Vec<SessionKey> = pending
+            .iter()
+            .filter(|(k, _)| doubted.get(k).is_some_and(|t| t.elapsed() > ABANDONED_AFTER))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let keys: Vec<SessionKey> = pending.iter().map(|(k, _)| k.clone()).filter(|k| !abandoned.contains(k)).collect();
+        let mut states = read_states(http, &keys, false).await?;
+        states.extend(read_states(http, &abandoned, true).await?);
         let mut plans = Vec::new();
         let mut deferred = Vec::new();
         for (key, idxs) in pending.drain(..) {
             let state = match states.remove(&key).unwrap_or(Resolved::New) {
-                Resolved::InDoubt(_) if attempt < MAX_ATTEMPTS / 2 => {
+                Resolved::InDoubt(_) => {
+                    doubted.entry(key.clone()).or_insert_with(Instant::now);
                     deferred.push((key, idxs));
                     continue;
                 }
-                Resolved::InDoubt(s) | Resolved::Known(s) => Some(s),
+                Resolved::Known(s) => Some(s),
                 Resolved::New => None,
             };
             if let Some(plan) = plan(key, state, &idxs, batches, &mut outcomes) {
@@ -233,13 +261,20 @@ pub async fn write_group(http: &Http, batches: &[StoredBatch]) -> Result<Vec<Wri
         }
         if !plans.is_empty() {
             insert_batches(http, batches, &plans).await?;
-            insert_claims(http, &plans, false).await?;
+            let claimed = Instant::now();
+            insert_rows(http, &plans, CLAIM).await?;
             let lost = check_claims(http, &plans).await?;
-            let (won, lost): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| !lost.contains(&p.key));
+            // Past the lease, a win is not confirmed: a waiting writer may already treat it
+            // as abandoned. Withdraw it like a loss and try again.
+            let late = claimed.elapsed() > LEASE;
+            let (won, lost): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| !late && !lost.contains(&p.key));
             if !lost.is_empty() {
                 tracing::debug!(sessions = lost.len(), attempt, "another collector claimed the same version; retrying");
-                insert_claims(http, &lost, true).await?;
             }
+            let (confirmed, withdrawn) =
+                tokio::join!(insert_rows(http, &won, CONFIRM), insert_rows(http, &lost, RETRACT));
+            confirmed?;
+            withdrawn?;
             insert_rollups(http, &won).await?;
             for p in &won {
                 for &i in &p.stored {
@@ -255,7 +290,7 @@ pub async fn write_group(http: &Http, batches: &[StoredBatch]) -> Result<Vec<Wri
         }
         pending = deferred;
         if !pending.is_empty() {
-            let ms = 2 + rand::random::<u64>() % (5 * u64::from(attempt));
+            let ms = 2 + rand::random::<u64>() % (5 * attempt).min(100);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
     }
@@ -319,25 +354,25 @@ async fn insert_batches(http: &Http, batches: &[StoredBatch], plans: &[Plan]) ->
     http.insert("batches", "site, sid, seq, received, day, keep, events", rows.buf).await
 }
 
-/// Claims (or, with `retract`, withdraws) each plan's version.
-async fn insert_claims(http: &Http, plans: &[Plan], retract: bool) -> Result<(), StoreError> {
+/// Claims, retracts or confirms (`mark`) each plan's version.
+async fn insert_rows(http: &Http, plans: &[Plan], mark: u8) -> Result<(), StoreError> {
     let mut rows = Rows::default();
     for p in plans {
         rows.str(&p.key.0);
         rows.fixed(&p.key.1);
         rows.u32(p.version);
         rows.u64(p.token);
-        rows.u8(u8::from(retract));
+        rows.u8(mark);
         rows.i64(p.anchor);
         rows.date(day_of(p.anchor));
         rows.fixed(&p.record.visitor.0);
-        if retract {
+        if mark != CLAIM {
             rows.str("");
         } else {
             rows.bytes(&serde_json::to_vec(&p.record).map_err(corrupt)?);
         }
     }
-    http.insert("sessions", "site, sid, version, token, retracted, anchor, day, visitor, record", rows.buf).await
+    http.insert("sessions", "site, sid, version, token, mark, anchor, day, visitor, record", rows.buf).await
 }
 
 /// The sessions whose claim met another unretracted claim of the same version.
@@ -350,15 +385,48 @@ async fn check_claims(http: &Http, plans: &[Plan]) -> Result<BTreeSet<SessionKey
     for p in plans {
         let mine: Vec<&ClaimRow> =
             rows.get(&p.key).map(|v| v.iter().filter(|r| r.version == p.version).collect()).unwrap_or_default();
-        if !mine.iter().any(|r| r.token == p.token && r.retracted == 0) {
+        if !mine.iter().any(|r| r.token == p.token && r.mark == CLAIM) {
             return Err(StoreError::Backend("ClickHouse did not return a claim it acknowledged".into()));
         }
-        let retracted: BTreeSet<u64> = mine.iter().filter(|r| r.retracted == 1).map(|r| r.token).collect();
-        if mine.iter().any(|r| r.retracted == 0 && r.token != p.token && !retracted.contains(&r.token)) {
+        let retracted: BTreeSet<u64> = mine.iter().filter(|r| r.mark == RETRACT).map(|r| r.token).collect();
+        if mine.iter().any(|r| r.mark == CLAIM && r.token != p.token && !retracted.contains(&r.token)) {
             lost.insert(p.key.clone());
         }
     }
     Ok(lost)
+}
+
+/// Registers of the per-day visitor sketch (`rollup::sketch`, 2^12 registers).
+const SKETCH_P: u32 = 12;
+
+/// The register `visitor` sets in a [`VisitorSketch`] and the rank it sets there: the same
+/// arithmetic as `VisitorSketch::add` (a test checks they agree).
+pub fn sketch_register(visitor: &VisitorKey) -> (u16, u8) {
+    let h = u64::from_be_bytes(visitor.0[..8].try_into().expect("16-byte key"));
+    let index = (h >> (64 - SKETCH_P)) as u16;
+    let rank = ((h << SKETCH_P) | (1 << (SKETCH_P - 1))).leading_zeros() as u8 + 1;
+    (index, rank)
+}
+
+/// A visitor key that sets exactly register `idx` to `rank`: how a sketch is rebuilt from its
+/// stored registers through `VisitorSketch::add` alone.
+pub fn sketch_key(idx: u16, rank: u8) -> VisitorKey {
+    let low_bits = 64 - SKETCH_P;
+    let rank = u32::from(rank).clamp(1, low_bits + 1);
+    let low = if rank <= low_bits { 1u64 << (low_bits - rank) } else { 0 };
+    let h = (u64::from(idx) << low_bits) | low;
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&h.to_be_bytes());
+    VisitorKey(key)
+}
+
+/// Rebuilds a day's sketch from `(register, rank)` pairs.
+pub fn sketch_from(registers: impl IntoIterator<Item = (u16, u8)>) -> VisitorSketch {
+    let mut s = VisitorSketch::default();
+    for (idx, rank) in registers {
+        s.add(&sketch_key(idx, rank));
+    }
+    s
 }
 
 /// Adds `from` into `into` (elements are not pruned here: that happens when read).
@@ -451,13 +519,19 @@ async fn insert_rollups(http: &Http, won: &[Plan]) -> Result<(), StoreError> {
         }
     }
     let mut visitors = Rows::default();
+    let mut sketches = Rows::default();
     for (site, day, v) in &marks {
         visitors.str(site);
         visitors.i32(*day);
         visitors.fixed(&v.0);
+        let (idx, rank) = sketch_register(v);
+        sketches.str(site);
+        sketches.i32(*day);
+        sketches.u16(idx);
+        sketches.u8(rank);
     }
     // Independent tables: insert them concurrently.
-    let (a, b, c, e, f) = tokio::join!(
+    let (a, b, c, e, f, g) = tokio::join!(
         http.insert(
             "day_rollups",
             "site, day, pageviews, sessions, visitors_gone, load_count, load_sum, `loadMap.bucket`, `loadMap.n`",
@@ -472,32 +546,55 @@ async fn insert_rollups(http: &Http, won: &[Plan]) -> Result<(), StoreError> {
         http.insert("heat_rollups", "site, path, kind, width, day, band, `cellsMap.cell`, `cellsMap.n`", heat.buf),
         http.insert("element_rollups", "site, path, day, sel, n, `pointsMap.point`, `pointsMap.n`", elements.buf),
         http.insert("day_visitors", "site, day, visitor", visitors.buf),
+        http.insert("day_sketches", "site, day, idx, rank", sketches.buf),
     );
-    a.and(b).and(c).and(e).and(f)
+    a.and(b).and(c).and(e).and(f).and(g)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(version: u32, token: u64, retracted: u8) -> ClaimRow {
-        ClaimRow { site: "s".into(), hsid: "00".repeat(16), version, token, retracted }
+    fn row(version: u32, token: u64, mark: u8) -> ClaimRow {
+        ClaimRow { site: "s".into(), hsid: "00".repeat(16), version, token, mark }
     }
 
-    fn resolve_rows(rows: &[ClaimRow]) -> Resolved<(u32, u64)> {
-        resolve(&rows.iter().collect::<Vec<_>>())
+    fn resolve_rows(rows: &[ClaimRow], skip: bool) -> Resolved<(u32, u64)> {
+        resolve(&rows.iter().collect::<Vec<_>>(), skip)
     }
 
     #[test]
-    fn the_newest_lone_claim_wins_and_retractions_void_claims() {
-        let r = resolve_rows(&[row(1, 10, 0), row(2, 20, 0), row(2, 30, 0), row(2, 30, 1)]);
-        assert!(matches!(r, Resolved::Known((2, 20))));
-        let r = resolve_rows(&[row(1, 10, 0), row(2, 30, 0), row(2, 20, 0)]);
-        assert!(matches!(r, Resolved::InDoubt((2, 20))));
-        let r = resolve_rows(&[row(1, 10, 0), row(2, 20, 0), row(2, 20, 1)]);
-        assert!(matches!(r, Resolved::Known((1, 10))));
-        let r = resolve_rows(&[row(1, 10, 0), row(1, 10, 1), row(1, 11, 0), row(1, 11, 1)]);
-        assert!(matches!(r, Resolved::New), "every claim of v1 was withdrawn");
-        assert!(matches!(resolve_rows(&[]), Resolved::New));
+    fn only_confirmed_claims_are_built_on() {
+        let settled =
+            [row(1, 10, CLAIM), row(1, 10, CONFIRM), row(2, 20, CLAIM), row(2, 30, CLAIM), row(2, 30, RETRACT)];
+        // v2's live claim 20 is not confirmed yet: wait, unless told to skip unsettled claims.
+        assert!(matches!(resolve_rows(&settled, false), Resolved::InDoubt(Some((1, 10)))));
+        assert!(matches!(resolve_rows(&settled, true), Resolved::Known((1, 10))));
+        let mut confirmed = settled.to_vec();
+        confirmed.push(row(2, 20, CONFIRM));
+        assert!(matches!(resolve_rows(&confirmed, false), Resolved::Known((2, 20))));
+        let withdrawn = [row(1, 10, CLAIM), row(1, 10, RETRACT), row(1, 11, CLAIM), row(1, 11, RETRACT)];
+        assert!(matches!(resolve_rows(&withdrawn, false), Resolved::New), "every claim of v1 was withdrawn");
+        assert!(matches!(resolve_rows(&[row(1, 10, CLAIM)], false), Resolved::InDoubt(None)));
+        assert!(matches!(resolve_rows(&[], false), Resolved::New));
+    }
+
+    #[test]
+    fn sketch_registers_rebuild_the_same_sketch() {
+        use sha2::Digest;
+        let mut direct = VisitorSketch::default();
+        let mut registers = vec![];
+        for n in 0u64..3000 {
+            let d = sha2::Sha256::digest(n.to_be_bytes());
+            let v = VisitorKey(d[..16].try_into().unwrap());
+            direct.add(&v);
+            registers.push(sketch_register(&v));
+        }
+        // Extreme ranks too: a key whose low bits are all zero.
+        let mut edge = VisitorKey([0; 16]);
+        edge.0[0] = 0xab;
+        direct.add(&edge);
+        registers.push(sketch_register(&edge));
+        assert_eq!(sketch_from(registers), direct);
     }
 }

@@ -10,6 +10,7 @@ import { day, h } from './util.js';
 const $ = (id) => document.getElementById(id);
 const state = { sites: [], site: null, from: null, to: null };
 let stopView = null;
+let generation = 0;
 
 function setRange(days) {
   const to = Date.now();
@@ -75,16 +76,19 @@ async function route() {
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view == (name == 'replay' ? 'sessions' : name));
   if (stopView) stopView();
   stopView = null;
-  const root = $('view');
-  root.replaceChildren();
-  root.dataset.view = name;
+  // A fresh root per visit: a slower earlier view that finishes late writes into a detached one.
+  const gen = ++generation;
+  const root = h('div', { id: 'vroot', dataset: { view: name } });
+  $('view').replaceChildren(root);
   if (!state.site) {
     root.append(h('div', { class: 'card empty' }, 'No site yet. Create one with POST /api/sites, or start the server without [[site]] for the demo site.'));
     return;
   }
   const ctx = { site: state.site, from: state.from, to: state.to, arg, params, go };
   try {
-    stopView = (await views[name](root, ctx)) || null;
+    const stop = (await views[name](root, ctx)) || null;
+    if (gen == generation) stopView = stop;
+    else if (stop) stop();
   } catch (e) {
     if (e.status != 401) root.append(h('div', { class: 'card error' }, `Could not load this view: ${e.message}`));
   }
@@ -102,6 +106,7 @@ $('signin').addEventListener('submit', async (e) => {
 });
 $('signout').addEventListener('click', () => {
   if (stopView) stopView();
+  generation++;
   stopView = null;
   $('view').replaceChildren();
   showSignin();

@@ -186,6 +186,7 @@ fn cors_echoes_allowed_origins_and_refuses_others() {
     assert_eq!(ok.status(), 204);
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://shop.example");
     assert_eq!(ok.headers()["vary"], "Origin");
+    assert_eq!(ok.headers()["access-control-expose-headers"], "Retry-After", "pages can honour Retry-After");
 
     let evil = s
         .http

@@ -81,7 +81,7 @@ test('a wrong token is refused; the right one signs in, stays in this tab, and n
   await page.click('#signin button[type=submit]');
   await ready(page, 'overview');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('hushtale_token')), TOKEN);
-  assert.deepEqual(await page.$$eval('#site option', (o) => o.map((x) => x.value)), ['blog', 'shop']);
+  assert.deepEqual(await page.$$eval('#site option', (o) => o.map((x) => x.value)), ['blog', 'demo', 'shop']);
   await page.reload(); // the tab keeps the sign-in
   await ready(page, 'overview');
   assert.ok(urls.length > 5 && urls.every((u) => !u.includes(TOKEN)), 'the token is never in a URL');
@@ -188,8 +188,11 @@ test('heatmap: the hottest spot is drawn over the most-clicked element of the re
 
   // The same clicks on the mobile layout: still anchored to #buy.
   await page.click('.seg button[data-value="mobile"]');
-  await page.waitForFunction(() => document.querySelector('.seg button[data-value="mobile"]').classList.contains('on') && document.getElementById('vroot').dataset.ready);
-  await page.waitForSelector('#vroot[data-ready] #heat-canvas');
+  await page.waitForSelector('#vroot[data-ready] .seg button.on[data-value="mobile"]');
+  const mobile = await hottest(page);
+  const buyMobile = await rect('#buy');
+  assert.equal(await page.evaluate(() => document.querySelector('iframe.heat-frame').style.width), '390px');
+  assert.ok(mobile.x > buyMobile.left && mobile.x < buyMobile.right && mobile.y > buyMobile.top && mobile.y < buyMobile.bottom, 'on the mobile layout too');
 
   // A page without a snapshot: the grid on a neutral outline.
   await page.selectOption('#heat-path', '/');
@@ -404,6 +407,35 @@ test('replay: a recorded <script>, on…= handlers and javascript: URLs do not r
   await injectRaw(page, frame, server.url);
   assert.deepEqual(await pwned(page), []);
   assert.deepEqual(requests.filter((r) => r.url.includes('/pwned-')), []);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a session recorded by the real snippet on /demo replays in the dashboard', async () => {
+  const visit = await browser.newPage({ viewport: { width: 1280, height: 800 }, userAgent: (await import('./server.mjs')).UA });
+  await visit.goto(server.url + '/demo');
+  await visit.waitForFunction(() => window.hushtale);
+  await visit.mouse.move(200, 200);
+  await visit.mouse.move(400, 300, { steps: 5 });
+  await visit.mouse.click(400, 300);
+  // Leaving the page sends what is queued (pagehide); then the collector has a replay session.
+  await visit.goto('about:blank');
+  let sid;
+  for (let i = 0; i < 300 && !sid; i++) {
+    const s = (await api(server.url, 'sites/demo/sessions?replay=true')).sessions;
+    sid = s[0]?.id;
+    if (!sid) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(sid, 'the snippet stored a replay session');
+  await visit.close();
+  const { events } = await api(server.url, `sites/demo/sessions/${sid}`);
+  const { page, errors } = await open();
+  await page.selectOption('#site', 'demo');
+  await page.evaluate((h) => (location.hash = h), `#/replay/${sid}`);
+  await ready(page, 'replay');
+  await seek(page, events.at(-1).t - events[0].t);
+  const text = await page.evaluate(() => document.querySelector('iframe.replay-frame').contentDocument.body.textContent);
+  assert.match(text, /Welcome to the spring catalogue/);
   assert.deepEqual(errors, []);
   await page.close();
 });

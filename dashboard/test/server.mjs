@@ -47,7 +47,7 @@ export async function startServer() {
   const config = join(data, 'config.toml');
   writeFileSync(
     config,
-    `[rate_limit]\ncollect_per_second = 0\nvisitor_per_minute = 0\n\n[[site]]\nid = "shop"\norigins = ["*"]\n\n[[site]]\nid = "blog"\norigins = ["*"]\n`
+    `[rate_limit]\ncollect_per_second = 0\nvisitor_per_minute = 0\n\n[[site]]\nid = "shop"\norigins = ["*"]\n\n[[site]]\nid = "blog"\norigins = ["*"]\n\n[[site]]\nid = "demo"\norigins = ["*"]\n`
   );
   const port = await freePort();
   const url = 'http://127.0.0.1:' + port;

@@ -113,7 +113,7 @@ fn messagepack_and_gzip_are_the_same_batch() {
     let mp = rmp_serde::to_vec_named(&b).unwrap();
     assert_eq!(s.post_collect(mp.clone(), "application/msgpack").status(), 204);
 
-    let b2 = batch(&id(7), &id(8), 1, vec![click(t + 5, 3.0, 4.0, "button")]);
+    let b2 = batch(&id(7), &id(8), 1, vec![click(t + 1000, 3.0, 4.0, "button")]);
     let r = s
         .http
         .post(s.url("/collect"))
@@ -124,7 +124,7 @@ fn messagepack_and_gzip_are_the_same_batch() {
         .unwrap();
     assert_eq!(r.status(), 204);
 
-    let b3 = batch(&id(7), &id(8), 2, vec![json!({"k":"scroll","t":t + 9,"y":42})]);
+    let b3 = batch(&id(7), &id(8), 2, vec![json!({"k":"scroll","t":t + 2000,"y":42})]);
     let r = s
         .http
         .post(s.url("/collect"))

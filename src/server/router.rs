@@ -59,6 +59,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
             _,
             "/collect" | "/healthz" | "/metrics" | "/disable" | "/enable" | "/optout" | "/me/export" | "/me/forget",
         ) => Err(ApiError::MethodNotAllowed),
+        (Method::GET | Method::HEAD, "/api/openapi.json") => Ok(public::openapi()),
         (method, p) if p == "/api" || p.starts_with("/api/") => api::handle(app, method, req).await,
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
     }

@@ -6,6 +6,7 @@ use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 use crate::privacy::VisitorKeyer;
+use crate::server::ratelimit::IpLimiter;
 use crate::sites::Sites;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -20,4 +21,7 @@ pub struct App {
     pub registry: Registry,
     pub admin_token: String,
     pub keyer: VisitorKeyer,
+    /// Per-IP limits on `/collect` and on the visitor-rights endpoints.
+    pub collect_limiter: IpLimiter,
+    pub visitor_limiter: IpLimiter,
 }

@@ -33,6 +33,10 @@ pub struct RawConfig {
     pub privacy: RawPrivacy,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+    #[serde(default)]
+    pub retention: RawRetention,
     /// Sites accepted by this collector. None configured: one `demo` site accepting any origin.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -80,6 +84,28 @@ pub struct RawLimits {
     pub store_cache_bytes: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Sustained `/collect` requests per second per client IP (0 = unlimited). Default 100.
+    pub collect_per_second: Option<u32>,
+    /// Burst of `/collect` requests per client IP. Default 1000.
+    pub collect_burst: Option<u32>,
+    /// `/me/export` + `/me/forget` requests per minute per client IP (0 = unlimited). Default 10.
+    pub visitor_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// How often expired sessions are deleted, in seconds. Default 3600.
+    pub interval_secs: Option<u64>,
+    /// Sessions deleted per step; steps are spaced so ingest never stalls. Default 500.
+    pub step: Option<usize>,
+    /// For testing retention only: act as if it were this many days later. Default 0.
+    pub clock_skew_days: Option<i64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
@@ -113,6 +139,22 @@ pub struct ServerLimits {
     pub store_cache_bytes: u64,
 }
 
+/// Per-IP rate limits (in memory only).
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub collect_per_second: u32,
+    pub collect_burst: u32,
+    pub visitor_per_minute: u32,
+}
+
+/// The retention task's schedule.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub interval: Duration,
+    pub step: usize,
+    pub clock_skew_ms: i64,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -129,6 +171,8 @@ pub struct Config {
     pub events: EventLimits,
     pub server: ServerLimits,
     pub writer: WriterConfig,
+    pub rate_limit: RateLimits,
+    pub retention: Retention,
 }
 
 /// Values given on the command line or in the environment; they override the file.
@@ -234,6 +278,16 @@ impl RawConfig {
             events,
             server,
             writer,
+            rate_limit: RateLimits {
+                collect_per_second: self.rate_limit.collect_per_second.unwrap_or(100),
+                collect_burst: self.rate_limit.collect_burst.unwrap_or(1000),
+                visitor_per_minute: self.rate_limit.visitor_per_minute.unwrap_or(10),
+            },
+            retention: Retention {
+                interval: Duration::from_secs(self.retention.interval_secs.unwrap_or(3600).max(1)),
+                step: self.retention.step.unwrap_or(500).max(1),
+                clock_skew_ms: self.retention.clock_skew_days.unwrap_or(0) * crate::model::DAY_MS,
+            },
         })
     }
 }

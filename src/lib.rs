@@ -86,7 +86,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         .unwrap_or_else(|| format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default()));
     announce(&config, &base, &token);
 
+    let rate = &config.rate_limit;
     let app = Arc::new(App {
+        collect_limiter: server::ratelimit::IpLimiter::per_second(rate.collect_per_second, rate.collect_burst),
+        visitor_limiter: server::ratelimit::IpLimiter::per_minute(rate.visitor_per_minute, rate.visitor_per_minute),
         keyer: privacy::VisitorKeyer::new(&secret),
         admin_token: token.value().to_owned(),
         config,
@@ -96,7 +99,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         metrics,
         registry,
     });
+    let housekeeping = tokio::spawn(store::retention::run(app.clone()));
     server::serve(listener, app.clone(), shutdown).await;
+    housekeeping.abort();
+    let _ = housekeeping.await;
     // Connections are closed: dropping the last writer handle lets the writer drain and stop.
     drop(app);
     writer_task.finish().await;

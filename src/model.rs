@@ -260,6 +260,10 @@ pub struct SessionSummary {
     pub device: String,
     pub browser: String,
     pub replay: bool,
+    /// 3+ clicks within 1 s inside 30 px, counted once per burst.
+    pub rage_clicks: u32,
+    /// Clicks the snippet reported as changing nothing.
+    pub dead_clicks: u32,
 }
 
 /// A site: who may send to it and how its data is treated.

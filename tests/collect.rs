@@ -210,7 +210,7 @@ fn full_queue_answers_503_and_loses_nothing_acknowledged() {
         .map(|thread| {
             let base = base.clone();
             std::thread::spawn(move || {
-                let http = reqwest::blocking::Client::new();
+                let http = client();
                 let mut acked = vec![];
                 let mut overloaded = 0;
                 for i in 0..20u64 {

@@ -1,34 +1,302 @@
-//! SHIM
-#[derive(Debug, Clone, Copy)]
+//! User-Agent reduction: the raw header is never stored, only a device class and browser family, and bots are told apart.
+//!
+//! Cheap by construction: one case-insensitive bot regex compiled once, then plain
+//! `str::contains` checks in a fixed order; nothing allocates.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Device class of a human visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Device {
     Desktop,
+    Mobile,
+    Tablet,
 }
-#[derive(Debug, Clone, Copy)]
-pub enum Browser {
-    Other,
-}
+
 impl Device {
     pub fn as_str(&self) -> &'static str {
-        "desktop"
+        match self {
+            Device::Desktop => "desktop",
+            Device::Mobile => "mobile",
+            Device::Tablet => "tablet",
+        }
     }
 }
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Browser family of a human visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Browser {
+    Chrome,
+    Firefox,
+    Safari,
+    Edge,
+    Opera,
+    Samsung,
+    Other,
+}
+
 impl Browser {
     pub fn as_str(&self) -> &'static str {
-        "other"
+        match self {
+            Browser::Chrome => "chrome",
+            Browser::Firefox => "firefox",
+            Browser::Safari => "safari",
+            Browser::Edge => "edge",
+            Browser::Opera => "opera",
+            Browser::Samsung => "samsung",
+            Browser::Other => "other",
+        }
     }
 }
+
+impl fmt::Display for Browser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// All that may be kept of a human visitor's User-Agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientClass {
     pub device: Device,
     pub browser: Browser,
 }
+
+/// Whether a request comes from a person's browser (and which kind) or from a bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UaVerdict {
     Human(ClientClass),
     Bot,
 }
-pub fn classify(ua: Option<&str>) -> UaVerdict {
-    if ua.is_some_and(|u| u.contains("bot")) {
-        UaVerdict::Bot
+
+/// Classifies a User-Agent header; a missing or blank one is a bot. Headless Chrome counts as
+/// a human Chrome (the project's own browser tests drive it).
+pub fn classify(user_agent: Option<&str>) -> UaVerdict {
+    let Some(ua) = user_agent.map(str::trim).filter(|ua| !ua.is_empty()) else {
+        return UaVerdict::Bot;
+    };
+    if BOT.is_match(ua) {
+        return UaVerdict::Bot;
+    }
+    UaVerdict::Human(ClientClass { device: device(ua), browser: browser(ua) })
+}
+
+/// Crawlers, link-preview fetchers, HTTP libraries and uptime / performance monitors.
+/// No word boundaries, so the lazy DFA never has to give up on non-ASCII input.
+static BOT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?xi)
+          (?: ^ | [^u] | [^c]u ) bot            # Googlebot, bingbot, AdsBot… not the phone brand CUBOT
+        | crawl | spider | slurp | archiver | scrapy        # other crawler words
+        | facebookexternalhit | facebookcatalog | embedly   # link previews
+        | bingpreview | skypeuripreview | ^whatsapp/
+        | ^curl/ | ^wget/ | ^python- | ^python/ | urllib     # HTTP libraries and tools
+        | aiohttp | httpx | go-http-client | okhttp | ^java/
+        | apache-httpclient | libwww-perl | node-fetch | ^axios/ | undici | phantomjs
+        | lighthouse | ptst/ | pingdom | uptimerobot | statuscake    # performance and uptime monitors
+        | gtmetrix | site24x7 | newrelicpinger | checkly | uptime-kuma | datadog
+        | feedfetcher | mediapartners-google | google-inspectiontool | apis-google | googleother
+        ",
+    )
+    .expect("bot pattern is valid")
+});
+
+/// iPad and Android without "Mobi" are tablets; iPhone, iPod and anything "Mobi" are mobiles.
+fn device(ua: &str) -> Device {
+    if ua.contains("iPad") {
+        Device::Tablet
+    } else if ua.contains("Android") {
+        if ua.contains("Mobi") {
+            Device::Mobile
+        } else {
+            Device::Tablet
+        }
+    } else if contains_any(ua, &["iPhone", "iPod", "Mobi"]) {
+        Device::Mobile
     } else {
-        UaVerdict::Human(ClientClass { device: Device::Desktop, browser: Browser::Other })
+        Device::Desktop
+    }
+}
+
+/// Chromium derivatives name themselves besides "Chrome/", and nearly everyone says "Safari/",
+/// so the order matters: the most specific token first.
+fn browser(ua: &str) -> Browser {
+    const TOKENS: [(Browser, &[&str]); 5] = [
+        (Browser::Edge, &["Edg/", "EdgA/", "EdgiOS/", "Edge/"]),
+        (Browser::Opera, &["OPR/", "OPiOS/", "Opera"]),
+        (Browser::Samsung, &["SamsungBrowser"]),
+        (Browser::Chrome, &["Chrome/", "CriOS", "Chromium/"]),
+        (Browser::Firefox, &["Firefox/", "FxiOS"]),
+    ];
+    if let Some((browser, _)) = TOKENS.iter().find(|(_, tokens)| contains_any(ua, tokens)) {
+        return *browser;
+    }
+    // The old Android stock browser says "Safari/" too.
+    if ua.contains("Safari/") && !ua.contains("Android") {
+        Browser::Safari
+    } else {
+        Browser::Other
+    }
+}
+
+fn contains_any(haystack: &str, needles: &[&str]) -> bool {
+    needles.iter().any(|needle| haystack.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn human(device: Device, browser: Browser) -> UaVerdict {
+        UaVerdict::Human(ClientClass { device, browser })
+    }
+
+    fn check(ua: &str, expected: UaVerdict) {
+        assert_eq!(classify(Some(ua)), expected, "{ua}");
+    }
+
+    #[test]
+    fn desktop_browsers() {
+        use Browser::*;
+        let desktop = |b| human(Device::Desktop, b);
+        check(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Safari/537.36",
+            desktop(Chrome),
+        );
+        check("Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0", desktop(Firefox));
+        check(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+             Version/18.1 Safari/605.1.15",
+            desktop(Safari),
+        );
+        check(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            desktop(Edge),
+        );
+        check(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/130.0.0.0 Safari/537.36 OPR/115.0.0.0",
+            desktop(Opera),
+        );
+        check("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", desktop(Firefox));
+        check("Lynx/2.9.0dev.12 libwww-FM/2.14 SSL-MM/1.4.1 GNUTLS/3.7.8", desktop(Other));
+    }
+
+    #[test]
+    fn headless_chrome_is_human() {
+        check(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             HeadlessChrome/131.0.0.0 Safari/537.36",
+            human(Device::Desktop, Browser::Chrome),
+        );
+    }
+
+    #[test]
+    fn mobile_browsers() {
+        use Browser::*;
+        let mobile = |b| human(Device::Mobile, b);
+        check(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+             Version/18.1 Mobile/15E148 Safari/604.1",
+            mobile(Safari),
+        );
+        check(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+             CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+            mobile(Chrome),
+        );
+        check(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+             FxiOS/132.0 Mobile/15E148 Safari/605.1.15",
+            mobile(Firefox),
+        );
+        check(
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Mobile Safari/537.36",
+            mobile(Chrome),
+        );
+        check(
+            "Mozilla/5.0 (Linux; Android 13; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) \
+             SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36",
+            mobile(Samsung),
+        );
+        check("Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0", mobile(Firefox));
+        check(
+            "Mozilla/5.0 (Linux; Android 10; HD1913) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Mobile Safari/537.36 EdgA/131.0.0.0",
+            mobile(Edge),
+        );
+        check(
+            "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/120.0.0.0 Mobile Safari/537.36",
+            mobile(Chrome),
+        );
+    }
+
+    #[test]
+    fn tablets() {
+        check(
+            "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+             Version/17.5 Mobile/15E148 Safari/604.1",
+            human(Device::Tablet, Browser::Safari),
+        );
+        check(
+            "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Safari/537.36",
+            human(Device::Tablet, Browser::Chrome),
+        );
+    }
+
+    #[test]
+    fn bots() {
+        for ua in [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.6778.69 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)",
+            "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "curl/8.5.0",
+            "Wget/1.21.4",
+            "python-requests/2.32.3",
+            "Go-http-client/1.1",
+            "okhttp/4.12.0",
+            "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Safari/537.36 PTST/241115.180523",
+            "Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)",
+            "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+        ] {
+            check(ua, UaVerdict::Bot);
+        }
+    }
+
+    #[test]
+    fn missing_or_blank_is_a_bot() {
+        assert_eq!(classify(None), UaVerdict::Bot);
+        assert_eq!(classify(Some("")), UaVerdict::Bot);
+        assert_eq!(classify(Some("   ")), UaVerdict::Bot);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(Device::Tablet.as_str(), "tablet");
+        assert_eq!(Browser::Samsung.to_string(), "samsung");
+        let all = [Browser::Chrome, Browser::Firefox, Browser::Safari, Browser::Edge, Browser::Opera, Browser::Other];
+        assert!(all.iter().all(|b| b.as_str().chars().all(|c| c.is_ascii_lowercase())));
     }
 }

@@ -1,6 +1,8 @@
 //! What operators ask and what they get back: the shapes of the read API, shared by every
 //! store backend so that both answer identically.
 
+pub mod insights;
+
 use serde::Serialize;
 use time::{Date, Duration, Month};
 
@@ -149,6 +151,30 @@ pub struct SessionQuery {
     pub limit: usize,
     /// Continue strictly after this `(start, sid)` in newest-first order.
     pub cursor: Option<SessionCursor>,
+    pub filter: SessionFilter,
+}
+
+/// Optional conditions on listed sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionFilter {
+    pub entry: Option<String>,
+    pub device: Option<String>,
+    pub min_duration_ms: Option<i64>,
+    pub replay: Option<bool>,
+    pub min_rage_clicks: Option<u32>,
+}
+
+/// Most sessions one list request examines; a filtered list continues from its cursor.
+pub const MAX_SESSIONS_SCANNED: usize = 20_000;
+
+impl SessionFilter {
+    pub fn matches(&self, s: &SessionSummary) -> bool {
+        self.entry.as_ref().is_none_or(|e| s.entry.as_deref() == Some(e.as_str()))
+            && self.device.as_ref().is_none_or(|d| &s.device == d)
+            && self.min_duration_ms.is_none_or(|m| s.duration_ms >= m)
+            && self.replay.is_none_or(|r| s.replay == r)
+            && self.min_rage_clicks.is_none_or(|r| s.rage_clicks >= r)
+    }
 }
 
 /// Position in the newest-first session list: the session's anchor time and id.

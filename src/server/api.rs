@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::body;
@@ -13,8 +12,9 @@ use super::response::{self, Resp};
 use crate::app::App;
 use crate::config::{validate_site, RawSite};
 use crate::error::ApiError;
-use crate::model::Id128;
-use crate::query::{DayRange, SessionCursor, SessionQuery};
+use crate::model::{Id128, VisitorKey};
+use crate::query::{DayRange, SessionCursor, SessionFilter, SessionQuery};
+use crate::rollup::heat::{HeatKind, WidthClass};
 
 /// Largest body accepted by the operator API.
 const MAX_API_BODY: usize = 64 * 1024;
@@ -32,10 +32,17 @@ pub async fn handle(app: &App, method: Method, req: Request<Incoming>) -> Result
         (Method::POST, ["sites"]) => create_site(app, req).await,
         (Method::GET, ["sites", site, "stats"]) => stats(app, site, &params).await,
         (Method::GET, ["sites", site, "sessions"]) => sessions(app, site, &params).await,
+        (Method::GET, ["sites", site, "pages"]) => pages(app, site, &params).await,
+        (Method::GET, ["sites", site, "heatmap"]) => heatmap(app, site, &params).await,
+        (Method::GET, ["sites", site, "scroll"]) => scroll(app, site, &params).await,
         (Method::GET, ["sites", site, "sessions", sid]) => session(app, site, sid).await,
-        (_, ["sites"] | ["sites", _, "stats" | "sessions"] | ["sites", _, "sessions", _]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (Method::DELETE, ["sites", site, "visitors", key]) => forget_visitor(app, site, key).await,
+        (
+            _,
+            ["sites"]
+            | ["sites", _, "stats" | "sessions" | "pages" | "heatmap" | "scroll"]
+            | ["sites", _, "sessions" | "visitors", _],
+        ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
     }?;
     Ok(response::no_store(resp))
@@ -96,31 +103,91 @@ async fn stats(app: &App, site: &str, params: &HashMap<String, String>) -> Resul
     Ok(response::json(StatusCode::OK, &stats))
 }
 
-#[derive(Deserialize)]
-struct SessionParams {
-    limit: Option<usize>,
-    cursor: Option<String>,
+/// An optional numeric parameter, named in the error when it does not parse.
+fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError> {
+    params
+        .get(name)
+        .map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name} must be a number"))))
+        .transpose()
+}
+
+fn required<'p>(params: &'p HashMap<String, String>, name: &str) -> Result<&'p str, ApiError> {
+    params.get(name).map(String::as_str).ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))
+}
+
+/// A page path as the rollups know it: the normalised path of a URL or of a path.
+fn page_path(params: &HashMap<String, String>) -> Result<String, ApiError> {
+    let raw = required(params, "path")?;
+    if raw.starts_with("http://") || raw.starts_with("https://") {
+        return crate::privacy::url::normalize_url(raw, &Default::default())
+            .map(|n| n.path)
+            .ok_or_else(|| ApiError::BadRequest("path is not a usable URL".into()));
+    }
+    if !raw.starts_with('/') {
+        return Err(ApiError::BadRequest("path must start with /".into()));
+    }
+    Ok(crate::privacy::url::normalize_path(raw))
+}
+
+async fn pages(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let limit = number(params, "limit")?.unwrap_or(DEFAULT_SESSION_PAGE);
+    if !(1..=MAX_SESSION_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_SESSION_PAGE}")));
+    }
+    let offset = number(params, "offset")?.unwrap_or(0);
+    Ok(response::json(StatusCode::OK, &app.store.pages(site, range, offset, limit).await?))
+}
+
+async fn heatmap(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let path = page_path(params)?;
+    let kind = params.get("kind").map_or("click", String::as_str);
+    let kind = HeatKind::parse(kind).ok_or_else(|| ApiError::BadRequest("kind must be click or move".into()))?;
+    let width = match params.get("width").map(String::as_str) {
+        None | Some("all") => None,
+        Some(w) => Some(
+            WidthClass::parse(w)
+                .ok_or_else(|| ApiError::BadRequest("width must be mobile, tablet, desktop or all".into()))?,
+        ),
+    };
+    Ok(response::json(StatusCode::OK, &app.store.heatmap(site, &path, kind, width, range).await?))
+}
+
+async fn scroll(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let path = page_path(params)?;
+    Ok(response::json(StatusCode::OK, &app.store.scroll(site, &path, range).await?))
 }
 
 async fn sessions(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
     known_site(app, site)?;
     let range = day_range(params)?;
-    let p = SessionParams {
-        limit: match params.get("limit") {
-            Some(l) => Some(l.parse().map_err(|_| ApiError::BadRequest("limit must be a number".into()))?),
-            None => None,
-        },
-        cursor: params.get("cursor").cloned(),
-    };
-    let limit = p.limit.unwrap_or(DEFAULT_SESSION_PAGE);
+    let limit = number(params, "limit")?.unwrap_or(DEFAULT_SESSION_PAGE);
     if !(1..=MAX_SESSION_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_SESSION_PAGE}")));
     }
-    let cursor = match p.cursor.as_deref() {
+    let cursor = match params.get("cursor") {
         Some(c) => Some(SessionCursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?),
         None => None,
     };
-    let page = app.store.sessions(site, &SessionQuery { range, limit, cursor }).await?;
+    let replay = match params.get("replay").map(String::as_str) {
+        None => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(_) => return Err(ApiError::BadRequest("replay must be true or false".into())),
+    };
+    let filter = SessionFilter {
+        entry: params.get("entry").cloned(),
+        device: params.get("device").cloned(),
+        min_duration_ms: number(params, "min_duration_ms")?,
+        replay,
+        min_rage_clicks: number(params, "min_rage_clicks")?,
+    };
+    let page = app.store.sessions(site, &SessionQuery { range, limit, cursor, filter }).await?;
     Ok(response::json(StatusCode::OK, &page))
 }
 
@@ -130,4 +197,13 @@ async fn session(app: &App, site: &str, sid: &str) -> Result<Resp, ApiError> {
     let events =
         app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     Ok(response::json(StatusCode::OK, &serde_json::json!({ "id": sid, "events": events })))
+}
+
+async fn forget_visitor(app: &App, site: &str, key: &str) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let visitor =
+        VisitorKey::parse(key).ok_or_else(|| ApiError::BadRequest("visitor key must be 32 lowercase hex".into()))?;
+    let erased = app.writer.forget(site, visitor).await.map_err(ApiError::Internal)?;
+    tracing::info!(site, sessions = erased, "visitor erased by an operator");
+    Ok(response::empty(StatusCode::NO_CONTENT))
 }

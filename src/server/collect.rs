@@ -24,9 +24,9 @@ use crate::store::WriteOutcome;
 /// Seconds a client is asked to wait when the queue is full.
 const OVERLOAD_RETRY_SECS: u32 = 1;
 
-pub async fn handle(app: &App, req: Request<Incoming>, _peer: IpAddr) -> Resp {
+pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let origin = cors::origin(req.headers()).map(str::to_owned);
-    let (resp, allow_origin) = match accept(app, req).await {
+    let (resp, allow_origin) = match accept(app, req, peer).await {
         Ok(()) => (response::empty(StatusCode::NO_CONTENT), true),
         Err(Refusal { error, reason }) => {
             app.metrics.reject(reason);
@@ -64,7 +64,10 @@ fn refuse(reason: &'static str, error: ApiError) -> Refusal {
 }
 
 /// Runs the pipeline; `Ok` means 204 (stored, a duplicate, or deliberately dropped).
-async fn accept(app: &App, req: Request<Incoming>) -> Result<(), Refusal> {
+async fn accept(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<(), Refusal> {
+    app.collect_limiter
+        .check(peer)
+        .map_err(|retry_after| refuse("rate_limited", ApiError::TooManyRequests { retry_after }))?;
     let (parts, incoming) = req.into_parts();
     if let Some(signal) = app.config.optout.check(&parts.headers) {
         app.metrics.drop_batch(match signal {
@@ -133,8 +136,8 @@ async fn accept(app: &App, req: Request<Incoming>) -> Result<(), Refusal> {
     }
 }
 
-/// `OPTIONS /collect`: the batch's site is only known from the body, so an origin is allowed
-/// when any site accepts it; the real check happens on the POST.
+/// `OPTIONS` for `/collect` and the visitor endpoints: the site is only known from the body, so
+/// an origin is allowed when any site accepts it; the real check happens on the POST.
 pub fn preflight(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     let origin = cors::origin(req.headers()).ok_or_else(|| ApiError::BadRequest("preflight without Origin".into()))?;
     if !app.sites.any_allows_origin(origin) {

@@ -2,12 +2,16 @@
 //! graceful stop (stop accepting, let open requests finish).
 
 mod api;
+pub mod assets;
 mod body;
 mod collect;
+pub use collect::now_ms;
 mod cors;
 mod public;
+pub mod ratelimit;
 pub mod response;
 mod router;
+mod visitor;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Public, unauthenticated endpoints other than `/collect`: metrics.
+//! Public, unauthenticated endpoints other than `/collect`: metrics and static assets.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -17,4 +17,11 @@ pub fn metrics(app: &App) -> Result<Resp, ApiError> {
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
         Bytes::from(text),
     ))
+}
+
+/// A static asset compiled into the binary, cacheable for an hour.
+pub fn asset(content_type: &'static str, body: &'static [u8]) -> Resp {
+    let mut r = response::with_body(StatusCode::OK, content_type, Bytes::from_static(body));
+    r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=3600"));
+    r
 }

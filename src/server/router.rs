@@ -7,7 +7,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::response::{self, Resp};
-use super::{api, collect, public};
+use super::{api, assets, collect, public, visitor};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::telemetry::metrics::StatusLabel;
@@ -38,7 +38,24 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
             Ok(response::json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
         }
         (Method::GET, "/metrics") => public::metrics(app),
-        (_, "/collect" | "/healthz" | "/metrics") => Err(ApiError::MethodNotAllowed),
+        (Method::GET | Method::HEAD, "/hushtale.js") => Ok(assets::serve(&assets::SNIPPET, req.headers())),
+        (Method::GET | Method::HEAD, "/hushtale-replay.js") => Ok(assets::serve(&assets::REPLAY, req.headers())),
+        (Method::GET | Method::HEAD, "/hushtale-player.js") => Ok(assets::serve(&assets::PLAYER, req.headers())),
+        (Method::GET, "/demo") => Ok(assets::serve(&assets::DEMO, req.headers())),
+        (Method::GET, "/disable") => Ok(visitor::disable(app, req.headers())),
+        (Method::GET, "/enable") => Ok(visitor::enable_page(req.headers())),
+        (Method::POST, "/enable") => visitor::enable(app, req.headers()),
+        (Method::GET, "/optout") => Ok(visitor::status(app, req.headers())),
+        (Method::POST, "/me/export") => visitor::me(app, req, peer, false).await,
+        (Method::POST, "/me/forget") => visitor::me(app, req, peer, true).await,
+        (Method::OPTIONS, "/me/export" | "/me/forget" | "/optout") => collect::preflight(app, &req),
+        (Method::GET, "/pages/style.css") => {
+            Ok(public::asset("text/css; charset=utf-8", visitor::PAGE_STYLE.as_bytes()))
+        }
+        (
+            _,
+            "/collect" | "/healthz" | "/metrics" | "/disable" | "/enable" | "/optout" | "/me/export" | "/me/forget",
+        ) => Err(ApiError::MethodNotAllowed),
         (method, p) if p == "/api" || p.starts_with("/api/") => api::handle(app, method, req).await,
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
     }

@@ -1,6 +1,7 @@
 //! Persistence behind one trait: the embedded sled store (default) and, later, ClickHouse.
 //! Every backend writes batches durably in groups and answers the same queries.
 
+pub mod retention;
 pub mod sled;
 pub mod writer;
 
@@ -8,8 +9,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Event, Id128, SiteSettings, StoredBatch};
+use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
+use crate::rollup::heat::{HeatKind, WidthClass};
 
 /// What happened to one batch of a group commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +48,37 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError>;
     async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError>;
+    /// Per-page figures, most viewed first, `limit` from `offset`.
+    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError>;
+    /// Heatmap of one path; `width` `None` sums all viewport classes.
+    async fn heatmap(
+        &self,
+        site: &str,
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        range: DayRange,
+    ) -> Result<Heatmap, StoreError>;
+    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError>;
+
     /// All events of a session in time order; `None` when the session is unknown.
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError>;
+
+    /// Every session (summary and events) of one visitor, oldest first.
+    async fn visitor_sessions(
+        &self,
+        site: &str,
+        visitor: VisitorKey,
+    ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError>;
+
+    /// Erases a visitor's sessions and events durably; returns how many sessions were erased.
+    /// Rollups stay (they are aggregate). Called only by the writer task, never concurrently
+    /// with [`Store::write`].
+    async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError>;
+
+    /// Deletes up to `limit` sessions whose first batch arrived before `before_ms`, with their
+    /// events; returns how many were deleted (fewer than `limit` means done). Writer task only.
+    async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError>;
 
     /// Makes everything written so far durable (used at shutdown).
     async fn flush(&self) -> Result<(), StoreError>;

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::{Store, WriteOutcome};
-use crate::model::StoredBatch;
+use crate::model::{StoredBatch, VisitorKey};
 use crate::telemetry::Metrics;
 
 /// Queue bounds (see `[limits]` in the config).
@@ -32,6 +32,12 @@ struct Job {
     _budget: OwnedSemaphorePermit,
 }
 
+/// Erasure work that must not race a group commit, run by the writer between groups.
+enum Maintenance {
+    Forget { site: String, visitor: VisitorKey, done: oneshot::Sender<Result<usize, String>> },
+    Expire { site: String, before_ms: i64, limit: usize, done: oneshot::Sender<Result<usize, String>> },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
     #[error("the write queue is full")]
@@ -44,6 +50,7 @@ pub enum SubmitError {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    maintenance: mpsc::Sender<Maintenance>,
     budget_kib: Arc<Semaphore>,
     max_kib: u32,
 }
@@ -54,8 +61,10 @@ impl Writer {
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let max_kib = u32::try_from((config.queue_bytes / 1024).max(1)).unwrap_or(u32::MAX);
         let (close, closed) = oneshot::channel();
-        let handle = tokio::spawn(run(store, rx, closed, config.max_group.max(1), metrics));
-        let writer = Self { tx, budget_kib: Arc::new(Semaphore::new(max_kib as usize)), max_kib };
+        let (maintenance, maintenance_rx) = mpsc::channel(MAINTENANCE_QUEUE);
+        let queues = Queues { batches: rx, maintenance: maintenance_rx, closed };
+        let handle = tokio::spawn(run(store, queues, config.max_group.max(1), metrics));
+        let writer = Self { tx, maintenance, budget_kib: Arc::new(Semaphore::new(max_kib as usize)), max_kib };
         (writer, WriterTask { close, handle })
     }
 
@@ -74,6 +83,23 @@ impl Writer {
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
         }
+    }
+
+    /// Erases a visitor's sessions (see [`Store::forget_visitor`]); waits for the writer.
+    pub async fn forget(&self, site: &str, visitor: VisitorKey) -> Result<usize, String> {
+        let (done, rx) = oneshot::channel();
+        self.maintain(Maintenance::Forget { site: site.to_owned(), visitor, done }, rx).await
+    }
+
+    /// Deletes up to `limit` sessions anchored before `before_ms` (see [`Store::expire`]).
+    pub async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, String> {
+        let (done, rx) = oneshot::channel();
+        self.maintain(Maintenance::Expire { site: site.to_owned(), before_ms, limit, done }, rx).await
+    }
+
+    async fn maintain(&self, job: Maintenance, rx: oneshot::Receiver<Result<usize, String>>) -> Result<usize, String> {
+        self.maintenance.send(job).await.map_err(|_| "the writer has stopped".to_owned())?;
+        rx.await.map_err(|_| "the writer has stopped".to_owned())?
     }
 
     pub fn depth(&self) -> usize {
@@ -97,22 +123,31 @@ impl WriterTask {
     }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Job>,
-    mut closed: oneshot::Receiver<()>,
-    max_group: usize,
-    metrics: Metrics,
-) {
+/// Erasure requests waiting for the writer; more make the caller wait.
+const MAINTENANCE_QUEUE: usize = 64;
+
+struct Queues {
+    batches: mpsc::Receiver<Job>,
+    maintenance: mpsc::Receiver<Maintenance>,
+    closed: oneshot::Receiver<()>,
+}
+
+async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metrics: Metrics) {
     let mut jobs = Vec::with_capacity(max_group);
     let mut closing = false;
+    let rx = &mut queues.batches;
     loop {
         let received = tokio::select! {
             n = rx.recv_many(&mut jobs, max_group) => n,
-            _ = &mut closed, if !closing => {
+            Some(job) = queues.maintenance.recv(), if !closing => {
+                maintain(store.as_ref(), job).await;
+                continue;
+            }
+            _ = &mut queues.closed, if !closing => {
                 // New submissions now fail with `Closed`; what is queued is still written.
                 closing = true;
                 rx.close();
+                queues.maintenance.close();
                 continue;
             }
         };
@@ -150,8 +185,22 @@ async fn run(
             }
         }
     }
+    while let Ok(job) = queues.maintenance.try_recv() {
+        maintain(store.as_ref(), job).await;
+    }
     metrics.queue_depth.set(0);
     if let Err(e) = store.flush().await {
         tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+async fn maintain(store: &dyn Store, job: Maintenance) {
+    match job {
+        Maintenance::Forget { site, visitor, done } => {
+            let _ = done.send(store.forget_visitor(&site, visitor).await.map_err(|e| e.to_string()));
+        }
+        Maintenance::Expire { site, before_ms, limit, done } => {
+            let _ = done.send(store.expire(&site, before_ms, limit).await.map_err(|e| e.to_string()));
+        }
     }
 }

@@ -10,6 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 pub const TOKEN: &str = "test-operator-token";
+/// Batches without a browser User-Agent are dropped as bots, so the harness looks like Chrome.
+pub const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// An HTTP client that sends a browser User-Agent.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).user_agent(BROWSER_UA).build().unwrap()
+}
 
 pub struct TestServer {
     pub base: String,
@@ -66,7 +74,7 @@ impl TestServer {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let http = client();
         let s = Self { base, child: Some(child), data, _tmp: None, config, http };
         s.wait_healthy();
         s

@@ -14,6 +14,9 @@
 //! | v  | visitor key, anchor, sid   | empty: visitor → sessions                           |
 //! | u  | day, visitor key           | empty: visitors seen per day                        |
 //! | d  | day                        | the day's rollup (MessagePack)                      |
+//! | p  | day, path                  | one page's rollup for the day                       |
+//! | h  | path 0, kind, width, day, band | heatmap cells of a band of rows                 |
+//! | c  | path 0, day                | clicks per element selector                         |
 //!
 //! Why: sled is fast with few, large values under keys that mostly increase, and slow when
 //! tree nodes fill with big values (every insert re-materialises its node), and each insert
@@ -26,6 +29,8 @@
 //! contiguous ranges. Numbers are big-endian so byte order is
 //! numeric order.
 
+use crate::rollup::heat::{HeatKind, WidthClass};
+
 pub const NS_SITE: u8 = b's';
 pub const NS_SESSION_INDEX: u8 = b'i';
 pub const NS_SESSION: u8 = b'S';
@@ -34,6 +39,9 @@ pub const LAST_SEGMENT: &[u8] = b"mseg";
 pub const NS_VISITOR: u8 = b'v';
 pub const NS_DAY_VISITOR: u8 = b'u';
 pub const NS_DAY_ROLLUP: u8 = b'd';
+pub const NS_PAGE_ROLLUP: u8 = b'p';
+pub const NS_HEAT: u8 = b'h';
+pub const NS_ELEMENTS: u8 = b'c';
 
 /// `ns site 0x00`: the prefix of every per-site key in a namespace.
 pub fn prefix(ns: u8, site: &str) -> Vec<u8> {
@@ -99,6 +107,43 @@ pub fn day_visitor(site: &str, day: i32, visitor: &[u8; 16]) -> Vec<u8> {
 
 pub fn day_rollup(site: &str, day: i32) -> Vec<u8> {
     let mut k = prefix(NS_DAY_ROLLUP, site);
+    k.extend_from_slice(&day_bytes(day));
+    k
+}
+
+pub fn page_rollup(site: &str, day: i32, path: &str) -> Vec<u8> {
+    let mut k = prefix(NS_PAGE_ROLLUP, site);
+    k.extend_from_slice(&day_bytes(day));
+    k.extend_from_slice(path.as_bytes());
+    k
+}
+
+/// `h site 0 path 0 kind width`: all days and bands of one heatmap.
+pub fn heat_prefix(site: &str, path: &str, kind: HeatKind, width: WidthClass) -> Vec<u8> {
+    let mut k = prefix(NS_HEAT, site);
+    k.extend_from_slice(path.as_bytes());
+    k.push(0);
+    k.push(kind.tag());
+    k.push(width.tag());
+    k
+}
+
+pub fn heat(site: &str, path: &str, kind: HeatKind, width: WidthClass, day: i32, band: u16) -> Vec<u8> {
+    let mut k = heat_prefix(site, path, kind, width);
+    k.extend_from_slice(&day_bytes(day));
+    k.extend_from_slice(&band.to_be_bytes());
+    k
+}
+
+pub fn elements_prefix(site: &str, path: &str) -> Vec<u8> {
+    let mut k = prefix(NS_ELEMENTS, site);
+    k.extend_from_slice(path.as_bytes());
+    k.push(0);
+    k
+}
+
+pub fn elements(site: &str, path: &str, day: i32) -> Vec<u8> {
+    let mut k = elements_prefix(site, path);
     k.extend_from_slice(&day_bytes(day));
     k
 }

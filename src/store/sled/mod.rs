@@ -1,6 +1,8 @@
 //! The embedded default store on sled 0.34: one tree, group-committed batches, rollups merged
 //! at write time (see [`keys`] for the layout and why).
 
+mod erase;
+mod insights;
 pub mod keys;
 mod write;
 
@@ -12,8 +14,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Store, StoreError, WriteOutcome};
-use crate::model::{Event, Id128, SiteSettings, StoredBatch};
-use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats};
+use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
+use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
+use crate::rollup::heat::{HeatKind, WidthClass};
 use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
 
@@ -53,6 +57,10 @@ impl SledStore {
             None => 0,
         };
         Ok(Self { db, tree, segments, last_segment: Arc::new(AtomicU64::new(last)) })
+    }
+
+    fn trees(&self) -> Trees {
+        Trees { main: self.tree.clone(), segments: self.segments.clone() }
     }
 
     /// A segment id greater than all before it: µs since the epoch, bumped when needed.
@@ -132,16 +140,19 @@ impl SledStore {
         let mut sessions = Vec::with_capacity(q.limit.min(1000));
         let mut last = None;
         let mut next = None;
-        for item in self.tree.range(lower..upper).rev() {
+        for (scanned, item) in self.tree.range(lower..upper).rev().enumerate() {
             let (k, v) = item?;
-            if sessions.len() == q.limit {
+            if sessions.len() == q.limit || scanned == MAX_SESSIONS_SCANNED {
+                // More may follow: continue after the last session examined.
                 next = last.map(|(start, sid)| SessionCursor { start, sid }.encode());
                 break;
             }
             let (anchor, sid) =
                 keys::parse_session(&k, prefix_len).ok_or_else(|| StoreError::Corrupt("session key".into()))?;
-            let record: SessionRecord = decode(&v)?;
-            sessions.push(record.summary(&sid));
+            let summary = decode::<SessionRecord>(&v)?.summary(&sid);
+            if q.filter.matches(&summary) {
+                sessions.push(summary);
+            }
             last = Some((anchor, sid));
         }
         Ok(SessionPage { sessions, next })
@@ -156,6 +167,16 @@ impl SledStore {
             return Ok(None);
         };
         let record: SessionRecord = decode(&record)?;
+        let mut events = self.events_of(site, &record)?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        events.sort_by_key(|e| e.t);
+        Ok(Some(events))
+    }
+
+    /// All events a session record points to, in storage order.
+    fn events_of(&self, site: &str, record: &SessionRecord) -> Result<Vec<Event>, StoreError> {
         let mut events = Vec::with_capacity(record.events as usize);
         let mut segments: HashMap<u64, sled::IVec> = HashMap::new();
         for r in &record.batches {
@@ -171,22 +192,31 @@ impl SledStore {
                 segment.get(r.range()).ok_or_else(|| StoreError::Corrupt("reference outside segment".into()))?;
             events.extend(serde_json::from_slice::<Vec<Event>>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
-        if events.is_empty() {
-            return Ok(None);
+        Ok(events)
+    }
+
+    fn read_visitor_sessions(
+        &self,
+        site: &str,
+        visitor: VisitorKey,
+    ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
+        let mut out = Vec::new();
+        for (anchor, sid) in erase::visitor_session_ids(&self.tree, site, &visitor)? {
+            if let Some(v) = self.tree.get(keys::session(site, anchor, &sid))? {
+                let record: SessionRecord = decode(&v)?;
+                let mut events = self.events_of(site, &record)?;
+                events.sort_by_key(|e| e.t);
+                out.push((record.summary(&sid), events));
+            }
         }
-        events.sort_by_key(|e| e.t);
-        Ok(Some(events))
+        Ok(out)
     }
 }
 
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.blocking(move |s| {
-            let trees = Trees { main: s.tree.clone(), segments: s.segments.clone() };
-            write::write_group(&trees, s.next_segment_id(), &batches)
-        })
-        .await
+        self.blocking(move |s| write::write_group(&s.trees(), &|| s.next_segment_id(), &batches)).await
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
@@ -223,9 +253,50 @@ impl Store for SledStore {
         self.blocking(move |s| s.read_sessions(&site, &query)).await
     }
 
+    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| s.read_pages(&site, range, offset, limit)).await
+    }
+
+    async fn heatmap(
+        &self,
+        site: &str,
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        range: DayRange,
+    ) -> Result<Heatmap, StoreError> {
+        let (site, path) = (site.to_owned(), path.to_owned());
+        self.blocking(move |s| s.read_heatmap(&site, &path, kind, width, range)).await
+    }
+
+    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+        let (site, path) = (site.to_owned(), path.to_owned());
+        self.blocking(move |s| s.read_scroll(&site, &path, range)).await
+    }
+
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
         let site = site.to_owned();
         self.blocking(move |s| s.read_session_events(&site, sid)).await
+    }
+
+    async fn visitor_sessions(
+        &self,
+        site: &str,
+        visitor: VisitorKey,
+    ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| s.read_visitor_sessions(&site, visitor)).await
+    }
+
+    async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| erase::forget_visitor(&s.trees(), &site, visitor)).await
+    }
+
+    async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        let site = site.to_owned();
+        self.blocking(move |s| erase::expire(&s.trees(), &site, before_ms, limit)).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -234,5 +305,43 @@ impl Store for SledStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Client, EventData};
+
+    fn batch(n: u8, seq: u32, events: usize) -> StoredBatch {
+        let events: Vec<Event> =
+            (0..events).map(|i| Event { t: 1_000 + i as i64, data: EventData::Scroll { y: i as f64 } }).collect();
+        StoredBatch {
+            site: "s".into(),
+            visitor: VisitorKey([n; 16]),
+            sid: Id128([n; 16]),
+            seq,
+            received: 1_000,
+            client: Client { device: "desktop".into(), browser: "chrome".into() },
+            encoded: StoredBatch::encode_events(&events),
+            events,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_larger_than_one_segment_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+        // 40 sessions × 3 batches × 200 events ≈ 1 MB: cut into many segments.
+        let batches: Vec<StoredBatch> = (0..40u8).flat_map(|n| (0..3).map(move |seq| batch(n, seq, 200))).collect();
+        let outcomes = store.write(batches.into()).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == WriteOutcome::Stored));
+        assert!(store.segments.len() > 5, "segments were cut: {}", store.segments.len());
+        for n in 0..40u8 {
+            let events = store.session_events("s", Id128([n; 16])).await.unwrap().unwrap();
+            assert_eq!(events.len(), 600);
+        }
+        let again = store.write(vec![batch(7, 1, 200)].into()).await.unwrap();
+        assert_eq!(again, vec![WriteOutcome::Duplicate]);
     }
 }

@@ -1,12 +1,15 @@
 //! One group commit: turns many batches into one atomic `sled::Batch` of events, session
 //! summaries, indexes and merged rollups, then flushes once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::keys;
 use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
+use crate::rollup::heat::{ElementClicks, HeatCells};
+use crate::rollup::page::PageRollup;
+use crate::rollup::track::{Deltas, Tracking};
 use crate::rollup::DayRollup;
 use crate::store::{StoreError, WriteOutcome};
 
@@ -26,6 +29,9 @@ pub struct SessionRecord {
     /// Where each stored batch of the session lies, in arrival order.
     #[serde(default)]
     pub batches: Vec<BatchRef>,
+    /// State for rollups that span batches (open pageview, click bursts).
+    #[serde(default)]
+    pub track: Tracking,
 }
 
 /// One stored batch: `(seq, segment id, offset, length)` — serialised as a 4-element array.
@@ -59,6 +65,7 @@ impl SessionRecord {
             browser: batch.client.browser.clone(),
             replay: false,
             batches: Vec::new(),
+            track: Tracking::default(),
         }
     }
 
@@ -94,6 +101,8 @@ impl SessionRecord {
             device: self.device.clone(),
             browser: self.browser.clone(),
             replay: self.replay,
+            rage_clicks: self.track.rage_clicks,
+            dead_clicks: self.track.dead_clicks,
         }
     }
 }
@@ -116,12 +125,16 @@ struct OpenSession {
 /// state first (the sled batch is invisible until applied).
 struct Group<'t> {
     tree: &'t sled::Tree,
-    segment_id: u64,
-    /// Per site: the segment being filled by this group.
-    segments: HashMap<String, Vec<u8>>,
+    /// Hands out segment ids, each greater than every id before it.
+    next_id: &'t dyn Fn() -> u64,
+    /// Per site: the segment being filled (id, bytes).
+    open_segments: HashMap<String, (u64, Vec<u8>)>,
+    /// Segments filled up to [`SEGMENT_BYTES`] in this group.
+    full_segments: Vec<(String, u64, Vec<u8>)>,
+    last_id: u64,
     sessions: HashMap<(String, [u8; 16]), OpenSession>,
     day_visitors: HashSet<Vec<u8>>,
-    rollups: BTreeMap<(String, i32), DayRollup>,
+    deltas: Deltas,
     batch: sled::Batch,
 }
 
@@ -145,7 +158,7 @@ impl<'t> Group<'t> {
                     self.batch.insert(keys::session_index(&b.site, &b.sid.0), &anchor.to_be_bytes());
                     self.batch.insert(keys::visitor_session(&b.site, &b.visitor.0, anchor, &b.sid.0), &[]);
                     let record = SessionRecord::new(b);
-                    self.rollup(&b.site, day_of(record.start)).sessions += 1;
+                    self.deltas.day(&b.site, day_of(record.start)).sessions += 1;
                     OpenSession { anchor, record }
                 }
             };
@@ -154,21 +167,16 @@ impl<'t> Group<'t> {
         Ok(self.sessions.get_mut(&id).expect("inserted above"))
     }
 
-    fn rollup(&mut self, site: &str, day: i32) -> &mut DayRollup {
-        self.rollups.entry((site.to_owned(), day)).or_default()
-    }
-
     fn add(&mut self, b: &StoredBatch) -> Result<WriteOutcome, StoreError> {
         if self.session(b)?.record.batches.iter().any(|r| r.seq() == b.seq) {
             return Ok(WriteOutcome::Duplicate);
         }
-        let segment = self.segments.entry(b.site.clone()).or_default();
-        let offset = u32::try_from(segment.len()).map_err(|_| StoreError::Backend("segment over 4 GiB".into()))?;
-        segment.extend_from_slice(&b.encoded);
-        let reference = BatchRef(b.seq, self.segment_id, offset, b.encoded.len() as u32);
-        let session = &mut self.session(b)?.record;
+        let mut reference = self.append(&b.site, &b.encoded);
+        reference.0 = b.seq;
+        let session = &mut self.sessions.get_mut(&(b.site.clone(), b.sid.0)).expect("opened above").record;
         session.batches.push(reference);
         session.absorb(b);
+        session.track.apply(&b.site, &b.events, &mut self.deltas);
 
         let mut last_day = None;
         for e in &b.events {
@@ -176,13 +184,6 @@ impl<'t> Group<'t> {
             if last_day != Some(day) {
                 last_day = Some(day);
                 self.count_visitor(&b.site, day, &b.visitor)?;
-            }
-            if let EventData::View(v) = &e.data {
-                let r = self.rollup(&b.site, day);
-                r.pageviews += 1;
-                if let Some(load) = v.load_ms {
-                    r.load.record(load);
-                }
             }
         }
         Ok(WriteOutcome::Stored)
@@ -195,49 +196,89 @@ impl<'t> Group<'t> {
         }
         self.batch.insert(key.as_slice(), &[]);
         self.day_visitors.insert(key);
-        self.rollup(site, day).visitors += 1;
+        self.deltas.day(site, day).visitors += 1;
         Ok(())
+    }
+
+    /// Adds `delta` to the stored value under `key` (read-modify-write: only the writer
+    /// task writes rollups, so this cannot race).
+    fn merge<T>(&mut self, key: Vec<u8>, delta: &T, merge: fn(&mut T, &T)) -> Result<(), StoreError>
+    where
+        T: Default + Serialize + for<'de> Deserialize<'de>,
+    {
+        let mut value: T = match self.tree.get(&key)? {
+            Some(v) => decode(&v)?,
+            None => T::default(),
+        };
+        merge(&mut value, delta);
+        self.batch.insert(key, encode(&value)?);
+        Ok(())
+    }
+
+    /// Appends one batch's events to the site's open segment, starting a new one when full.
+    fn append(&mut self, site: &str, encoded: &[u8]) -> BatchRef {
+        if self.open_segments.get(site).is_some_and(|(_, bytes)| bytes.len() + encoded.len() > SEGMENT_BYTES) {
+            let (id, bytes) = self.open_segments.remove(site).expect("checked above");
+            self.full_segments.push((site.to_owned(), id, bytes));
+        }
+        let next_id = self.next_id;
+        let (id, bytes) = self.open_segments.entry(site.to_owned()).or_insert_with(|| (next_id(), Vec::new()));
+        self.last_id = self.last_id.max(*id);
+        let offset = bytes.len() as u32;
+        bytes.extend_from_slice(encoded);
+        BatchRef(0, *id, offset, encoded.len() as u32)
     }
 
     /// The segments (for the segment tree) and everything else (for the main tree).
     fn finish(mut self) -> Result<(sled::Batch, sled::Batch), StoreError> {
         let mut segments = sled::Batch::default();
-        for (site, bytes) in std::mem::take(&mut self.segments) {
-            segments.insert(keys::segment(&site, self.segment_id), bytes);
+        let open = std::mem::take(&mut self.open_segments).into_iter().map(|(site, (id, bytes))| (site, id, bytes));
+        for (site, id, bytes) in std::mem::take(&mut self.full_segments).into_iter().chain(open) {
+            segments.insert(keys::segment(&site, id), bytes);
         }
-        self.batch.insert(keys::LAST_SEGMENT, &self.segment_id.to_be_bytes());
+        self.batch.insert(keys::LAST_SEGMENT, &self.last_id.to_be_bytes());
         for ((site, sid), open) in &self.sessions {
             self.batch.insert(keys::session(site, open.anchor, sid), encode(&open.record)?);
         }
-        for ((site, day), delta) in &self.rollups {
-            let key = keys::day_rollup(site, *day);
-            let mut merged: DayRollup = match self.tree.get(&key)? {
-                Some(v) => decode(&v)?,
-                None => DayRollup::default(),
-            };
-            merged.merge(delta);
-            self.batch.insert(key, encode(&merged)?);
+        let deltas = std::mem::take(&mut self.deltas);
+        for ((site, day), delta) in &deltas.days {
+            self.merge(keys::day_rollup(site, *day), delta, DayRollup::merge)?;
+        }
+        for ((site, day, path), delta) in &deltas.pages {
+            self.merge(keys::page_rollup(site, *day, path), delta, PageRollup::merge)?;
+        }
+        for (k, delta) in &deltas.heat {
+            self.merge(keys::heat(&k.site, &k.path, k.kind, k.width, k.day, k.band), delta, HeatCells::merge)?;
+        }
+        for ((site, path, day), delta) in &deltas.elements {
+            self.merge(keys::elements(site, path, *day), delta, ElementClicks::merge)?;
         }
         Ok((segments, self.batch))
     }
 }
 
-/// Writes `batches` under segment `segment_id` (greater than every segment id before it) and
-/// flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
+/// Segments are cut at about this size so sled keeps them inline in its log instead of writing
+/// each as a separate blob file (its threshold is a quarter of its 512 KiB log segment).
+pub const SEGMENT_BYTES: usize = 96 * 1024;
+
+/// Writes `batches` into new segments whose ids come from `next_id` (each greater than every
+/// id before it) and flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
 /// atomic batch: sled recovers a prefix of its single log, so after a crash every pointer finds
 /// its segment, and rollups are never counted without their events (or the reverse).
 pub fn write_group(
     trees: &super::Trees,
-    segment_id: u64,
+    next_id: &dyn Fn() -> u64,
     batches: &[StoredBatch],
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
         tree: &trees.main,
-        segment_id,
-        segments: HashMap::new(),
+        next_id,
+        open_segments: HashMap::new(),
+        full_segments: Vec::new(),
+        last_id: 0,
         sessions: HashMap::new(),
         day_visitors: HashSet::new(),
-        rollups: BTreeMap::new(),
+        deltas: Deltas::default(),
         batch: sled::Batch::default(),
     };
     let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;

@@ -1,5 +1,10 @@
-//! Aggregates maintained at write time: what one UTC day of one site adds up to. Backends store
-//! these and merge deltas into them, so queries never touch raw events.
+//! Aggregates maintained at write time — per site and UTC day, per page, heatmap cells —
+//! and the per-session state needed to compute them. Backends store these and merge deltas
+//! into them, so queries never touch raw events.
+
+pub mod heat;
+pub mod page;
+pub mod track;
 
 use std::collections::BTreeMap;
 

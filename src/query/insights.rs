@@ -1,0 +1,202 @@
+//! Answers built from page, heatmap and element rollups: per-page figures, heatmaps and scroll
+//! reach. Backends fetch rollups; these builders turn them into the API's shapes identically.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::rollup::heat::{ElementClicks, HeatCells, HeatKind, WidthClass, COLUMNS, ELEMENT_GRID, ROW_PX};
+use crate::rollup::page::{PageRollup, REACH_STEP_PCT};
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// `GET /api/sites/{site}/pages`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pages {
+    pub pages: Vec<PageStats>,
+    /// Distinct paths in the range.
+    pub total: usize,
+    /// `offset` of the next page of results, if any.
+    pub next: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PageStats {
+    pub path: String,
+    pub pageviews: u64,
+    pub avg_load_ms: Option<f64>,
+    pub p50_load_ms: Option<f64>,
+    pub p95_load_ms: Option<f64>,
+    /// Mean over pageviews of the deepest point reached, in % of the document.
+    pub avg_scroll_pct: Option<f64>,
+    pub clicks: u64,
+    pub rage_clicks: u64,
+    pub dead_clicks: u64,
+}
+
+impl Pages {
+    /// Sums rollups per path, sorts by pageviews (then path) and cuts `limit` from `offset`.
+    pub fn from_rollups(rollups: impl IntoIterator<Item = (String, PageRollup)>, offset: usize, limit: usize) -> Self {
+        let mut by_path: BTreeMap<String, PageRollup> = BTreeMap::new();
+        for (path, r) in rollups {
+            by_path.entry(path).or_default().merge(&r);
+        }
+        let mut all: Vec<(String, PageRollup)> = by_path.into_iter().collect();
+        all.sort_by(|a, b| b.1.pageviews.cmp(&a.1.pageviews).then_with(|| a.0.cmp(&b.0)));
+        let total = all.len();
+        let pages = all
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(path, r)| PageStats {
+                avg_load_ms: r.load.mean().map(round1),
+                p50_load_ms: r.load.quantile(0.5).map(round1),
+                p95_load_ms: r.load.quantile(0.95).map(round1),
+                avg_scroll_pct: (r.pageviews > 0).then(|| round1(r.depth_sum_pct as f64 / r.pageviews as f64)),
+                path,
+                pageviews: r.pageviews,
+                clicks: r.clicks,
+                rage_clicks: r.rage_clicks,
+                dead_clicks: r.dead_clicks,
+            })
+            .collect();
+        let next = (offset + limit < total).then_some(offset + limit);
+        Pages { pages, total, next }
+    }
+}
+
+/// `GET /api/sites/{site}/scroll`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScrollReach {
+    pub path: String,
+    pub pageviews: u64,
+    /// Share of pageviews whose deepest point (max scrollY + viewport height, over document
+    /// height) reached each 5 % step.
+    pub reach: Vec<ReachStep>,
+    pub avg_depth_pct: Option<f64>,
+    /// The average fold: viewport height in px, and as % of the document height.
+    pub fold_px: Option<f64>,
+    pub fold_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReachStep {
+    pub pct: u8,
+    pub share: f64,
+}
+
+impl ScrollReach {
+    pub fn from_rollups(path: &str, rollups: impl IntoIterator<Item = PageRollup>) -> Self {
+        let mut r = PageRollup::default();
+        for x in rollups {
+            r.merge(&x);
+        }
+        let n = r.pageviews;
+        let reach = (0..crate::rollup::page::REACH_STEPS)
+            .map(|k| ReachStep {
+                pct: k as u8 * REACH_STEP_PCT,
+                share: if n == 0 {
+                    0.0
+                } else {
+                    (r.reach.get(k).copied().unwrap_or(0) as f64 / n as f64 * 1000.0).round() / 1000.0
+                },
+            })
+            .collect();
+        let per_view = |sum: f64| (n > 0).then(|| round1(sum / n as f64));
+        ScrollReach {
+            path: path.to_owned(),
+            pageviews: n,
+            reach,
+            avg_depth_pct: per_view(r.depth_sum_pct as f64),
+            fold_px: per_view(r.fold_sum_px),
+            fold_pct: per_view(r.fold_sum_pct),
+        }
+    }
+}
+
+/// `GET /api/sites/{site}/heatmap`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Heatmap {
+    pub path: String,
+    pub kind: &'static str,
+    /// `mobile`, `tablet`, `desktop`, or `all`.
+    pub width: &'static str,
+    pub geometry: Geometry,
+    /// Sorted by `n`, hottest first.
+    pub cells: Vec<HeatCell>,
+    /// Clicks per element (kind=click only), most clicked first.
+    pub elements: Vec<ElementHeat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Geometry {
+    /// Cell `x` is a column: the document width is split into `columns` equal columns.
+    pub columns: u16,
+    /// Cell `y` is a row of `row_px` CSS px from the top of the document.
+    pub row_px: f64,
+    /// Element offsets `[ex, ey]` are bins of a `element_grid`² grid over the element's box.
+    pub element_grid: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeatCell {
+    pub x: u16,
+    pub y: u16,
+    pub n: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ElementHeat {
+    pub sel: String,
+    pub n: u64,
+    /// `[ex_bin, ey_bin, n]`.
+    pub points: Vec<[u64; 3]>,
+}
+
+/// Most elements listed in one heatmap answer.
+pub const MAX_ELEMENTS_SHOWN: usize = 100;
+
+impl Heatmap {
+    pub fn from_rollups(
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        cells: impl IntoIterator<Item = HeatCells>,
+        elements: impl IntoIterator<Item = ElementClicks>,
+    ) -> Self {
+        let mut all = HeatCells::default();
+        for c in cells {
+            all.merge(&c);
+        }
+        let mut cells: Vec<HeatCell> = all.cells.into_iter().map(|((x, y), n)| HeatCell { x, y, n }).collect();
+        cells.sort_by(|a, b| b.n.cmp(&a.n).then((a.y, a.x).cmp(&(b.y, b.x))));
+        let mut el = ElementClicks::default();
+        for e in elements {
+            el.merge(&e);
+        }
+        let mut elements: Vec<ElementHeat> = el
+            .by_selector
+            .into_iter()
+            .map(|(sel, c)| ElementHeat {
+                sel,
+                n: c.n,
+                points: c.points.into_iter().map(|((x, y), n)| [x as u64, y as u64, n]).collect(),
+            })
+            .collect();
+        elements.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.sel.cmp(&b.sel)));
+        elements.truncate(MAX_ELEMENTS_SHOWN);
+        Heatmap {
+            path: path.to_owned(),
+            kind: match kind {
+                HeatKind::Click => "click",
+                HeatKind::Move => "move",
+            },
+            width: width.map_or("all", WidthClass::as_str),
+            geometry: Geometry { columns: COLUMNS, row_px: ROW_PX, element_grid: ELEMENT_GRID },
+            cells,
+            elements,
+        }
+    }
+}

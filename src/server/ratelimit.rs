@@ -1,0 +1,70 @@
+//! Per-IP token buckets kept in memory only (the IP is never stored or logged), for `/collect`
+//! and the visitor-rights endpoints.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// A keyed limiter; `None` quota means unlimited.
+pub struct IpLimiter {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    clock: DefaultClock,
+}
+
+impl IpLimiter {
+    /// `per_second` sustained with bursts of `burst`; 0 disables the limit.
+    pub fn per_second(per_second: u32, burst: u32) -> Self {
+        let quota = NonZeroU32::new(per_second)
+            .map(|r| Quota::per_second(r).allow_burst(NonZeroU32::new(burst.max(per_second)).unwrap_or(r)));
+        Self::new(quota)
+    }
+
+    /// `per_minute` sustained with bursts of `burst`; 0 disables the limit.
+    pub fn per_minute(per_minute: u32, burst: u32) -> Self {
+        let quota = NonZeroU32::new(per_minute)
+            .map(|r| Quota::per_minute(r).allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(r)));
+        Self::new(quota)
+    }
+
+    fn new(quota: Option<Quota>) -> Self {
+        Self { limiter: quota.map(RateLimiter::keyed), clock: DefaultClock::default() }
+    }
+
+    /// `Ok` when `ip` may proceed, else the whole seconds to wait.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u32> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            (wait.as_secs_f64().ceil() as u32).max(1)
+        })
+    }
+
+    /// Forgets idle addresses so memory stays bounded; call periodically.
+    pub fn prune(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_refuses_with_a_wait() {
+        let l = IpLimiter::per_minute(2, 2);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(l.check(ip).is_ok());
+        assert!(l.check(ip).is_ok());
+        let wait = l.check(ip).unwrap_err();
+        assert!((1..=30).contains(&wait), "{wait}");
+        assert!(l.check("10.0.0.2".parse().unwrap()).is_ok());
+        assert!(IpLimiter::per_second(0, 0).check(ip).is_ok());
+    }
+}

@@ -32,7 +32,6 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 # One IP sends everything: per-IP rate limits off. Everything else is the default config.
 printf '[rate_limit]\ncollect_per_second = 0\n' >"$ROOT/hushtale.toml"
-grep -q rate_limit src/config.rs || : >"$ROOT/hushtale.toml" # before rate limits existed
 
 # start NAME CMD... : starts a server, waits for "listening on URL", sets PID and URL.
 start() {

@@ -21,15 +21,10 @@ pub fn client(timeout: Duration) -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// `extra` TOML plus, where this version has per-IP rate limits, `collect_per_second = 0`:
-/// load from one address must meet the queue, not the rate limiter.
+/// `extra` TOML plus `collect_per_second = 0`: load from one address (every test request comes
+/// from 127.0.0.1) must meet the queue, not the per-IP rate limiter.
 pub fn config(extra: &str) -> String {
-    let no_rate_limit = "[rate_limit]\ncollect_per_second = 0\n";
-    if hushtale::config::RawConfig::parse(no_rate_limit).is_ok() {
-        format!("{extra}\n{no_rate_limit}")
-    } else {
-        extra.to_owned()
-    }
+    format!("{extra}\n[rate_limit]\ncollect_per_second = 0\n")
 }
 
 /// The pid of the `hushtale` process serving `data` (its command line names the folder).

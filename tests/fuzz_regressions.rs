@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+use std::borrow::Cow;
+
+use hushtale::privacy::scrub::scrub_text;
 use hushtale::privacy::url::{normalize_url, UrlPolicy};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -51,4 +54,30 @@ fn a_parameter_whose_name_is_a_secret_is_dropped_not_rewritten() {
     let policy = UrlPolicy { allowed_params: vec!["utm_*".into()] };
     let n = normalize_url("https://e.example/?utm_so2a8c1e-1111-2222-3333-444455556666=1&utm_source=x", &policy).unwrap();
     assert_eq!(n.url, "https://e.example/?utm_source=x");
+}
+
+/// Same as fuzz/fuzz_targets/scrub.rs.
+fn check_scrub(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let once = scrub_text(text);
+    if let Cow::Borrowed(b) = &once {
+        assert_eq!(*b, text, "a borrowed answer is the input itself");
+    }
+    let twice = scrub_text(&once);
+    assert_eq!(twice, once, "scrubbing twice changed {text:?}");
+}
+
+#[test]
+fn scrub_regressions() {
+    let cases = inputs("scrub");
+    assert!(!cases.is_empty());
+    for (name, data) in cases {
+        eprintln!("scrub regression {name}");
+        check_scrub(&data);
+    }
+}
+
+#[test]
+fn digits_glued_to_an_email_are_scrubbed_too() {
+    assert_eq!(scrub_text("write jane.doe@example.cde0532013000 now"), "write [email][phone] now");
 }

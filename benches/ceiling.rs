@@ -64,8 +64,11 @@ fn serve(listen: String) {
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let get = req.method() == http::Method::GET;
     let _ = req.into_body().collect().await;
-    let (status, body) =
-        if get { (StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")) } else { (StatusCode::NO_CONTENT, Bytes::new()) };
+    let (status, body) = if get {
+        (StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
+    } else {
+        (StatusCode::NO_CONTENT, Bytes::new())
+    };
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     Ok(resp)
@@ -101,7 +104,7 @@ fn bodies(events: usize, count: usize, out: &str) {
     let run = t as u64 & 0xffff_ffff;
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("create --out"));
     let template = serde_json::to_vec(&batch(events, SID_MARK, SEQ_MARK, t)).expect("json");
-    write!(file, "json {}\n", template.len()).unwrap();
+    writeln!(file, "json {}", template.len()).unwrap();
     file.write_all(&template).unwrap();
     file.write_all(b"\n").unwrap();
     let mut raw_total = 0usize;
@@ -116,7 +119,7 @@ fn bodies(events: usize, count: usize, out: &str) {
         let gz = gz.finish().unwrap();
         raw_total += mp.len();
         gz_total += gz.len();
-        write!(file, "{}\n", gz.len()).unwrap();
+        writeln!(file, "{}", gz.len()).unwrap();
         file.write_all(&gz).unwrap();
     }
     file.flush().unwrap();

@@ -140,7 +140,10 @@ fn kill_9_under_load_loses_no_acknowledged_batch() {
         // The store must open after every crash; then nothing acknowledged may be missing.
         server.restart();
         let checked = check(&server, &senders);
-        eprintln!("round {round}: killed after {} acks; {checked} acknowledged batches all present", acks.load(Ordering::Relaxed));
+        eprintln!(
+            "round {round}: killed after {} acks; {checked} acknowledged batches all present",
+            acks.load(Ordering::Relaxed)
+        );
         assert_eq!(server.api("/api/sites/demo/stats").0, 200);
     }
 

@@ -12,7 +12,11 @@ use hushtale::privacy::url::{normalize_url, UrlPolicy};
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
     let mut out: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -52,7 +56,8 @@ fn url_regressions() {
 #[test]
 fn a_parameter_whose_name_is_a_secret_is_dropped_not_rewritten() {
     let policy = UrlPolicy { allowed_params: vec!["utm_*".into()] };
-    let n = normalize_url("https://e.example/?utm_so2a8c1e-1111-2222-3333-444455556666=1&utm_source=x", &policy).unwrap();
+    let n =
+        normalize_url("https://e.example/?utm_so2a8c1e-1111-2222-3333-444455556666=1&utm_source=x", &policy).unwrap();
     assert_eq!(n.url, "https://e.example/?utm_source=x");
 }
 

@@ -22,7 +22,13 @@ struct Seen {
 }
 
 /// `threads` senders released together, each sending `each` batches back to back.
-fn burst(s: &TestServer, round: u64, threads: u64, each: u64, body: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Seen {
+fn burst(
+    s: &TestServer,
+    round: u64,
+    threads: u64,
+    each: u64,
+    body: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+) -> Seen {
     let body = Arc::new(body);
     let gate = Arc::new(Barrier::new(threads as usize));
     let handles: Vec<_> = (0..threads)
@@ -91,7 +97,12 @@ fn above_capacity_answers_503_then_recovers_and_loses_nothing() {
     let http = client(Duration::from_secs(30));
     for i in 0..30 {
         let sid = id(900_000 + i);
-        let r = http.post(s.url("/collect")).header("content-type", "application/json").body(small_batch(&sid)).send().unwrap();
+        let r = http
+            .post(s.url("/collect"))
+            .header("content-type", "application/json")
+            .body(small_batch(&sid))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 204, "after the overload, batch {i} was refused");
         acked.push(sid);
     }

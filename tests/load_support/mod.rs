@@ -34,7 +34,7 @@ pub fn pid_of(data: &Path) -> u32 {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.first().is_some_and(|a| a.ends_with("hushtale")) && args.iter().any(|a| *a == want) {
+        if args.first().is_some_and(|a| a.ends_with("hushtale")) && args.contains(&want) {
             return pid;
         }
     }

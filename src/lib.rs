@@ -24,6 +24,7 @@
 //!    from rollups and indexes, never from scanning raw events.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ingest;

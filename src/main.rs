@@ -1,4 +1,5 @@
-//! The `hushtale` binary: parse flags, load config, start logging, bind, run.
+//! The `hushtale` binary: parse flags, load config, start logging, bind, run — or run one of the
+//! operator CLI's reports against a running server (`hushtale stats|pages|heatmap`, see `cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,12 @@ struct Cli {
 enum Command {
     /// Run the collector (the default).
     Serve(ServeArgs),
+    /// Per-day figures of a site, from a running server.
+    Stats(hushtale::cli::StatsArgs),
+    /// Per-page figures of a site, from a running server.
+    Pages(hushtale::cli::PagesArgs),
+    /// Heatmap of one page, from a running server.
+    Heatmap(hushtale::cli::HeatmapArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -45,6 +52,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Stats(a)) => return hushtale::cli::run(hushtale::cli::Report::Stats(a)),
+        Some(Command::Pages(a)) => return hushtale::cli::run(hushtale::cli::Report::Pages(a)),
+        Some(Command::Heatmap(a)) => return hushtale::cli::run(hushtale::cli::Report::Heatmap(a)),
         None => cli.serve,
     };
     let raw = match &args.config {

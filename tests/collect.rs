@@ -113,7 +113,7 @@ fn messagepack_and_gzip_are_the_same_batch() {
     let mp = rmp_serde::to_vec_named(&b).unwrap();
     assert_eq!(s.post_collect(mp.clone(), "application/msgpack").status(), 204);
 
-    let b2 = batch(&id(7), &id(8), 1, vec![click(t + 5, 3.0, 4.0, "button")]);
+    let b2 = batch(&id(7), &id(8), 1, vec![click(t + 1000, 3.0, 4.0, "button")]);
     let r = s
         .http
         .post(s.url("/collect"))
@@ -124,7 +124,7 @@ fn messagepack_and_gzip_are_the_same_batch() {
         .unwrap();
     assert_eq!(r.status(), 204);
 
-    let b3 = batch(&id(7), &id(8), 2, vec![json!({"k":"scroll","t":t + 9,"y":42})]);
+    let b3 = batch(&id(7), &id(8), 2, vec![json!({"k":"scroll","t":t + 2000,"y":42})]);
     let r = s
         .http
         .post(s.url("/collect"))
@@ -186,6 +186,7 @@ fn cors_echoes_allowed_origins_and_refuses_others() {
     assert_eq!(ok.status(), 204);
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://shop.example");
     assert_eq!(ok.headers()["vary"], "Origin");
+    assert_eq!(ok.headers()["access-control-expose-headers"], "Retry-After", "pages can honour Retry-After");
 
     let evil = s
         .http

@@ -155,6 +155,46 @@ pub struct ElementHeat {
     pub points: Vec<[u64; 3]>,
 }
 
+/// Largest dense grid (cells) [`sum_cells`] allocates; taller documents are summed sparsely.
+const MAX_DENSE_CELLS: usize = 1 << 20;
+
+/// Sums many days' and bands' cells. A heatmap query merges one value per day, width and band
+/// (hundreds of thousands of cells over a month of a busy page), so the sums go into a dense
+/// row-major grid rather than a tree: one add per cell instead of a tree search and insert.
+fn sum_cells(values: impl IntoIterator<Item = HeatCells>) -> Vec<HeatCell> {
+    let values: Vec<HeatCells> = values.into_iter().collect();
+    // Keys are (x, y): the lowest row is the largest y over all keys, not the last key.
+    let rows = values.iter().flat_map(|v| v.cells.keys().map(|(_, y)| *y as usize + 1)).max();
+    let columns = COLUMNS as usize;
+    match rows {
+        None => Vec::new(),
+        Some(rows) if rows * columns <= MAX_DENSE_CELLS => {
+            let mut grid = vec![0u64; rows * columns];
+            for v in &values {
+                for (&(x, y), &n) in &v.cells {
+                    if let Some(slot) =
+                        grid.get_mut(y as usize * columns + x as usize).filter(|_| (x as usize) < columns)
+                    {
+                        *slot += n;
+                    }
+                }
+            }
+            grid.iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, &n)| HeatCell { x: (i % columns) as u16, y: (i / columns) as u16, n })
+                .collect()
+        }
+        Some(_) => {
+            let mut all = HeatCells::default();
+            for v in &values {
+                all.merge(v);
+            }
+            all.cells.into_iter().map(|((x, y), n)| HeatCell { x, y, n }).collect()
+        }
+    }
+}
+
 /// Most elements listed in one heatmap answer.
 pub const MAX_ELEMENTS_SHOWN: usize = 100;
 
@@ -166,11 +206,7 @@ impl Heatmap {
         cells: impl IntoIterator<Item = HeatCells>,
         elements: impl IntoIterator<Item = ElementClicks>,
     ) -> Self {
-        let mut all = HeatCells::default();
-        for c in cells {
-            all.merge(&c);
-        }
-        let mut cells: Vec<HeatCell> = all.cells.into_iter().map(|((x, y), n)| HeatCell { x, y, n }).collect();
+        let mut cells = sum_cells(cells);
         cells.sort_by(|a, b| b.n.cmp(&a.n).then((a.y, a.x).cmp(&(b.y, b.x))));
         let mut el = ElementClicks::default();
         for e in elements {
@@ -198,5 +234,42 @@ impl Heatmap {
             cells,
             elements,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heat_cells_sum_across_values_dense_or_sparse() {
+        let mut a = HeatCells::default();
+        a.add((1, 2), 3);
+        a.add((49, 0), 1);
+        let mut b = HeatCells::default();
+        b.add((1, 2), 4);
+        let mut sums = sum_cells([a.clone(), b.clone()]);
+        sums.sort_by_key(|c| (c.y, c.x));
+        assert_eq!(sums, [HeatCell { x: 49, y: 0, n: 1 }, HeatCell { x: 1, y: 2, n: 7 }]);
+        // A document too tall for a dense grid is summed sparsely, with the same result.
+        let mut tall = HeatCells::default();
+        tall.add((0, u16::MAX), 2);
+        let mut sums = sum_cells([a, b, tall]);
+        sums.sort_by_key(|c| (c.y, c.x));
+        assert_eq!(sums.len(), 3);
+        assert_eq!(sums[1], HeatCell { x: 1, y: 2, n: 7 });
+        assert_eq!(sums[2], HeatCell { x: 0, y: u16::MAX, n: 2 });
+        assert!(sum_cells(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn cells_below_the_rightmost_cell_are_kept() {
+        // Regression: the grid height was taken from the last key, (49, 0), dropping (1, 30).
+        let mut v = HeatCells::default();
+        v.add((49, 0), 1);
+        v.add((1, 30), 5);
+        let mut sums = sum_cells([v]);
+        sums.sort_by_key(|c| (c.y, c.x));
+        assert_eq!(sums, [HeatCell { x: 49, y: 0, n: 1 }, HeatCell { x: 1, y: 30, n: 5 }]);
     }
 }

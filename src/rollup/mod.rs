@@ -4,6 +4,7 @@
 
 pub mod heat;
 pub mod page;
+pub mod sketch;
 pub mod track;
 
 use std::collections::BTreeMap;
@@ -93,8 +94,12 @@ fn representative(b: u16) -> f64 {
 pub struct DayRollup {
     pub pageviews: u64,
     pub sessions: u64,
+    /// Exact distinct visitors of the day.
     pub visitors: u64,
     pub load: Histogram,
+    /// The same visitors as a sketch, for distinct visitors over several days.
+    #[serde(default)]
+    pub visitor_sketch: sketch::VisitorSketch,
 }
 
 impl DayRollup {
@@ -103,6 +108,7 @@ impl DayRollup {
         self.sessions += other.sessions;
         self.visitors += other.visitors;
         self.load.merge(&other.load);
+        self.visitor_sketch.merge(&other.visitor_sketch);
     }
 }
 

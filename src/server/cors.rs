@@ -13,12 +13,13 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).filter(|o| *o != "null")
 }
 
-/// Lets `origin` read this response with credentials.
+/// Lets `origin` read this response (and its `Retry-After`) with credentials.
 pub fn allow(resp: &mut Resp, origin: &str) {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(origin) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After"));
     }
     vary_origin(resp);
 }

@@ -25,3 +25,13 @@ pub fn asset(content_type: &'static str, body: &'static [u8]) -> Resp {
     r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=3600"));
     r
 }
+
+/// The OpenAPI 3 description of every endpoint (`GET /api/openapi.json`), kept true by
+/// `tests/openapi.rs`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn openapi() -> Resp {
+    let mut r = response::with_body(StatusCode::OK, "application/json", Bytes::from_static(OPENAPI.as_bytes()));
+    r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    r
+}

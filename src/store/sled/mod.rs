@@ -98,35 +98,8 @@ impl SledStore {
             let day = keys::day_from_bytes(&k[prefix_len..]).ok_or_else(|| StoreError::Corrupt("rollup key".into()))?;
             rollups.push((day, decode::<DayRollup>(&v)?));
         }
-        let unique = self.unique_visitors(site, range)?;
+        let unique = Stats::distinct_visitors(&rollups);
         Ok(Stats::from_rollups(site, range, &rollups, unique))
-    }
-
-    /// Distinct visitors over a range, from the per-day visitor index (never raw events).
-    fn unique_visitors(&self, site: &str, range: DayRange) -> Result<u64, StoreError> {
-        if range.from == range.to {
-            return self
-                .tree
-                .get(keys::day_rollup(site, range.from))?
-                .map_or(Ok(0), |v| decode::<DayRollup>(&v).map(|r| r.visitors));
-        }
-        let prefix_len = keys::prefix(keys::NS_DAY_VISITOR, site).len() + 4;
-        let from = keys::prefix(keys::NS_DAY_VISITOR, site)
-            .into_iter()
-            .chain(keys::day_bytes(range.from))
-            .collect::<Vec<u8>>();
-        let to = keys::prefix(keys::NS_DAY_VISITOR, site)
-            .into_iter()
-            .chain(keys::day_bytes(range.to + 1))
-            .collect::<Vec<u8>>();
-        let mut seen = std::collections::HashSet::new();
-        for item in self.tree.range(from..to) {
-            let (k, _) = item?;
-            if let Ok(vk) = <[u8; 16]>::try_from(&k[prefix_len..]) {
-                seen.insert(vk);
-            }
-        }
-        Ok(seen.len() as u64)
     }
 
     fn read_sessions(&self, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {

@@ -196,7 +196,9 @@ impl<'t> Group<'t> {
         }
         self.batch.insert(key.as_slice(), &[]);
         self.day_visitors.insert(key);
-        self.deltas.day(site, day).visitors += 1;
+        let day = self.deltas.day(site, day);
+        day.visitors += 1;
+        day.visitor_sketch.add(visitor);
         Ok(())
     }
 

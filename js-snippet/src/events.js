@@ -1,0 +1,102 @@
+// Analytics events: what every (not opted-out) pageview records. Nothing here reads what a
+// visitor typed; `input` carries the field's length only (0 for passwords).
+import { cleanUrl } from './url.js';
+import { mask } from './mask.js';
+
+// ids and classes that look generated or personal (three digits in a row) are left out
+const plain = (s) => /^[a-z_-][\w-]*$/i.test(s) && !/\d{3}/.test(s);
+
+/** A short CSS path: up to three levels, stopping at an id. */
+export function sel(el) {
+  const parts = [];
+  for (let i = 0; el?.nodeType == 1 && i < 3; i++, el = el.parentElement) {
+    let p = el.localName;
+    if (plain(el.id)) {
+      parts.unshift(p + '#' + el.id);
+      break;
+    }
+    for (const c of [...el.classList].filter(plain).slice(0, 2)) p += '.' + c;
+    parts.unshift(p);
+  }
+  return parts.join('>').slice(0, 256);
+}
+
+/** A pageview. Without `t` it is the page load's: dated at navigation start, with load timing. */
+export function view(t) {
+  const d = document.documentElement;
+  const n = !t && performance.getEntriesByType('navigation')[0];
+  return {
+    k: 'view',
+    t: t || Math.round(performance.timeOrigin),
+    url: cleanUrl(location.href),
+    ref: document.referrer.split('/', 3).join('/') || undefined,
+    vw: innerWidth,
+    vh: innerHeight,
+    dw: d.scrollWidth,
+    dh: d.scrollHeight,
+    load_ms: Math.round(n?.loadEventEnd) || undefined,
+    ttfb_ms: Math.round(n?.responseStart) || undefined,
+  };
+}
+
+export function listen(emit, leave) {
+  const doc = document;
+  const on = (type, f, target = doc) => target.addEventListener(type, f, true);
+  let lx = -1e4;
+  let ly = 0;
+  let lt = 0;
+  let st, rt;
+  let errors = 0;
+  const inputs = new Map(); // field -> timer of its pending `input` event
+
+  on('pointermove', (e) => {
+    const x = e.pageX | 0;
+    const y = e.pageY | 0;
+    // at most 4 a second, and only when the pointer really moved
+    if (e.timeStamp - lt > 250 && Math.abs(x - lx) + Math.abs(y - ly) > 32) {
+      lt = e.timeStamp;
+      lx = x;
+      ly = y;
+      emit({ k: 'move', x, y });
+    }
+  });
+
+  on('click', (e) => {
+    const t = e.target;
+    const el = t.closest?.('a,button,input,select,textarea,label,[role=button]') || t;
+    const r = el.getBoundingClientRect?.();
+    if (!r) return;
+    // where inside the target, 0-1000 each way: survives responsive layouts
+    const rel = (v, a, l) => Math.max(0, Math.min(1e3, (((v - a) / l) * 1e3) | 0));
+    emit({ k: 'click', x: e.pageX | 0, y: e.pageY | 0, sel: sel(el), ex: rel(e.clientX, r.left, r.width), ey: rel(e.clientY, r.top, r.height) });
+  });
+
+  // scroll and resize: the position a quarter of a second after the first event of a burst
+  on('scroll', (e) => e.target == doc && (st ||= setTimeout(() => emit({ k: 'scroll', y: scrollY | (st = 0) }), 250)));
+  on('resize', () => (rt ||= setTimeout(() => emit({ k: 'resize', w: innerWidth, h: innerHeight | (rt = 0) }), 250)), window);
+
+  // One `input` event per field and pause in typing, not one per keystroke.
+  const typed = (el) => {
+    clearTimeout(inputs.get(el));
+    inputs.delete(el);
+    emit({ k: 'input', sel: sel(el), len: /pass|check|radio|select/.test(el.type) ? 0 : (el.value ?? el.textContent).length });
+  };
+  on('input', (e) => {
+    clearTimeout(inputs.get(e.target));
+    inputs.set(e.target, setTimeout(typed, 1e3, e.target));
+  });
+
+  const err = (msg) => ++errors <= 20 && emit({ k: 'err', msg: mask(String(msg)).slice(0, 1e3) });
+  on('error', (e) => e.message && err(e.message), window);
+  on('unhandledrejection', (e) => err(e.reason?.message || e.reason), window);
+
+  const hide = () => {
+    inputs.forEach((_, el) => typed(el));
+    leave();
+  };
+  on('visibilitychange', () => {
+    emit({ k: 'vis', hidden: doc.hidden });
+    if (doc.hidden) hide();
+  });
+  on('pagehide', hide, window);
+}

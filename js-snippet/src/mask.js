@@ -1,0 +1,13 @@
+// Text masking shared by the analytics core (error messages) and the replay recorder
+// (snapshot text and attributes). "Balanced" masking, as Clarity calls it: every
+// whitespace-separated token that holds a digit or an "@" is replaced, so e-mail addresses,
+// phone and card numbers, prices and dates disappear while ordinary words stay readable.
+// Masks keep the length of what they replace, so a replayed page keeps its layout.
+
+const TOKEN = /\S*[\d@]\S*/g;
+
+/** Replace every non-space character. */
+export const maskAll = (s) => s.replace(/\S/g, '*');
+
+/** Replace tokens that contain a digit or an "@". */
+export const mask = (s) => s.replace(TOKEN, maskAll);

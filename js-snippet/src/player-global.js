@@ -1,0 +1,3 @@
+import { player } from './player.js';
+
+window.hushtalePlayer = player;

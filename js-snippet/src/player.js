@@ -1,0 +1,93 @@
+// A minimal replay player for the recorder's format (see serialize.js and mutations.js): it
+// rebuilds the recorded DOM into a document. It is not loaded by visitors; the tests use it
+// to check what a replay shows, and the dashboard may use it (dist/hushtale-player.js,
+// global `hushtalePlayer`).
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+export function player(doc) {
+  const nodes = new Map();
+  let next = 0;
+
+  function build(s, svg) {
+    const id = next++;
+    let n;
+    if (typeof s == 'string') n = doc.createTextNode(s);
+    else {
+      const tag = s[0];
+      let i = 1;
+      let a = {};
+      if (s[1] && typeof s[1] == 'object' && !Array.isArray(s[1])) a = s[i++];
+      svg = svg || tag == 'svg';
+      if (a._b) {
+        // blocked by the recorder: a hatched box of the recorded size
+        n = doc.createElement('div');
+        n.className = a.class || '';
+        n.setAttribute('data-hushtale-blocked', '');
+        n.style.cssText = `display:inline-block;width:${a._b[0]}px;height:${a._b[1]}px;background:repeating-linear-gradient(45deg,#ccc 0 6px,#eee 6px 12px)`;
+      } else {
+        n = svg ? doc.createElementNS(SVG, tag) : doc.createElement(tag);
+        for (const k in a) {
+          try {
+            n.setAttribute(k, a[k]);
+          } catch (e) {}
+        }
+      }
+      for (; i < s.length; i++) n.appendChild(build(s[i], svg && tag != 'foreignObject'));
+    }
+    nodes.set(id, n);
+    return n;
+  }
+
+  function add([p, b, first, s]) {
+    next = first;
+    const parent = p ? nodes.get(p) : doc;
+    if (!parent) return;
+    const n = build(s, parent.namespaceURI == SVG && parent.localName != 'foreignObject');
+    if (!p) {
+      if (doc.documentElement) doc.removeChild(doc.documentElement);
+      return doc.appendChild(n);
+    }
+    const before = b && nodes.get(b);
+    parent.insertBefore(n, before && before.parentNode == parent ? before : null);
+  }
+
+  return {
+    nodes,
+    /** Apply one recorded event ({k, t, d}); other kinds are ignored. */
+    apply(ev) {
+      const d = ev.d;
+      if (ev.k == 'snap') {
+        if (d.u) nodes.clear();
+        (d.a || []).forEach(add);
+      } else if (ev.k == 'mut') {
+        (d.r || []).forEach((id) => {
+          const n = nodes.get(id);
+          if (n) n.remove(), nodes.delete(id);
+        });
+        (d.a || []).forEach(add);
+        (d.m || []).forEach(([id, o]) => {
+          const n = nodes.get(id);
+          if (n && n.setAttribute)
+            for (const k in o) {
+              try {
+                o[k] == null ? n.removeAttribute(k) : n.setAttribute(k, o[k]);
+              } catch (e) {}
+            }
+        });
+        (d.x || []).forEach(([id, t]) => {
+          const n = nodes.get(id);
+          if (n) n.data = t;
+        });
+        (d.i || []).forEach(([id, len]) => {
+          const n = nodes.get(id);
+          if (n) n.value = '•'.repeat(len);
+        });
+        (d.s || []).forEach(([id, x, y]) => {
+          const n = nodes.get(id);
+          if (n) n.scrollLeft = x, n.scrollTop = y;
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,144 @@
+// Serialises DOM subtrees into hushtale's compact replay format, a time slice at a time.
+//
+// An "add" is [parentId, beforeId, firstId, node]: insert `node` into the node `parentId`
+// before `beforeId` (0: at the end; parentId 0: `node` is the document's root element).
+// `node` is a string (a text node) or [tag, attrs?, ...children] (an element; attrs is a
+// plain object). Ids are numbered in pre-order from firstId, skipping nothing that is sent.
+// A blocked element comes with attrs {class?, _b: [width, height]} and no children.
+//
+// Nothing here reads form values. Text is masked by the core's rules; attributes that carry
+// words (value, placeholder, title, alt, aria-*, data-*) too; data: URLs, inline handlers and
+// script contents are never captured.
+
+const SKIP = /^(script|noscript|template|meta|title|base|object|embed|slot)$/;
+const URL_ATTR = /^(href|src|srcset|action|poster|xlink:href|background)$/;
+const TEXT_ATTR = /^(value|placeholder|title|alt|label|content|aria-.+|data-.+)$/;
+const DATA_URL = /url\(\s*['"]?\s*data:[^)]*\)/gi;
+const LIMIT = 4e4; // bytes per chunk: every snap/mut event stays well under a beacon's 64 KB
+const BLOCK = '[data-hushtale-block]';
+const SENSITIVE = /pass|card|cc-?(num|csc|exp)|cvc|cvv|iban|one-time|otp|secret|ssn/i;
+
+/** Password, card and one-time-code fields: always blocked, whatever the page's markup says. */
+export const sensitive = (el) =>
+  el.type == 'password' ||
+  /^(cc-|one-time-code)/.test(el.getAttribute('autocomplete') || '') ||
+  SENSITIVE.test(el.name + ' ' + el.id);
+
+export function serializer(H, ids) {
+  let next = 1;
+  const stale = []; // ids of earlier copies of nodes serialised again: to be removed
+
+  const inside = (n, q) => {
+    const p = n.nodeType == 1 ? n : n.parentElement;
+    return !!(p && p.closest(q));
+  };
+  const blocked = (el) => el.hasAttribute('data-hushtale-block') || (/^(input|textarea|select)$/.test(el.localName) && sensitive(el));
+
+  function text(n, masked) {
+    const p = n.parentNode && n.parentNode.localName;
+    return p == 'style' ? n.data.replace(DATA_URL, 'url()') : masked || p == 'textarea' ? H.a(n.data) : H.m(n.data);
+  }
+
+  // An attribute's value as sent, or undefined when it is not sent.
+  function attr(el, k, v, masked) {
+    if (v == null || /^on/i.test(k) || k == 'srcdoc' || (k == 'src' && el.localName == 'iframe')) return v == null ? null : undefined;
+    if (URL_ATTR.test(k)) {
+      if (/^\s*(data|javascript|blob):/i.test(v)) return;
+      if (/^\s*(mailto|tel|sms):/i.test(v)) return v.replace(/:[^]*/, ':');
+      if (/^(a|area|form)$/.test(el.localName)) return v.replace(/[?#][^]*/, '');
+    } else if (k == 'style') return v.replace(DATA_URL, 'url()');
+    else if (TEXT_ATTR.test(k)) return masked || (k == 'value' && !/^(button|submit|reset)$/.test(el.type)) ? H.a(v) : H.m(v);
+    return v;
+  }
+
+  let desc; // set by ser(): the element's children are to be sent
+  let size; // set by ser(): rough JSON size
+
+  function ser(n, masked) {
+    desc = 0;
+    if (n.nodeType == 3) {
+      const s = text(n, masked);
+      size = s.length + 3;
+      return s;
+    }
+    if (n.nodeType != 1) return;
+    const tag = n.localName;
+    if (SKIP.test(tag) || (tag == 'link' && !/stylesheet/i.test(n.getAttribute('rel')))) return;
+    const out = [tag];
+    const a = {};
+    size = tag.length + 6;
+    if (blocked(n)) {
+      const r = n.getBoundingClientRect();
+      if (n.getAttribute('class')) a.class = n.getAttribute('class');
+      a._b = [Math.round(r.width), Math.round(r.height)];
+      out.push(a);
+      return out;
+    }
+    let has;
+    for (const { name, value } of n.attributes) {
+      const v = attr(n, name, value, masked);
+      if (v != null) {
+        a[name] = v;
+        size += name.length + v.length + 6;
+        has = 1;
+      }
+    }
+    if (has) out.push(a);
+    desc = n.firstChild ? 1 : 0;
+    return out;
+  }
+
+  const before = (n) => {
+    let s = n.nextSibling;
+    while (s && !ids.get(s)) s = s.nextSibling;
+    return (s && ids.get(s)) || 0;
+  };
+
+  // Serialise the subtrees of `list` ([node, parentId] each), a slice of a few ms per task so
+  // the page never sees a long task; done(chunks) receives the adds in chunks of ~LIMIT bytes.
+  // Returns a function that cancels the work.
+  function run(list, done) {
+    const chunks = [[]];
+    const stack = []; // frames: {c: children, i: next child, o: output array or 0 once cut off, p: id, m: masked}
+    let total = 0;
+    let i = 0;
+    let dead;
+    const slice = () => {
+      const end = performance.now() + 8;
+      for (let k = 0; !dead; k++) {
+        if (!(k & 31) && performance.now() > end) return setTimeout(slice);
+        const f = stack[stack.length - 1];
+        let n, p, m;
+        if (f) {
+          if (f.i >= f.c.length) {
+            stack.pop();
+            continue;
+          }
+          n = f.c[f.i++];
+          m = f.m;
+        } else if (i < list.length) {
+          [n, p] = list[i++];
+          m = inside(n, '[data-hushtale-mask]');
+        } else return done(chunks);
+        const s = ser(n, m);
+        if (s == null) continue;
+        const id = next++;
+        if (ids.get(n)) stale.push(ids.get(n));
+        ids.set(n, id);
+        if (f && f.o) f.o.push(s);
+        else chunks[chunks.length - 1].push(f ? [f.p, 0, id, s] : [p, before(n), id, s]);
+        if (desc) stack.push({ c: [...n.childNodes], i: 0, o: s, p: id, m: m || n.hasAttribute('data-hushtale-mask') });
+        if ((total += size) > LIMIT) {
+          // close this chunk: what follows goes into the next one as appends to open elements
+          total = 0;
+          chunks.push([]);
+          for (const f of stack) f.o = 0;
+        }
+      }
+    };
+    setTimeout(slice);
+    return () => (dead = 1);
+  }
+
+  return { ser, run, text, attr, blocked, inside, stale, BLOCK };
+}

@@ -18,7 +18,7 @@ end
 
 local counter, repeats = 0, 0
 local run = os.time() % 0xffffff
-local pre_sid, pre_seq, post_seq -- JSON template pieces
+local part1, part2, part3, sid_first -- JSON template pieces around the placeholders
 local pool, pool_n = {}, 0        -- MessagePack+gzip bodies of this thread
 
 function init(args)
@@ -27,11 +27,16 @@ function init(args)
   assert(kind == "json", "unexpected bodies file")
   local template = f:read(tonumber(len))
   f:read("*l")
+  -- Split around the two placeholders, in whichever order they appear.
   local s = template:find('"5555555555555555555555555555555f"', 1, true)
   local q = template:find("4242424242", 1, true)
-  pre_sid = template:sub(1, s)
-  pre_seq = template:sub(s + 33, q - 1)
-  post_seq = template:sub(q + 10)
+  sid_first = s < q
+  local a, b = math.min(s, q), math.max(s, q)
+  local alen = sid_first and 34 or 10
+  local blen = sid_first and 10 or 34
+  part1 = template:sub(1, a - 1)
+  part2 = template:sub(a + alen, b - 1)
+  part3 = template:sub(b + blen)
   if mode == "msgpack-gzip" then
     local i = 0
     while true do
@@ -61,8 +66,12 @@ function request()
     if counter > pool_n then repeats = repeats + 1 end
     return wrk.format(nil, "/collect", nil, pool[(counter - 1) % pool_n + 1])
   end
-  local sid = string.format("%02x%06x%024x", tid, run, math.floor(counter / 10))
-  return wrk.format(nil, "/collect", nil, pre_sid .. sid .. pre_seq .. (counter % 10) .. post_seq)
+  local sid = string.format('"%02x%06x%024x"', tid, run, math.floor(counter / 10))
+  local seq = tostring(counter % 10)
+  if sid_first then
+    return wrk.format(nil, "/collect", nil, part1 .. sid .. part2 .. seq .. part3)
+  end
+  return wrk.format(nil, "/collect", nil, part1 .. seq .. part2 .. sid .. part3)
 end
 
 function done(summary, latency, requests)

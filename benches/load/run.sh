@@ -20,7 +20,7 @@ command -v curl >/dev/null || { echo "curl missing: apt-get install -y curl"; ex
 TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin hushtale
 CEILING=$(cargo bench --quiet --no-run --bench ceiling --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+  grep '"name":"ceiling"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -x "$CEILING" ] || { echo "could not build the ceiling bench target"; exit 1; }
 HUSHTALE=$TARGET/release/hushtale
 

@@ -17,8 +17,9 @@ pub fn check(format: Format, data: &[u8]) {
             // Whatever is accepted must read back: this is exactly what the store writes for a
             // batch and what `GET /api/sites/{site}/sessions/{sid}` parses again.
             let encoded = StoredBatch::encode_events(&batch.events);
-            let back: Vec<Event> = serde_json::from_slice(&encoded)
-                .unwrap_or_else(|e| panic!("stored events do not read back: {e}: {}", String::from_utf8_lossy(&encoded)));
+            let back: Vec<Event> = serde_json::from_slice(&encoded).unwrap_or_else(|e| {
+                panic!("stored events do not read back: {e}: {}", String::from_utf8_lossy(&encoded))
+            });
             assert_eq!(back.len(), batch.events.len());
             for (a, b) in back.iter().zip(&batch.events) {
                 assert_eq!(a.t, b.t);

@@ -22,8 +22,12 @@ pub struct RawConfig {
     pub listen: Option<String>,
     /// Data folder (store, admin token, secret). Default `./hushtale-data`.
     pub data: Option<PathBuf>,
-    /// `sled` (default, embedded in the data folder).
+    /// `sled` (default, embedded in the data folder) or
+    /// `clickhouse+http://[USER[:PASSWORD]@]HOST:PORT/DATABASE`.
     pub store: Option<String>,
+    /// Credentials for a ClickHouse store (`HUSHTALE_CLICKHOUSE_USER` / `_PASSWORD` override).
+    #[serde(default)]
+    pub clickhouse: RawClickHouse,
     /// `text` (default) or `json` log lines.
     pub log_format: Option<LogFormat>,
     /// Public base URL of this collector (e.g. `https://t.example.com`), used in printed links
@@ -40,6 +44,15 @@ pub struct RawConfig {
     /// Sites accepted by this collector. None configured: one `demo` site accepting any origin.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClickHouse {
+    /// ClickHouse user. Default `default`.
+    pub user: Option<String>,
+    /// ClickHouse password. Default empty.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +139,61 @@ pub struct RawSite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     Sled,
+    /// Many collectors, one ClickHouse (see `store::clickhouse`).
+    ClickHouse(ClickHouseTarget),
+}
+
+/// Where a ClickHouse store lives: `clickhouse+http://[USER[:PASSWORD]@]HOST:PORT/DATABASE`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickHouseTarget {
+    /// `http://HOST:PORT`.
+    pub endpoint: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ClickHouseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseTarget")
+            .field("endpoint", &self.endpoint)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl ClickHouseTarget {
+    /// Parses a `clickhouse+http://` store URL; credentials in it win over `user`/`password`.
+    pub fn parse(text: &str, user: Option<String>, password: Option<String>) -> Result<Self, String> {
+        let bad = || format!("store {text:?} is not clickhouse+http://HOST:PORT/DATABASE");
+        let rest = text.strip_prefix("clickhouse+").ok_or_else(bad)?;
+        let u = url::Url::parse(rest).map_err(|_| bad())?;
+        if u.scheme() != "http" || u.query().is_some() || u.fragment().is_some() {
+            return Err(format!("{} (only plain http is supported)", bad()));
+        }
+        let host = u.host_str().ok_or_else(bad)?;
+        let port = u.port().unwrap_or(8123);
+        let database = u.path().trim_matches('/');
+        if database.is_empty()
+            || database.len() > 64
+            || !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || database.as_bytes()[0].is_ascii_digit()
+        {
+            return Err(format!("{}: the database name must be letters, digits and _", bad()));
+        }
+        let decode =
+            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let url_user = (!u.username().is_empty()).then(|| decode(u.username())).flatten();
+        let url_password = u.password().and_then(decode);
+        Ok(Self {
+            endpoint: format!("http://{host}:{port}"),
+            database: database.to_owned(),
+            user: url_user.or(user),
+            password: url_password.or(password),
+        })
+    }
 }
 
 /// Transport and queue limits of the server.
@@ -214,7 +282,15 @@ impl RawConfig {
             listen_text.parse().map_err(|_| invalid(format!("listen address {listen_text:?} is not IP:PORT")))?;
         let store = match over.store.or(self.store).as_deref() {
             None | Some("sled") => StoreKind::Sled,
-            Some(other) => return Err(invalid(format!("unknown store {other:?}: use \"sled\""))),
+            Some(url) if url.starts_with("clickhouse+") => StoreKind::ClickHouse(
+                ClickHouseTarget::parse(url, self.clickhouse.user.clone(), self.clickhouse.password.clone())
+                    .map_err(invalid)?,
+            ),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "unknown store {other:?}: use \"sled\" or \"clickhouse+http://HOST:PORT/DATABASE\""
+                )))
+            }
         };
         let l = self.limits;
         let events = EventLimits {
@@ -372,5 +448,30 @@ mod tests {
             .validate(Overrides::default())
             .unwrap_err();
         assert!(err.to_string().contains("Bad Id"));
+    }
+
+    #[test]
+    fn clickhouse_store_urls() {
+        let c =
+            RawConfig::parse("store = \"clickhouse+http://ch.internal:9123/analytics\"\n[clickhouse]\nuser = \"w\"\n")
+                .unwrap()
+                .validate(Overrides::default())
+                .unwrap();
+        let StoreKind::ClickHouse(t) = c.store else { panic!("not clickhouse") };
+        assert_eq!(t.endpoint, "http://ch.internal:9123");
+        assert_eq!(t.database, "analytics");
+        assert_eq!(t.user.as_deref(), Some("w"));
+        let t = ClickHouseTarget::parse("clickhouse+http://u:p%40ss@127.0.0.1/db_1", None, None).unwrap();
+        assert_eq!(
+            (t.endpoint.as_str(), t.user.as_deref(), t.password.as_deref()),
+            ("http://127.0.0.1:8123", Some("u"), Some("p@ss"))
+        );
+        assert!(!format!("{t:?}").contains("p@ss"), "passwords stay out of logs");
+        for bad in
+            ["clickhouse+https://h:1/db", "clickhouse+http://h:1/", "clickhouse+http://h:1/a-b", "clickhouse://h/db"]
+        {
+            let over = Overrides { store: Some(bad.into()), ..Default::default() };
+            assert!(RawConfig::default().validate(over).is_err(), "{bad}");
+        }
     }
 }

@@ -47,6 +47,7 @@ use crate::app::App;
 use crate::config::{Config, StoreKind};
 use crate::secrets::AdminToken;
 use crate::sites::Sites;
+use crate::store::clickhouse::ClickHouseStore;
 use crate::store::sled::SledStore;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -69,8 +70,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let token = secrets::admin_token(&config.data, config.admin_token.as_deref()).map_err(data_err)?;
     let secret = secrets::server_secret(&config.data).map_err(data_err)?;
 
-    let store: Arc<dyn Store> = match config.store {
+    let store: Arc<dyn Store> = match &config.store {
         StoreKind::Sled => Arc::new(SledStore::open(&config.data.join("store"), config.server.store_cache_bytes)?),
+        StoreKind::ClickHouse(target) => {
+            let mut target = target.clone();
+            if let Ok(user) = std::env::var("HUSHTALE_CLICKHOUSE_USER") {
+                target.user = Some(user);
+            }
+            if let Ok(password) = std::env::var("HUSHTALE_CLICKHOUSE_PASSWORD") {
+                target.password = Some(password);
+            }
+            tracing::info!(endpoint = %target.endpoint, database = %target.database, "store: ClickHouse");
+            Arc::new(ClickHouseStore::connect(&target).await?)
+        }
     };
     let sites = Sites::new(config.sites.clone());
     for site in store.load_sites().await? {

@@ -40,7 +40,7 @@ struct ServeArgs {
     /// Data folder [default: ./hushtale-data].
     #[arg(long, env = "HUSHTALE_DATA")]
     data: Option<PathBuf>,
-    /// Store: `sled` [default: sled].
+    /// Store: `sled` or `clickhouse+http://HOST:PORT/DATABASE` [default: sled].
     #[arg(long, env = "HUSHTALE_STORE")]
     store: Option<String>,
     /// Log format.

@@ -1,6 +1,7 @@
-//! Persistence behind one trait: the embedded sled store (default) and, later, ClickHouse.
+//! Persistence behind one trait: the embedded sled store (default) and ClickHouse (scale-out).
 //! Every backend writes batches durably in groups and answers the same queries.
 
+pub mod clickhouse;
 pub mod retention;
 pub mod sled;
 pub mod writer;

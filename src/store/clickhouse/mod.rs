@@ -1,0 +1,263 @@
+//! The ClickHouse store: many stateless collectors writing to one ClickHouse server (or a
+//! cluster), answering the same API as the embedded sled store.
+//!
+//! # What lives where
+//!
+//! See [`schema`] for the tables. Raw events are one `batches` row per batch (the JSON array
+//! the request handler already encoded), partitioned by month so retention can drop whole
+//! partitions. Rollups are rows of *deltas* in SummingMergeTree tables, computed by the same
+//! [`Tracking::apply`] as sled and read back through the same builders in [`crate::query`], so
+//! both backends answer identically. A day's visitors are counted exactly from `day_visitors`
+//! (plus a count of erased marks, so erasure does not change past totals, as in sled); visitors
+//! over several days come from the same per-day HyperLogLog sketches as sled, kept as the max
+//! rank per register in `day_sketches`.
+//!
+//! # Session state with many collectors: versioned claims
+//!
+//! Rollups that span batches (an open pageview's scroll reach, click bursts) need the session's
+//! state, and a resent `(sid, seq)` must be stored once even when it reaches two collectors.
+//! There is no sticky routing and no collector-local state: the state lives in ClickHouse, in
+//! `sessions`, as one row per *version* of each session (`site, sid, version, token`), holding
+//! the summary, the `seq`s applied so far (in arrival order) and the [`Tracking`] state.
+//!
+//! Each row is marked: a *claim* of a version (with the new state), a *retraction* of a
+//! claim, or a *confirmation* of one. A group commit, per session it touches:
+//!
+//! 1. reads every row of the session (small rows, no records) and resolves the newest
+//!    *confirmed* version `v`, then fetches only that version's state (two queries for the
+//!    whole group). If a newer claim is neither confirmed nor retracted yet, another collector
+//!    is mid-commit: wait and read again;
+//! 2. drops batches whose `seq` that version already holds (→ [`WriteOutcome::Duplicate`]),
+//!    applies the rest, and computes the rollup deltas;
+//! 3. inserts the new batches' events (harmless if this attempt loses: reads only show batches
+//!    that a confirmed session version lists, and pick one copy per `seq`);
+//! 4. inserts its claim: version `v+1`, a random 64-bit token, the new state;
+//! 5. reads all claims of version `v+1` back. If any *other* unretracted claim is there, it
+//!    lost: it inserts a retraction and retries the session from step 1 (random back-off, for
+//!    at most 30 s, then the group fails with 5xx and the client resends). If its claim is
+//!    alone, it won, and inserts a confirmation;
+//! 6. winners' rollup deltas and visitor marks are inserted, then the requests get their 204.
+//!
+//! At most one claim per version wins: a claim wins only if its check (step 5) saw no other
+//! claim, so of two claims the later-inserted one always sees the earlier and loses (both may
+//! lose, never both win). Writers and readers build only on confirmed claims, and a confirmed
+//! claim is never retracted, so no state is built on one that later loses. This needs only
+//! what every ClickHouse version offers: an acknowledged INSERT is visible to the next SELECT
+//! on that server.
+//!
+//! A collector that dies between claiming and confirming leaves an unsettled claim; writers
+//! wait for it up to 10 s, then treat it as void. That is safe because it never confirmed, so
+//! it neither counted rollups nor answered 204 — provided a live collector confirms within its
+//! 2 s lease or not at all (a claim checked later than that is withdrawn and retried instead).
+//!
+//! Why not the alternatives: `insert_deduplication_token` and block deduplication only exist
+//! for Replicated tables (or from 21.x), and they dedupe identical *blocks*, not batches
+//! inside groups that differ; a ReplacingMergeTree on `(site, sid, seq)` alone would keep the
+//! events once but could not stop the rollups from being counted twice; sticky routing by
+//! `sid` needs a load balancer that can hash a JSON body and breaks on failover.
+//!
+//! # Limits (said plainly)
+//!
+//! - Not atomic across tables: a collector killed between winning its claim (step 5) and
+//!   inserting the rollups (step 6) leaves that group's rollups uncounted (events and sessions
+//!   are intact; nothing is ever counted twice). sled commits all of it atomically.
+//! - Timing assumption: a confirmation sent within the 2 s lease becomes visible within the
+//!   10 s that writers wait for an unsettled claim (a ClickHouse stalled for longer than that
+//!   could let two versions be built on the same parent).
+//! - On a cluster the claim check needs read-your-writes: shard `sessions` and `batches` by
+//!   `sid`, and use `insert_quorum` + `select_sequential_consistency` on Replicated tables.
+//! - Old session versions are kept until the session expires (one small row per group that
+//!   touched the session); erasure and retention use `ALTER … DELETE` mutations, which rewrite
+//!   parts and are waited for before answering.
+//! - Elements per page and day are pruned to the 500 most clicked when read, not when
+//!   written: beyond 500 selectors a day the two backends may list different tails.
+
+mod erase;
+pub mod http;
+mod read;
+mod rowbinary;
+pub mod schema;
+mod write;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClickHouseTarget;
+use crate::model::Event;
+use crate::model::{EventData, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
+use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
+use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::rollup::track::Tracking;
+use crate::store::{Store, StoreError, WriteOutcome};
+use http::Http;
+
+/// [`Store`] on ClickHouse over HTTP. Cheap to clone; holds no session state.
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    http: Http,
+}
+
+impl ClickHouseStore {
+    /// Connects, creates the database and tables when missing, and checks the schema version.
+    pub async fn connect(target: &ClickHouseTarget) -> Result<Self, StoreError> {
+        let http = Http::new(target);
+        schema::ensure(&http).await?;
+        Ok(Self { http })
+    }
+}
+
+/// A session's state as kept in each `sessions` row (JSON in `record`). The same fields and
+/// rules as the sled store's session record, so summaries agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub visitor: VisitorKey,
+    pub start: i64,
+    pub last: i64,
+    pub pageviews: u32,
+    pub events: u32,
+    pub clicks: u32,
+    pub entry: Option<String>,
+    pub device: String,
+    pub browser: String,
+    pub replay: bool,
+    /// `seq` of every stored batch, in the order they were applied.
+    pub seqs: Vec<u32>,
+    pub track: Tracking,
+}
+
+impl Record {
+    fn new(batch: &StoredBatch) -> Self {
+        let first = batch.events.first().map_or(batch.received, |e| e.t);
+        Self {
+            visitor: batch.visitor,
+            start: first,
+            last: first,
+            pageviews: 0,
+            events: 0,
+            clicks: 0,
+            entry: None,
+            device: batch.client.device.clone(),
+            browser: batch.client.browser.clone(),
+            replay: false,
+            seqs: Vec::new(),
+            track: Tracking::default(),
+        }
+    }
+
+    fn absorb(&mut self, batch: &StoredBatch) {
+        for e in &batch.events {
+            self.start = self.start.min(e.t);
+            self.last = self.last.max(e.t);
+            self.events += 1;
+            match &e.data {
+                EventData::View(v) => {
+                    self.pageviews += 1;
+                    if self.entry.is_none() || e.t <= self.start {
+                        self.entry = Some(v.path.clone());
+                    }
+                }
+                EventData::Click { .. } => self.clicks += 1,
+                EventData::Snap { .. } => self.replay = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn summary(&self, sid: &[u8; 16]) -> SessionSummary {
+        SessionSummary {
+            id: hex::encode(sid),
+            visitor: self.visitor.to_hex(),
+            start: self.start,
+            duration_ms: self.last - self.start,
+            pageviews: self.pageviews,
+            events: self.events,
+            clicks: self.clicks,
+            entry: self.entry.clone(),
+            device: self.device.clone(),
+            browser: self.browser.clone(),
+            replay: self.replay,
+            rage_clicks: self.track.rage_clicks,
+            dead_clicks: self.track.dead_clicks,
+        }
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn parse_id(hex_id: &str) -> Result<[u8; 16], StoreError> {
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(hex_id, &mut out).map_err(|_| corrupt(format!("bad id {hex_id:?} from ClickHouse")))?;
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for ClickHouseStore {
+    async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
+        write::write_group(&self.http, &batches).await
+    }
+
+    async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
+        read::load_sites(&self.http).await
+    }
+
+    async fn put_site(&self, site: &SiteSettings) -> Result<(), StoreError> {
+        read::put_site(&self.http, site).await
+    }
+
+    async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+        read::stats(&self.http, site, range).await
+    }
+
+    async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError> {
+        read::sessions(&self.http, site, query).await
+    }
+
+    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+        read::pages(&self.http, site, range, offset, limit).await
+    }
+
+    async fn heatmap(
+        &self,
+        site: &str,
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        range: DayRange,
+    ) -> Result<Heatmap, StoreError> {
+        read::heatmap(&self.http, site, path, kind, width, range).await
+    }
+
+    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+        read::scroll(&self.http, site, path, range).await
+    }
+
+    async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
+        read::session_events(&self.http, site, sid).await
+    }
+
+    async fn visitor_sessions(
+        &self,
+        site: &str,
+        visitor: VisitorKey,
+    ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
+        read::visitor_sessions(&self.http, site, visitor).await
+    }
+
+    async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError> {
+        erase::forget_visitor(&self.http, site, visitor).await
+    }
+
+    async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        erase::expire(&self.http, site, before_ms, limit).await
+    }
+
+    /// Every write was acknowledged by ClickHouse before it returned: nothing is buffered here.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

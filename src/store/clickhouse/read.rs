@@ -1,0 +1,373 @@
+//! Operator queries on ClickHouse: SQL over the rollup tables (never over raw events), fed
+//! into the same builders as the sled store so both answer alike.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::http::{id_lit, lit, Http};
+use super::write::{read_states, sketch_from, Resolved, SessionKey};
+use super::{corrupt, parse_id, Record};
+use crate::model::{Event, Id128, SessionSummary, SiteSettings, VisitorKey};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
+use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
+use crate::rollup::heat::{ElementCell, ElementClicks, HeatCells, HeatKind, WidthClass};
+use crate::rollup::page::{PageRollup, REACH_STEPS};
+use crate::rollup::{DayRollup, Histogram};
+use crate::store::StoreError;
+
+/// Sessions fetched per query while listing.
+const LIST_CHUNK: usize = 1000;
+
+#[derive(Deserialize)]
+struct SiteRow {
+    settings: String,
+}
+
+pub async fn load_sites(http: &Http) -> Result<Vec<SiteSettings>, StoreError> {
+    let rows: Vec<SiteRow> =
+        http.select("SELECT argMax(settings, updated) AS settings FROM sites GROUP BY id ORDER BY id").await?;
+    rows.iter().map(|r| serde_json::from_str(&r.settings).map_err(corrupt)).collect()
+}
+
+pub async fn put_site(http: &Http, site: &SiteSettings) -> Result<(), StoreError> {
+    let mut rows = super::rowbinary::Rows::default();
+    rows.str(&site.id);
+    rows.bytes(&serde_json::to_vec(site).map_err(corrupt)?);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    rows.u64(now);
+    http.insert("sites", "id, settings, updated", rows.buf).await
+}
+
+fn histogram(count: u64, sum: f64, buckets: (Vec<u16>, Vec<u64>)) -> Histogram {
+    Histogram { count, sum, buckets: buckets.0.into_iter().zip(buckets.1).collect() }
+}
+
+#[derive(Deserialize)]
+struct DayRow {
+    day: i32,
+    pageviews: u64,
+    sessions: u64,
+    gone: u64,
+    load_count: u64,
+    load_sum: f64,
+    load: (Vec<u16>, Vec<u64>),
+}
+
+#[derive(Deserialize)]
+struct DayCount {
+    day: i32,
+    n: u64,
+}
+
+#[derive(Deserialize)]
+struct Register {
+    day: i32,
+    idx: u16,
+    rank: u8,
+}
+
+fn day_filter(range: DayRange) -> String {
+    format!("day >= {} AND day <= {}", range.from, range.to)
+}
+
+pub async fn stats(http: &Http, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+    let (s, days) = (lit(site), day_filter(range));
+    let rows: Vec<DayRow> = http
+        .select(&format!(
+            "SELECT day, sum(pageviews) AS pageviews, sum(sessions) AS sessions, sum(visitors_gone) AS gone, \
+             sum(load_count) AS load_count, sum(load_sum) AS load_sum, sumMap(loadMap.bucket, loadMap.n) AS load \
+             FROM day_rollups WHERE site = {s} AND {days} GROUP BY day ORDER BY day"
+        ))
+        .await?;
+    let marks: Vec<DayCount> = http
+        .select(&format!(
+            "SELECT day, uniqExact(visitor) AS n FROM day_visitors WHERE site = {s} AND {days} GROUP BY day ORDER BY day"
+        ))
+        .await?;
+    let mut by_day: BTreeMap<i32, DayRollup> = BTreeMap::new();
+    for r in rows {
+        let d = by_day.entry(r.day).or_default();
+        d.pageviews = r.pageviews;
+        d.sessions = r.sessions;
+        d.visitors += r.gone;
+        d.load = histogram(r.load_count, r.load_sum, r.load);
+    }
+    for m in &marks {
+        by_day.entry(m.day).or_default().visitors += m.n;
+    }
+    let registers: Vec<Register> = http
+        .select(&format!(
+            "SELECT day, idx, max(rank) AS rank FROM day_sketches WHERE site = {s} AND {days} GROUP BY day, idx"
+        ))
+        .await?;
+    let mut sketches: BTreeMap<i32, Vec<(u16, u8)>> = BTreeMap::new();
+    for r in registers {
+        sketches.entry(r.day).or_default().push((r.idx, r.rank));
+    }
+    for (day, regs) in sketches {
+        by_day.entry(day).or_default().visitor_sketch = sketch_from(regs);
+    }
+    let rollups: Vec<(i32, DayRollup)> = by_day.into_iter().collect();
+    let unique = Stats::distinct_visitors(&rollups);
+    Ok(Stats::from_rollups(site, range, &rollups, unique))
+}
+
+#[derive(Deserialize)]
+struct PageRow {
+    path: String,
+    pageviews: u64,
+    load_count: u64,
+    load_sum: f64,
+    load: (Vec<u16>, Vec<u64>),
+    clicks: u64,
+    rage: u64,
+    dead: u64,
+    depth: u64,
+    reach: (Vec<u8>, Vec<u64>),
+    fold_px: f64,
+    fold_pct: f64,
+}
+
+impl PageRow {
+    fn rollup(self) -> (String, PageRollup) {
+        let mut reach = vec![0; REACH_STEPS];
+        for (k, n) in self.reach.0.into_iter().zip(self.reach.1) {
+            if let Some(slot) = reach.get_mut(k as usize) {
+                *slot = n;
+            }
+        }
+        let r = PageRollup {
+            pageviews: self.pageviews,
+            load: histogram(self.load_count, self.load_sum, self.load),
+            clicks: self.clicks,
+            rage_clicks: self.rage,
+            dead_clicks: self.dead,
+            depth_sum_pct: self.depth,
+            reach,
+            fold_sum_px: self.fold_px,
+            fold_sum_pct: self.fold_pct,
+        };
+        (self.path, r)
+    }
+}
+
+const PAGE_COLUMNS: &str = "sum(pageviews) AS pageviews, sum(load_count) AS load_count, sum(load_sum) AS load_sum, \
+     sumMap(loadMap.bucket, loadMap.n) AS load, sum(clicks) AS clicks, sum(rage_clicks) AS rage, \
+     sum(dead_clicks) AS dead, sum(depth_sum_pct) AS depth, sumMap(reachMap.step, reachMap.n) AS reach, \
+     sum(fold_sum_px) AS fold_px, sum(fold_sum_pct) AS fold_pct";
+
+pub async fn pages(http: &Http, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+    let rows: Vec<PageRow> = http
+        .select(&format!(
+            "SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = {} AND {} GROUP BY path",
+            lit(site),
+            day_filter(range)
+        ))
+        .await?;
+    Ok(Pages::from_rollups(rows.into_iter().map(PageRow::rollup), offset, limit))
+}
+
+pub async fn scroll(http: &Http, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+    let rows: Vec<PageRow> = http
+        .select(&format!(
+            "SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = {} AND path = {} AND {} GROUP BY path",
+            lit(site),
+            lit(path),
+            day_filter(range)
+        ))
+        .await?;
+    Ok(ScrollReach::from_rollups(path, rows.into_iter().map(|r| r.rollup().1)))
+}
+
+#[derive(Deserialize)]
+struct CellsRow {
+    cells: (Vec<u32>, Vec<u64>),
+}
+
+#[derive(Deserialize)]
+struct ElementRow {
+    day: i32,
+    sel: String,
+    n: u64,
+    points: (Vec<u16>, Vec<u64>),
+}
+
+pub async fn heatmap(
+    http: &Http,
+    site: &str,
+    path: &str,
+    kind: HeatKind,
+    width: Option<WidthClass>,
+    range: DayRange,
+) -> Result<Heatmap, StoreError> {
+    let widths: Vec<String> =
+        width.map_or(WidthClass::ALL.to_vec(), |w| vec![w]).iter().map(|w| w.tag().to_string()).collect();
+    let (s, p, days) = (lit(site), lit(path), day_filter(range));
+    let rows: Vec<CellsRow> = http
+        .select(&format!(
+            "SELECT sumMap(cellsMap.cell, cellsMap.n) AS cells FROM heat_rollups WHERE site = {s} AND path = {p} \
+             AND kind = {} AND width IN ({}) AND {days}",
+            kind.tag(),
+            widths.join(", ")
+        ))
+        .await?;
+    // One value per row of cells: `Heatmap::from_rollups` sizes its grid from each value's
+    // last key, which is the bottom row only when a value holds a single row.
+    let mut by_row: BTreeMap<u16, HeatCells> = BTreeMap::new();
+    for r in rows {
+        for (c, n) in r.cells.0.into_iter().zip(r.cells.1) {
+            by_row.entry((c & 0xffff) as u16).or_default().add(((c >> 16) as u16, (c & 0xffff) as u16), n);
+        }
+    }
+    let cells = by_row.into_values();
+    let mut elements: BTreeMap<i32, ElementClicks> = BTreeMap::new();
+    if kind == HeatKind::Click {
+        let rows: Vec<ElementRow> = http
+            .select(&format!(
+                "SELECT day, sel, sum(n) AS n, sumMap(pointsMap.point, pointsMap.n) AS points FROM element_rollups \
+                 WHERE site = {s} AND path = {p} AND {days} GROUP BY day, sel"
+            ))
+            .await?;
+        for r in rows {
+            let points = r.points.0.into_iter().map(|b| (b >> 8, b & 0xff)).zip(r.points.1).collect();
+            elements.entry(r.day).or_default().by_selector.insert(r.sel, ElementCell { n: r.n, points });
+        }
+    }
+    Ok(Heatmap::from_rollups(path, kind, width, cells, elements.into_values()))
+}
+
+#[derive(Deserialize)]
+struct ListRow {
+    anchor: i64,
+    hsid: String,
+    record: String,
+}
+
+/// The newest confirmed version of each session matching `cond`, in `order`, at most `limit`.
+async fn latest(http: &Http, site: &str, cond: &str, order: &str, limit: usize) -> Result<Vec<ListRow>, StoreError> {
+    let s = lit(site);
+    http.select(&format!(
+        "SELECT anchor, lower(hex(sid)) AS hsid, record FROM sessions \
+         WHERE site = {s} AND mark = 0 AND ({cond}) \
+           AND (sid, version, token) IN (SELECT sid, version, token FROM sessions WHERE site = {s} AND mark = 2) \
+         ORDER BY {order}, version DESC, token ASC LIMIT 1 BY sid LIMIT {limit}"
+    ))
+    .await
+}
+
+pub async fn sessions(http: &Http, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {
+    let mut upper = match q.cursor {
+        Some(c) => (c.start, c.sid),
+        None => (q.range.end_ms(), [0u8; 16]),
+    };
+    let lower = q.range.start_ms();
+    let mut sessions = Vec::with_capacity(q.limit.min(1000));
+    let mut last: Option<(i64, [u8; 16])> = None;
+    let mut scanned = 0usize;
+    // The same walk as sled's reverse range scan, fetched in chunks.
+    loop {
+        let cond = format!(
+            "anchor >= {lower} AND (anchor < {a} OR (anchor = {a} AND sid < {sid}))",
+            a = upper.0,
+            sid = id_lit(&upper.1)
+        );
+        let rows = latest(http, site, &cond, "anchor DESC, sid DESC", LIST_CHUNK).await?;
+        let n = rows.len();
+        for r in rows {
+            if sessions.len() == q.limit || scanned == MAX_SESSIONS_SCANNED {
+                let next = last.map(|(start, sid)| SessionCursor { start, sid }.encode());
+                return Ok(SessionPage { sessions, next });
+            }
+            let sid = parse_id(&r.hsid)?;
+            let record: Record = serde_json::from_str(&r.record).map_err(corrupt)?;
+            let summary = record.summary(&sid);
+            if q.filter.matches(&summary) {
+                sessions.push(summary);
+            }
+            last = Some((r.anchor, sid));
+            upper = (r.anchor, sid);
+            scanned += 1;
+        }
+        if n < LIST_CHUNK {
+            return Ok(SessionPage { sessions, next: None });
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchRow {
+    hsid: String,
+    seq: u32,
+    events: String,
+}
+
+/// The events of sessions `(sid, record)`, each in time order (equal times in arrival order).
+async fn events_of(
+    http: &Http,
+    site: &str,
+    sessions: &[([u8; 16], Record)],
+) -> Result<HashMap<[u8; 16], Vec<Event>>, StoreError> {
+    let mut out = HashMap::new();
+    if sessions.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<String> = sessions.iter().map(|(sid, _)| id_lit(sid)).collect();
+    let rows: Vec<BatchRow> = http
+        .select(&format!(
+            "SELECT lower(hex(sid)) AS hsid, seq, events FROM batches WHERE site = {} AND sid IN ({}) \
+             ORDER BY sid, seq, keep DESC LIMIT 1 BY sid, seq",
+            lit(site),
+            ids.join(", ")
+        ))
+        .await?;
+    let mut by_batch: HashMap<([u8; 16], u32), String> = HashMap::new();
+    for r in rows {
+        by_batch.insert((parse_id(&r.hsid)?, r.seq), r.events);
+    }
+    for (sid, record) in sessions {
+        let mut events = Vec::with_capacity(record.events as usize);
+        // Only batches the session's state lists are stored; others are leftovers of lost races.
+        for seq in &record.seqs {
+            if let Some(json) = by_batch.get(&(*sid, *seq)) {
+                events.extend(serde_json::from_str::<Vec<Event>>(json).map_err(corrupt)?);
+            }
+        }
+        events.sort_by_key(|e| e.t);
+        out.insert(*sid, events);
+    }
+    Ok(out)
+}
+
+pub async fn session_events(http: &Http, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
+    let key: SessionKey = (site.to_owned(), sid.0);
+    let record = match read_states(http, std::slice::from_ref(&key), true).await?.remove(&key) {
+        Some(Resolved::Known(s)) | Some(Resolved::InDoubt(Some(s))) => s.record,
+        _ => return Ok(None),
+    };
+    let mut events = events_of(http, site, &[(sid.0, record)]).await?;
+    Ok(events.remove(&sid.0).filter(|e| !e.is_empty()))
+}
+
+/// Every session of `visitor`, oldest first, with its state.
+pub async fn visitor_records(
+    http: &Http,
+    site: &str,
+    visitor: VisitorKey,
+) -> Result<Vec<(i64, [u8; 16], Record)>, StoreError> {
+    let rows = latest(http, site, &format!("visitor = {}", id_lit(&visitor.0)), "anchor, sid", 1_000_000).await?;
+    rows.into_iter()
+        .map(|r| Ok((r.anchor, parse_id(&r.hsid)?, serde_json::from_str(&r.record).map_err(corrupt)?)))
+        .collect()
+}
+
+pub async fn visitor_sessions(
+    http: &Http,
+    site: &str,
+    visitor: VisitorKey,
+) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
+    let records: Vec<([u8; 16], Record)> =
+        visitor_records(http, site, visitor).await?.into_iter().map(|(_, sid, r)| (sid, r)).collect();
+    let mut events = events_of(http, site, &records).await?;
+    Ok(records.iter().map(|(sid, r)| (r.summary(sid), events.remove(sid).unwrap_or_default())).collect())
+}

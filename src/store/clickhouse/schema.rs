@@ -1,0 +1,81 @@
+//! The tables, created on start when missing, and the schema version they carry.
+//!
+//! | table | engine | key | what |
+//! |---|---|---|---|
+//! | `schema_version` | MergeTree | version | versions applied |
+//! | `sites` | ReplacingMergeTree(updated) | id | sites created through the API |
+//! | `batches` | ReplacingMergeTree(keep) by month of arrival | site, sid, seq | raw events: one row per batch, the events as the JSON array the writer received |
+//! | `sessions` | MergeTree by month of the session's anchor | site, sid, version, token | session state: claims (`mark` 0), retractions (1), confirmations (2); see the module doc of `clickhouse` |
+//! | `day_visitors` | ReplacingMergeTree | site, day, visitor | who came on which day (for exact unique visitors) |
+//! | `day_sketches` | ReplacingMergeTree(rank) | site, day, idx | the day's visitor HyperLogLog: max rank per register |
+//! | `day_rollups` | SummingMergeTree | site, day | pageviews, sessions, load histogram, erased visitors |
+//! | `page_rollups` | SummingMergeTree | site, day, path | per-page figures and scroll reach |
+//! | `heat_rollups` | SummingMergeTree | site, path, kind, width, day, band | heatmap cells |
+//! | `element_rollups` | SummingMergeTree | site, path, day, sel | clicks per element |
+//!
+//! Maps (histogram buckets, reach steps, cells, element points) are `Nested` columns whose names
+//! end in `Map`, which SummingMergeTree adds up key by key when it merges parts. Queries never
+//! rely on merges having happened: they always `GROUP BY` with `sum`/`sumMap`.
+
+use super::http::Http;
+use crate::store::StoreError;
+
+/// Bump when a table changes; [`ensure`] refuses to run against a newer schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied DateTime DEFAULT now())
+     ENGINE = MergeTree ORDER BY version",
+    "CREATE TABLE IF NOT EXISTS sites (id String, settings String, updated UInt64)
+     ENGINE = ReplacingMergeTree(updated) ORDER BY id",
+    "CREATE TABLE IF NOT EXISTS batches (site String, sid FixedString(16), seq UInt32, received Int64,
+       day Date, keep UInt64, events String)
+     ENGINE = ReplacingMergeTree(keep) PARTITION BY toYYYYMM(day) ORDER BY (site, sid, seq)",
+    "CREATE TABLE IF NOT EXISTS sessions (site String, sid FixedString(16), version UInt32, token UInt64,
+       mark UInt8, anchor Int64, day Date, visitor FixedString(16), record String)
+     ENGINE = MergeTree PARTITION BY toYYYYMM(day) ORDER BY (site, sid, version, token)",
+    "CREATE TABLE IF NOT EXISTS day_visitors (site String, day Int32, visitor FixedString(16))
+     ENGINE = ReplacingMergeTree ORDER BY (site, day, visitor)",
+    "CREATE TABLE IF NOT EXISTS day_sketches (site String, day Int32, idx UInt16, rank UInt8)
+     ENGINE = ReplacingMergeTree(rank) ORDER BY (site, day, idx)",
+    "CREATE TABLE IF NOT EXISTS day_rollups (site String, day Int32, pageviews UInt64, sessions UInt64,
+       visitors_gone UInt64, load_count UInt64, load_sum Float64, loadMap Nested(bucket UInt16, n UInt64))
+     ENGINE = SummingMergeTree ORDER BY (site, day)",
+    "CREATE TABLE IF NOT EXISTS page_rollups (site String, day Int32, path String, pageviews UInt64,
+       load_count UInt64, load_sum Float64, loadMap Nested(bucket UInt16, n UInt64), clicks UInt64,
+       rage_clicks UInt64, dead_clicks UInt64, depth_sum_pct UInt64, reachMap Nested(step UInt8, n UInt64),
+       fold_sum_px Float64, fold_sum_pct Float64)
+     ENGINE = SummingMergeTree ORDER BY (site, day, path)",
+    "CREATE TABLE IF NOT EXISTS heat_rollups (site String, path String, kind UInt8, width UInt8, day Int32,
+       band UInt16, cellsMap Nested(cell UInt32, n UInt64))
+     ENGINE = SummingMergeTree ORDER BY (site, path, kind, width, day, band)",
+    "CREATE TABLE IF NOT EXISTS element_rollups (site String, path String, day Int32, sel String, n UInt64,
+       pointsMap Nested(point UInt16, n UInt64))
+     ENGINE = SummingMergeTree ORDER BY (site, path, day, sel)",
+];
+
+#[derive(serde::Deserialize)]
+struct Version {
+    v: u32,
+}
+
+/// Creates the database and tables when missing and records the schema version.
+pub async fn ensure(http: &Http) -> Result<(), StoreError> {
+    http.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", http.database)).await?;
+    for ddl in TABLES {
+        http.execute(ddl).await?;
+    }
+    let found = http.select::<Version>("SELECT max(version) AS v FROM schema_version").await?;
+    let found = found.first().map_or(0, |r| r.v);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "database {} has schema version {found}, this hushtale knows only up to {SCHEMA_VERSION}: upgrade hushtale",
+            http.database
+        )));
+    }
+    if found < SCHEMA_VERSION {
+        // Version 1 is the first; later versions would migrate from `found` here.
+        http.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
+    }
+    Ok(())
+}

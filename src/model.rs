@@ -230,7 +230,8 @@ pub struct StoredBatch {
     /// Server receive time, ms since the epoch.
     pub received: i64,
     pub client: Client,
-    /// Events in time order.
+    /// Events in time order. Once queued for the writer, the `d` of `snap`/`mut` events is
+    /// `null`: `encoded` holds it, and nothing after the queue reads it.
     pub events: Vec<Event>,
     /// `events` as a JSON array, encoded by the request handler so the single writer only
     /// copies bytes.

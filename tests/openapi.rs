@@ -25,6 +25,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/hushtale-player.js"),
     ("head", "/hushtale-player.js"),
     ("get", "/demo"),
+    ("get", "/dashboard"),
+    ("head", "/dashboard"),
+    ("get", "/dashboard/{file}"),
+    ("head", "/dashboard/{file}"),
     ("get", "/disable"),
     ("get", "/enable"),
     ("post", "/enable"),
@@ -178,7 +182,11 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 
 /// A request for one documented operation, with real ids and the body it needs.
 fn request(f: &Fixture, doc: &Value, method: &str, path: &str, op: &Value) -> reqwest::blocking::RequestBuilder {
-    let concrete = path.replace("{site}", "demo").replace("{sid}", &f.sid).replace("{visitor_key}", &f.visitor_key);
+    let concrete = path
+        .replace("{site}", "demo")
+        .replace("{sid}", &f.sid)
+        .replace("{visitor_key}", &f.visitor_key)
+        .replace("{file}", "app.js");
     assert!(!concrete.contains('{'), "unknown path parameter in {path}");
     let s = &f.server;
     let mut rb = s.http.request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), s.url(&concrete));
@@ -282,7 +290,11 @@ fn every_route_is_documented_and_nothing_else_answers() {
     }
     // Methods a documented path does not document are refused (405, or 404 "no route").
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let concrete = path.replace("{site}", "demo").replace("{sid}", &f.sid).replace("{visitor_key}", &f.visitor_key);
+        let concrete = path
+            .replace("{site}", "demo")
+            .replace("{sid}", &f.sid)
+            .replace("{visitor_key}", &f.visitor_key)
+            .replace("{file}", "app.js");
         for m in METHODS {
             if item.get(m).is_some() {
                 continue;
@@ -321,7 +333,11 @@ fn operator_operations_need_the_bearer_token() {
             continue;
         }
         assert!(op["responses"].get("401").is_some(), "{method} {path}: 401 documented");
-        let concrete = path.replace("{site}", "demo").replace("{sid}", &f.sid).replace("{visitor_key}", &f.visitor_key);
+        let concrete = path
+            .replace("{site}", "demo")
+            .replace("{sid}", &f.sid)
+            .replace("{visitor_key}", &f.visitor_key)
+            .replace("{file}", "app.js");
         let r = s.http.request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), s.url(&concrete)).send();
         assert_eq!(r.unwrap().status(), 401, "{method} {path} without a token");
     }

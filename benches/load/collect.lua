@@ -1,54 +1,82 @@
--- wrk script: POST /collect with realistic 50-event JSON batches; every session sends ten
--- batches (seq 0..9), as a visitor reading a page for a few minutes would. No batch repeats,
--- so every request is a real write.
-local counter = 0
-local start_time = os.time()
-local thread_id = 0
-local now = os.time() * 1000
+-- wrk script: POST /collect with the realistic batch written by `ceiling bodies` (see
+-- benches/ceiling.rs). Every session sends ten batches (seq 0..9) and no (sid, seq) repeats, so
+-- every request is a real durable write.
+--
+--   LOAD_BODIES=FILE  the file from `ceiling bodies`
+--   LOAD_MODE=json          the JSON template, a fresh (sid, seq) spliced in per request
+--   LOAD_MODE=msgpack-gzip  the pre-encoded MessagePack+gzip bodies, each sent once
+local mode = os.getenv("LOAD_MODE") or "json"
+local path = os.getenv("LOAD_BODIES") or error("LOAD_BODIES is not set")
+local ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
+local threads = {}
 function setup(thread)
-  thread_id = thread_id + 1
-  thread:set("tid", thread_id)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+  for _, t in ipairs(threads) do t:set("nthreads", #threads) end
 end
 
-local function events()
-  local e = {}
-  e[1] = string.format('{"k":"view","t":%d,"url":"https://shop.example/products/42?utm_source=mail&ref=abc","ref":"https://news.example/a","vw":1280,"vh":720,"dw":1280,"dh":5400,"load_ms":812.5,"ttfb_ms":95}', now)
-  for i = 2, 50 do
-    local t = now + i * 40
-    local m = i % 10
-    if m == 0 then
-      e[i] = string.format('{"k":"click","t":%d,"x":%d,"y":900,"sel":"main > div.grid > a.card:nth-child(3)","ex":512,"ey":300}', t, 400 + i)
-    elseif m == 1 then
-      e[i] = string.format('{"k":"scroll","t":%d,"y":%d}', t, i * 12)
-    elseif m == 2 then
-      e[i] = string.format('{"k":"input","t":%d,"sel":"form#signup input[name=email]","len":14}', t)
-    else
-      e[i] = string.format('{"k":"move","t":%d,"x":%d,"y":%d}', t, 300 + i * 3, 500 + i * 2)
+local counter, repeats = 0, 0
+local run = os.time() % 0xffffff
+local part1, part2, part3, sid_first -- JSON template pieces around the placeholders
+local pool, pool_n = {}, 0        -- MessagePack+gzip bodies of this thread
+
+function init(args)
+  local f = assert(io.open(path, "rb"))
+  local kind, len = f:read("*l"):match("^(%a+) (%d+)$")
+  assert(kind == "json", "unexpected bodies file")
+  local template = f:read(tonumber(len))
+  f:read("*l")
+  -- Split around the two placeholders, in whichever order they appear.
+  local s = template:find('"5555555555555555555555555555555f"', 1, true)
+  local q = template:find("4242424242", 1, true)
+  sid_first = s < q
+  local a, b = math.min(s, q), math.max(s, q)
+  local alen = sid_first and 34 or 10
+  local blen = sid_first and 10 or 34
+  part1 = template:sub(1, a - 1)
+  part2 = template:sub(a + alen, b - 1)
+  part3 = template:sub(b + blen)
+  if mode == "msgpack-gzip" then
+    local i = 0
+    while true do
+      local line = f:read("*l")
+      if not line then break end
+      local body = f:read(tonumber(line))
+      if i % nthreads == tid - 1 then
+        pool_n = pool_n + 1
+        pool[pool_n] = body
+      end
+      i = i + 1
     end
+    assert(pool_n > 0, "no MessagePack bodies in " .. path)
+    wrk.headers["Content-Type"] = "application/msgpack"
+    wrk.headers["Content-Encoding"] = "gzip"
+  else
+    wrk.headers["Content-Type"] = "application/json"
   end
-  return table.concat(e, ",")
+  f:close()
+  wrk.method = "POST"
+  wrk.headers["User-Agent"] = ua
 end
-
-local body_events = events()
-local prefix = '{"v":1,"site":"demo","vid":"0123456789abcdef0123456789abcdef","sid":"'
-local middle = '","seq":'
-local suffix = ',"sent":' .. (now + 2100) .. ',"events":[' .. body_events .. ']}'
-local batches_per_session = 10
-
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
 function request()
   counter = counter + 1
-  local session = math.floor(counter / batches_per_session)
-  local seq = counter % batches_per_session
-  local sid = string.format("%08x%08x%016x", tid or 0, start_time % 0xffffffff, session)
-  return wrk.format(nil, "/collect", nil, prefix .. sid .. middle .. seq .. suffix)
+  if mode == "msgpack-gzip" then
+    if counter > pool_n then repeats = repeats + 1 end
+    return wrk.format(nil, "/collect", nil, pool[(counter - 1) % pool_n + 1])
+  end
+  local sid = string.format('"%02x%06x%024x"', tid, run, math.floor(counter / 10))
+  local seq = tostring(counter % 10)
+  if sid_first then
+    return wrk.format(nil, "/collect", nil, part1 .. sid .. part2 .. seq .. part3)
+  end
+  return wrk.format(nil, "/collect", nil, part1 .. seq .. part2 .. sid .. part3)
 end
 
 function done(summary, latency, requests)
-  local codes = {}
+  local r = 0
+  for _, t in ipairs(threads) do r = r + (t:get("repeats") or 0) end
   io.write(string.format("non-2xx: %d\n", summary.errors.status))
+  io.write(string.format("repeats: %d\n", r))
 end

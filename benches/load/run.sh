@@ -1,47 +1,127 @@
 #!/usr/bin/env bash
-# Load run: hushtale /healthz vs /collect (50-event JSON batches, 204 = durable) in one run,
-# against the release build on loopback. Usage: benches/load/run.sh [seconds] [connections]
+# Load run: four targets measured side by side in one run, against release builds on loopback,
+# each in a fresh process (so peak RSS is per target) with a fresh data folder on disk:
+#   ceiling       bare hyper server answering 204 to the same JSON POST (benches/ceiling.rs)
+#   healthz       hushtale GET /healthz
+#   collect-json  hushtale POST /collect, 50-event JSON batches (204 = durably stored)
+#   collect-mp    the same batches as MessagePack + gzip
+# Usage: benches/load/run.sh [seconds=10] [connections=64] [wrk threads=1]
+# Env: LOAD_DATA_ROOT (where data folders go; default target dir), PERF=1 (record a perf
+# profile of collect-json into $LOAD_OUT/perf-collect.data), LOAD_OUT (results; default a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 CONNS=${2:-64}
-THREADS=1
+THREADS=${3:-1}
+EVENTS=50
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 1; }
-cargo build --release --quiet
-DATA=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000))
-printf "[rate_limit]\ncollect_per_second = 0\n" > "$DATA.toml"
-HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn ./target/release/hushtale --listen 127.0.0.1:$PORT --data "$DATA" --config "$DATA.toml" >/dev/null 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$DATA" "$DATA.toml"' EXIT
-for _ in $(seq 100); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.05; done
+command -v curl >/dev/null || { echo "curl missing: apt-get install -y curl"; exit 1; }
 
-run() { # name, wrk args...
+TARGET=${CARGO_TARGET_DIR:-target}
+cargo build --release --quiet --bin hushtale
+CEILING=$(cargo bench --quiet --no-run --bench ceiling --message-format=json 2>/dev/null |
+  grep '"name":"ceiling"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -x "$CEILING" ] || { echo "could not build the ceiling bench target"; exit 1; }
+HUSHTALE=$TARGET/release/hushtale
+
+ROOT=$(mktemp -d "${LOAD_DATA_ROOT:-$TARGET}/load.XXXXXX")
+OUT=${LOAD_OUT:-$ROOT/out}
+mkdir -p "$OUT"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$ROOT/data-"* "$ROOT/bodies"; }
+trap cleanup EXIT
+# One IP sends everything: per-IP rate limits off. Everything else is the default config.
+printf '[rate_limit]\ncollect_per_second = 0\n' >"$ROOT/hushtale.toml"
+
+# start NAME CMD... : starts a server, waits for "listening on URL", sets PID and URL.
+start() {
   local name=$1; shift
-  local out; out=$(wrk -t$THREADS -c$CONNS -d${SECS}s --latency "$@")
-  local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  local p50; p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  local p99; p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  local bad; bad=$(echo "$out" | awk '/non-2xx/ {print $2}'); bad=${bad:-0}
-  echo "$name $rps $p50 $p99 $bad"
+  "$@" >"$ROOT/$name.stdout" 2>"$ROOT/$name.stderr" &
+  PID=$!
+  for _ in $(seq 200); do
+    URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$ROOT/$name.stdout" | head -1)
+    [ -n "$URL" ] && curl -sf -o /dev/null "$URL/healthz" && return 0
+    sleep 0.05
+  done
+  echo "$name did not start:"; cat "$ROOT/$name.stderr"; exit 1
+}
+start_hushtale() {
+  start "$1" env HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn "$HUSHTALE" serve --listen 127.0.0.1:0 \
+    --data "$ROOT/data-$1" --config "$ROOT/hushtale.toml"
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
+metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1==m || index($1, m"{")==1 {s+=$2} END {printf "%.0f", s}'; }
+
+# bench NAME URL [wrk args...]: one wrk run; appends "name rps p50 p99 non2xx repeats rss events" to results.
+bench() {
+  local name=$1 url=$2; shift 2
+  local out
+  out=$(LOAD_BODIES="$ROOT/bodies" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency "$@" "$url")
+  echo "$out" >"$OUT/wrk-$name.txt"
+  local rps p50 p99 bad rep
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  bad=$(echo "$out" | awk '/non-2xx/ {print $2}'); bad=${bad:-0}
+  rep=$(echo "$out" | awk '/repeats/ {print $2}'); rep=${rep:-0}
+  local events=-
+  if [[ $name == collect* ]]; then
+    # Events the server says it stored (not merely acknowledged), per second of the run.
+    events=$(awk -v n="$(metric hushtale_events_accepted_total)" -v s="$SECS" 'BEGIN {printf "%.0f", n/s}')
+  fi
+  echo "$name $rps $p50 $p99 $bad $rep $(peak_rss_mib) $events" >>"$OUT/results"
 }
 
-H=$(run healthz http://127.0.0.1:$PORT/healthz)
-C=$(run collect -s benches/load/collect.lua http://127.0.0.1:$PORT)
-ACCEPTED=$(curl -s http://127.0.0.1:$PORT/metrics | awk '/^hushtale_batches_accepted_total/ {print $2}')
-[ "${ACCEPTED:-0}" -gt 0 ] || { echo "no batch was stored: the load script failed"; exit 1; }
-RSS=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+: >"$OUT/results"
+echo "==> writing request bodies"
+"$CEILING" bodies --events $EVENTS --count 1 --out "$ROOT/bodies"
+
+echo "==> ceiling (bare hyper, same POST)"
+start ceiling "$CEILING" serve --listen 127.0.0.1:0
+bench ceiling "$URL" -s benches/load/collect.lua
+stop
+
+echo "==> hushtale GET /healthz"
+start_hushtale healthz
+bench healthz "$URL/healthz"
+stop
+
+echo "==> hushtale POST /collect, JSON"
+start_hushtale json
+if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+  perf record -F 499 -g -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
+fi
+bench collect-json "$URL" -s benches/load/collect.lua
+stop
+wait 2>/dev/null || true
+
+# Enough distinct MessagePack+gzip bodies that none is sent twice: twice the JSON rate.
+JSON_RPS=$(awk '$1=="collect-json" {printf "%.0f", $2}' "$OUT/results")
+POOL=$((JSON_RPS * SECS * 2 + 10000))
+echo "==> encoding $POOL MessagePack+gzip bodies"
+"$CEILING" bodies --events $EVENTS --count "$POOL" --out "$ROOT/bodies"
+
+echo "==> hushtale POST /collect, MessagePack+gzip"
+start_hushtale mp
+LOAD_MODE=msgpack-gzip bench collect-mp "$URL" -s benches/load/collect.lua
+stop
+
 echo
-printf "%-10s %12s %12s %10s %10s %8s\n" target "req/s" "events/s" p50 p99 non-2xx
-for line in "$H" "$C"; do
-  set -- $line
-  ev=0; [ "$1" = collect ] && ev=$(awk -v r=$2 'BEGIN{printf "%.0f", r*50}')
-  printf "%-10s %12s %12s %10s %10s %8s\n" "$1" "$2" "$ev" "$3" "$4" "$5"
+echo "load run: ${SECS}s per target, $CONNS connections, $THREADS wrk thread(s), $EVENTS events per batch, $(nproc) cores"
+echo
+printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %13s |\n" target "req/s" "events/s" p50 p99 non-2xx "peak RSS" "÷ ceiling"
+printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %13s |\n" --- ---: ---: ---: ---: ---: ---: ---:
+CEIL=$(awk '$1=="ceiling" {print $2}' "$OUT/results")
+while read -r name rps p50 p99 bad rep rss events; do
+  ratio=$(awk -v a="$rps" -v b="$CEIL" 'BEGIN {printf "%.2f", a/b}')
+  printf "| %-12s | %9.0f | %10s | %8s | %8s | %7s | %5s MiB | %13s |\n" "$name" "$rps" "$events" "$p50" "$p99" "$bad" "$rss" "$ratio"
+  [ "$rep" = 0 ] || echo "WARNING: $name sent $rep bodies twice (duplicates are cheaper than writes)"
+done <"$OUT/results"
+HZ=$(awk '$1=="healthz" {print $2}' "$OUT/results")
+echo
+for n in collect-json collect-mp; do
+  awk -v n=$n -v h="$HZ" '$1==n {printf "%s ÷ healthz = %.2f\n", n, $2/h}' "$OUT/results"
 done
-hz=$(echo "$H" | awk '{print $2}'); co=$(echo "$C" | awk '{print $2}')
-echo
-awk -v c=$co -v h=$hz 'BEGIN{printf "collect / healthz = %.2f\n", c/h}'
-echo "peak RSS of hushtale: $((RSS / 1024)) MiB"
-TOKEN=bench
-curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/sites/demo/stats" | head -c 300; echo
-curl -s http://127.0.0.1:$PORT/metrics | grep -E "^hushtale_(batches_accepted|events_accepted|flush_seconds_(sum|count)|group_batches_(sum|count))" 
+awk '$1=="collect-mp" {m=$2} $1=="collect-json" {j=$2} END {printf "collect-mp ÷ collect-json = %.2f\n", m/j}' "$OUT/results"
+echo "(raw wrk output in $OUT)"

@@ -92,8 +92,11 @@ fn origin(url: &Url) -> String {
 /// The allowed parameters, in their original order, names and values scrubbed.
 fn allowed_query(url: &Url, policy: &UrlPolicy) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in url.query_pairs().filter(|(name, _)| policy.allows(name)) {
-        query.append_pair(&scrub_text(&name), &scrub_text(&value));
+    // A name the scrubber would rewrite carries personal data or a secret itself: drop the
+    // parameter rather than keep a rewritten name the allow-list never allowed.
+    let kept = |name: &str| policy.allows(name) && matches!(scrub_text(name), Cow::Borrowed(_));
+    for (name, value) in url.query_pairs().filter(|(name, _)| kept(name)) {
+        query.append_pair(&name, &scrub_text(&value));
     }
     query.finish()
 }

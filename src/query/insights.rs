@@ -163,7 +163,8 @@ const MAX_DENSE_CELLS: usize = 1 << 20;
 /// row-major grid rather than a tree: one add per cell instead of a tree search and insert.
 fn sum_cells(values: impl IntoIterator<Item = HeatCells>) -> Vec<HeatCell> {
     let values: Vec<HeatCells> = values.into_iter().collect();
-    let rows = values.iter().filter_map(|v| v.cells.keys().next_back()).map(|(_, y)| *y as usize + 1).max();
+    // Keys are (x, y): the lowest row is the largest y over all keys, not the last key.
+    let rows = values.iter().flat_map(|v| v.cells.keys().map(|(_, y)| *y as usize + 1)).max();
     let columns = COLUMNS as usize;
     match rows {
         None => Vec::new(),
@@ -259,5 +260,16 @@ mod tests {
         assert_eq!(sums[1], HeatCell { x: 1, y: 2, n: 7 });
         assert_eq!(sums[2], HeatCell { x: 0, y: u16::MAX, n: 2 });
         assert!(sum_cells(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn cells_below_the_rightmost_cell_are_kept() {
+        // Regression: the grid height was taken from the last key, (49, 0), dropping (1, 30).
+        let mut v = HeatCells::default();
+        v.add((49, 0), 1);
+        v.add((1, 30), 5);
+        let mut sums = sum_cells([v]);
+        sums.sort_by_key(|c| (c.y, c.x));
+        assert_eq!(sums, [HeatCell { x: 49, y: 0, n: 1 }, HeatCell { x: 1, y: 30, n: 5 }]);
     }
 }

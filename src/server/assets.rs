@@ -20,7 +20,7 @@ pub struct Asset {
 }
 
 impl Asset {
-    const fn new(content_type: &'static str, body: &'static [u8], cache: &'static str) -> Self {
+    pub(crate) const fn new(content_type: &'static str, body: &'static [u8], cache: &'static str) -> Self {
         Self { content_type, body, cache, etag: OnceLock::new() }
     }
 }

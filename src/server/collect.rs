@@ -16,7 +16,7 @@ use super::{body, cors};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ingest::{decode, validate, Encoding, Format, IngestError};
-use crate::model::Client;
+use crate::model::{Client, EventData};
 use crate::privacy::{self, useragent, OptOutSignal};
 use crate::store::writer::SubmitError;
 use crate::store::WriteOutcome;
@@ -125,7 +125,17 @@ async fn accept(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<(), R
         refuse("no_valid_event", ApiError::BadRequest("no valid event in batch (every URL was unusable)".into()))
     })?;
 
-    let done = app.writer.submit(stored, decoded_len).map_err(|e| match e {
+    // The writer needs each event's kind, never a snapshot's tree: `encoded` already holds it,
+    // and in memory a tree of tiny values takes ~30× its encoded size, which the queue's byte
+    // bound (counted in encoded bytes) would not see.
+    let mut stored = stored;
+    for event in &mut stored.events {
+        if let EventData::Snap { d } | EventData::Mut { d } = &mut event.data {
+            *d = serde_json::Value::Null;
+        }
+    }
+    let queued_bytes = decoded_len.max(stored.encoded.len());
+    let done = app.writer.submit(stored, queued_bytes).map_err(|e| match e {
         SubmitError::Full => refuse("overloaded", ApiError::Overloaded { retry_after: OVERLOAD_RETRY_SECS }),
         SubmitError::Closed => refuse("shutting_down", ApiError::Overloaded { retry_after: OVERLOAD_RETRY_SECS }),
     })?;

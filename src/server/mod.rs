@@ -7,6 +7,7 @@ mod body;
 mod collect;
 pub use collect::now_ms;
 mod cors;
+mod dashboard;
 mod public;
 pub mod ratelimit;
 pub mod response;

@@ -7,7 +7,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::response::{self, Resp};
-use super::{api, assets, collect, public, visitor};
+use super::{api, assets, collect, dashboard, public, visitor};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::telemetry::metrics::StatusLabel;
@@ -42,6 +42,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
         (Method::GET | Method::HEAD, "/hushtale-replay.js") => Ok(assets::serve(&assets::REPLAY, req.headers())),
         (Method::GET | Method::HEAD, "/hushtale-player.js") => Ok(assets::serve(&assets::PLAYER, req.headers())),
         (Method::GET, "/demo") => Ok(assets::serve(&assets::DEMO, req.headers())),
+        (Method::GET | Method::HEAD, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {
+            dashboard::serve(p, req.headers()).ok_or_else(|| ApiError::NotFound(format!("no route for {path}")))
+        }
         (Method::GET, "/disable") => Ok(visitor::disable(app, req.headers())),
         (Method::GET, "/enable") => Ok(visitor::enable_page(req.headers())),
         (Method::POST, "/enable") => visitor::enable(app, req.headers()),

@@ -212,15 +212,9 @@ pub async fn heatmap(
             widths.join(", ")
         ))
         .await?;
-    // One value per row of cells: `Heatmap::from_rollups` sizes its grid from each value's
-    // last key, which is the bottom row only when a value holds a single row.
-    let mut by_row: BTreeMap<u16, HeatCells> = BTreeMap::new();
-    for r in rows {
-        for (c, n) in r.cells.0.into_iter().zip(r.cells.1) {
-            by_row.entry((c & 0xffff) as u16).or_default().add(((c >> 16) as u16, (c & 0xffff) as u16), n);
-        }
-    }
-    let cells = by_row.into_values();
+    let cells = rows.into_iter().map(|r| HeatCells {
+        cells: r.cells.0.into_iter().map(|c| ((c >> 16) as u16, (c & 0xffff) as u16)).zip(r.cells.1).collect(),
+    });
     let mut elements: BTreeMap<i32, ElementClicks> = BTreeMap::new();
     if kind == HeatKind::Click {
         let rows: Vec<ElementRow> = http

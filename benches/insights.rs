@@ -266,7 +266,7 @@ fn main() {
         results.push((*events, r));
     }
 
-    // The table for docs/insights-bench.md.
+    // The table for the README (Insights at scale).
     let label = |e: u64| match e {
         e if e >= 1_000_000 => format!("{} M", e / 1_000_000),
         e => format!("{} k", e / 1000),

@@ -61,25 +61,22 @@ fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {
             view.referrer = view.referrer.as_deref().and_then(url::referrer_origin);
             if site.settings.keep_titles {
                 if let Some(title) = &mut view.title {
-                    scrub_string(title);
+                    scrub::scrub_in_place(title);
                 }
             } else {
                 view.title = None;
             }
         }
-        EventData::Click { sel, .. } | EventData::Input { sel, .. } => scrub_string(sel),
-        EventData::Err { msg } => scrub_string(msg),
+        EventData::Click { sel, .. } | EventData::Input { sel, .. } => {
+            scrub::scrub_in_place(sel);
+        }
+        EventData::Err { msg } => {
+            scrub::scrub_in_place(msg);
+        }
         EventData::Snap { d } | EventData::Mut { d } => scrub_json(d),
         EventData::Move { .. } | EventData::Scroll { .. } | EventData::Resize { .. } | EventData::Vis { .. } => {}
     }
     Ok(())
-}
-
-/// Scrubs `s` in place; allocates only when something had to be replaced.
-pub fn scrub_string(s: &mut String) {
-    if let Cow::Owned(clean) = scrub::scrub_text(s) {
-        *s = clean;
-    }
 }
 
 /// Scrubs every string (values and keys) inside a JSON document, iteratively so depth cannot
@@ -88,13 +85,15 @@ pub fn scrub_json(value: &mut serde_json::Value) {
     let mut stack = vec![value];
     while let Some(v) = stack.pop() {
         match v {
-            serde_json::Value::String(s) => scrub_string(s),
+            serde_json::Value::String(s) => {
+                scrub::scrub_in_place(s);
+            }
             serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
             serde_json::Value::Object(map) => {
                 if map.keys().any(|k| matches!(scrub::scrub_text(k), Cow::Owned(_))) {
                     let old = std::mem::take(map);
                     for (mut k, v) in old {
-                        scrub_string(&mut k);
+                        scrub::scrub_in_place(&mut k);
                         map.insert(k, v);
                     }
                 }

@@ -4,6 +4,7 @@
 
 pub mod heat;
 pub mod page;
+pub mod session;
 pub mod sketch;
 pub mod track;
 

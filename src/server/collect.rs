@@ -34,7 +34,8 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
             if error.status().is_server_error() && !matches!(error, ApiError::Overloaded { .. }) {
                 tracing::error!(reason, error = ?error, "collect failed");
             } else {
-                tracing::debug!(reason, error = %error, "collect refused");
+                // Not the message: decoding errors can quote the batch, which may hold personal data.
+                tracing::debug!(reason, status = error.status().as_u16(), "collect refused");
             }
             (response::error(&error), !forbidden)
         }
@@ -86,6 +87,7 @@ async fn accept(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<(), R
     app.metrics.bytes_in.inc_by(wire.len() as u64);
     let raw = decode::decompress(wire, encoding, limits.max_decompressed_bytes)?;
     let decoded_len = raw.len();
+    let received = now_ms();
 
     // Decoding borrows from `raw`; everything that outlives this block is owned.
     let (site, batch) = {
@@ -102,7 +104,7 @@ async fn accept(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<(), R
                 ));
             }
         }
-        let batch = validate::validate(wire_batch, &app.config.events, now_ms())?;
+        let batch = validate::validate(wire_batch, &app.config.events, received)?;
         (site, batch)
     };
 
@@ -117,7 +119,7 @@ async fn accept(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<(), R
     };
 
     let mut dropped = batch.dropped;
-    let stored = privacy::protect(&app.keyer, &site, batch, client, now_ms(), &mut dropped);
+    let stored = privacy::protect(&app.keyer, &site, batch, client, received, &mut dropped);
     for (reason, n) in dropped.iter() {
         app.metrics.drop_events(reason.as_str(), n as u64);
     }

@@ -145,9 +145,9 @@ pub async fn expire(http: &Http, site: &str, before_ms: i64, limit: usize) -> Re
     for o in &old {
         sids.push(parse_id(&o.hsid)?);
         let r: Record = serde_json::from_str(&o.record).map_err(corrupt)?;
-        let e = days.entry(id_lit(&r.visitor.0)).or_insert((i32::MAX, i32::MIN));
-        e.0 = e.0.min(day_of(r.start));
-        e.1 = e.1.max(day_of(r.last));
+        let e = days.entry(id_lit(&r.state.visitor.0)).or_insert((i32::MAX, i32::MIN));
+        e.0 = e.0.min(day_of(r.state.start));
+        e.1 = e.1.max(day_of(r.state.last));
     }
     if !days.is_empty() {
         let cond: Vec<String> =

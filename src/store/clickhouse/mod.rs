@@ -86,11 +86,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseTarget;
 use crate::model::Event;
-use crate::model::{EventData, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::model::{Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
 use crate::rollup::heat::{HeatKind, WidthClass};
-use crate::rollup::track::Tracking;
+use crate::rollup::session::SessionState;
 use crate::store::{Store, StoreError, WriteOutcome};
 use http::Http;
 
@@ -109,79 +109,22 @@ impl ClickHouseStore {
     }
 }
 
-/// A session's state as kept in each `sessions` row (JSON in `record`). The same fields and
-/// rules as the sled store's session record, so summaries agree.
+/// A session's state as kept in each `sessions` row (JSON in `record`): the same state as
+/// the sled store keeps, so summaries agree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    pub visitor: VisitorKey,
-    pub start: i64,
-    pub last: i64,
-    pub pageviews: u32,
-    pub events: u32,
-    pub clicks: u32,
-    pub entry: Option<String>,
-    pub device: String,
-    pub browser: String,
-    pub replay: bool,
+    pub state: SessionState,
     /// `seq` of every stored batch, in the order they were applied.
     pub seqs: Vec<u32>,
-    pub track: Tracking,
 }
 
 impl Record {
     fn new(batch: &StoredBatch) -> Self {
-        let first = batch.events.first().map_or(batch.received, |e| e.t);
-        Self {
-            visitor: batch.visitor,
-            start: first,
-            last: first,
-            pageviews: 0,
-            events: 0,
-            clicks: 0,
-            entry: None,
-            device: batch.client.device.clone(),
-            browser: batch.client.browser.clone(),
-            replay: false,
-            seqs: Vec::new(),
-            track: Tracking::default(),
-        }
-    }
-
-    fn absorb(&mut self, batch: &StoredBatch) {
-        for e in &batch.events {
-            self.start = self.start.min(e.t);
-            self.last = self.last.max(e.t);
-            self.events += 1;
-            match &e.data {
-                EventData::View(v) => {
-                    self.pageviews += 1;
-                    if self.entry.is_none() || e.t <= self.start {
-                        self.entry = Some(v.path.clone());
-                    }
-                }
-                EventData::Click { .. } => self.clicks += 1,
-                EventData::Snap { .. } => self.replay = true,
-                _ => {}
-            }
-        }
+        Self { state: SessionState::new(batch), seqs: Vec::new() }
     }
 
     fn summary(&self, sid: &[u8; 16]) -> SessionSummary {
-        SessionSummary {
-            id: hex::encode(sid),
-            visitor: self.visitor.to_hex(),
-            start: self.start,
-            duration_ms: self.last - self.start,
-            pageviews: self.pageviews,
-            events: self.events,
-            clicks: self.clicks,
-            entry: self.entry.clone(),
-            device: self.device.clone(),
-            browser: self.browser.clone(),
-            replay: self.replay,
-            rage_clicks: self.track.rage_clicks,
-            dead_clicks: self.track.dead_clicks,
-        }
+        self.state.summary(sid)
     }
 }
 

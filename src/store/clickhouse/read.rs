@@ -320,7 +320,7 @@ async fn events_of(
         by_batch.insert((parse_id(&r.hsid)?, r.seq), r.events);
     }
     for (sid, record) in sessions {
-        let mut events = Vec::with_capacity(record.events as usize);
+        let mut events = Vec::with_capacity(record.state.events as usize);
         // Only batches the session's state lists are stored; others are leftovers of lost races.
         for seq in &record.seqs {
             if let Some(json) = by_batch.get(&(*sid, *seq)) {

@@ -311,7 +311,7 @@ fn plan(
         None => {
             let first = &batches[idxs[0]];
             let record = Record::new(first);
-            deltas.day(&first.site, day_of(record.start)).sessions += 1;
+            deltas.day(&first.site, day_of(record.state.start)).sessions += 1;
             (1, first.received, record)
         }
     };
@@ -324,8 +324,7 @@ fn plan(
             continue;
         }
         record.seqs.push(b.seq);
-        record.absorb(b);
-        record.track.apply(&b.site, &b.events, &mut deltas);
+        record.state.apply(b, &mut deltas);
         for e in &b.events {
             marks.insert((day_of(e.t), b.visitor));
         }
@@ -365,7 +364,7 @@ async fn insert_rows(http: &Http, plans: &[Plan], mark: u8) -> Result<(), StoreE
         rows.u8(mark);
         rows.i64(p.anchor);
         rows.date(day_of(p.anchor));
-        rows.fixed(&p.record.visitor.0);
+        rows.fixed(&p.record.state.visitor.0);
         if mark != CLAIM {
             rows.str("");
         } else {

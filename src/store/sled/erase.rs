@@ -87,11 +87,11 @@ fn erase_sessions(trees: &Trees, site: &str, sessions: &[(i64, [u8; 16])]) -> Re
             for r in &record.batches {
                 blank.entry(r.segment()).or_default().push(r.range());
             }
-            let days: BTreeSet<i32> = (day_of(record.start)..=day_of(record.last)).collect();
+            let days: BTreeSet<i32> = (day_of(record.state.start)..=day_of(record.state.last)).collect();
             for day in days {
-                main.remove(keys::day_visitor(site, day, &record.visitor.0));
+                main.remove(keys::day_visitor(site, day, &record.state.visitor.0));
             }
-            main.remove(keys::visitor_session(site, &record.visitor.0, *anchor, sid));
+            main.remove(keys::visitor_session(site, &record.state.visitor.0, *anchor, sid));
             erased += 1;
         }
         main.remove(key);

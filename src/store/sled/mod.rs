@@ -150,7 +150,7 @@ impl SledStore {
 
     /// All events a session record points to, in storage order.
     fn events_of(&self, site: &str, record: &SessionRecord) -> Result<Vec<Event>, StoreError> {
-        let mut events = Vec::with_capacity(record.events as usize);
+        let mut events = Vec::with_capacity(record.state.events as usize);
         let mut segments: HashMap<u64, sled::IVec> = HashMap::new();
         for r in &record.batches {
             let segment = match segments.entry(r.segment()) {

@@ -6,32 +6,21 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
-use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
+use crate::model::{day_of, SessionSummary, StoredBatch, VisitorKey};
 use crate::rollup::heat::{ElementClicks, HeatCells};
 use crate::rollup::page::PageRollup;
-use crate::rollup::track::{Deltas, Tracking};
+use crate::rollup::session::SessionState;
+use crate::rollup::track::Deltas;
 use crate::rollup::DayRollup;
 use crate::store::{StoreError, WriteOutcome};
 
-/// What is kept per session and updated by each of its batches.
+/// What is kept per session: its state, and where each of its batches lies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
-    pub visitor: VisitorKey,
-    pub start: i64,
-    pub last: i64,
-    pub pageviews: u32,
-    pub events: u32,
-    pub clicks: u32,
-    pub entry: Option<String>,
-    pub device: String,
-    pub browser: String,
-    pub replay: bool,
+    pub state: SessionState,
     /// Where each stored batch of the session lies, in arrival order.
     #[serde(default)]
     pub batches: Vec<BatchRef>,
-    /// State for rollups that span batches (open pageview, click bursts).
-    #[serde(default)]
-    pub track: Tracking,
 }
 
 /// One stored batch: `(seq, segment id, offset, length)` — serialised as a 4-element array.
@@ -52,58 +41,11 @@ impl BatchRef {
 
 impl SessionRecord {
     fn new(batch: &StoredBatch) -> Self {
-        let first = batch.events.first().map_or(batch.received, |e| e.t);
-        Self {
-            visitor: batch.visitor,
-            start: first,
-            last: first,
-            pageviews: 0,
-            events: 0,
-            clicks: 0,
-            entry: None,
-            device: batch.client.device.clone(),
-            browser: batch.client.browser.clone(),
-            replay: false,
-            batches: Vec::new(),
-            track: Tracking::default(),
-        }
-    }
-
-    fn absorb(&mut self, batch: &StoredBatch) {
-        for e in &batch.events {
-            self.start = self.start.min(e.t);
-            self.last = self.last.max(e.t);
-            self.events += 1;
-            match &e.data {
-                EventData::View(v) => {
-                    self.pageviews += 1;
-                    if self.entry.is_none() || e.t <= self.start {
-                        self.entry = Some(v.path.clone());
-                    }
-                }
-                EventData::Click { .. } => self.clicks += 1,
-                EventData::Snap { .. } => self.replay = true,
-                _ => {}
-            }
-        }
+        Self { state: SessionState::new(batch), batches: Vec::new() }
     }
 
     pub fn summary(&self, sid: &[u8; 16]) -> SessionSummary {
-        SessionSummary {
-            id: hex::encode(sid),
-            visitor: self.visitor.to_hex(),
-            start: self.start,
-            duration_ms: self.last - self.start,
-            pageviews: self.pageviews,
-            events: self.events,
-            clicks: self.clicks,
-            entry: self.entry.clone(),
-            device: self.device.clone(),
-            browser: self.browser.clone(),
-            replay: self.replay,
-            rage_clicks: self.track.rage_clicks,
-            dead_clicks: self.track.dead_clicks,
-        }
+        self.state.summary(sid)
     }
 }
 
@@ -158,7 +100,7 @@ impl<'t> Group<'t> {
                     self.batch.insert(keys::session_index(&b.site, &b.sid.0), &anchor.to_be_bytes());
                     self.batch.insert(keys::visitor_session(&b.site, &b.visitor.0, anchor, &b.sid.0), &[]);
                     let record = SessionRecord::new(b);
-                    self.deltas.day(&b.site, day_of(record.start)).sessions += 1;
+                    self.deltas.day(&b.site, day_of(record.state.start)).sessions += 1;
                     OpenSession { anchor, record }
                 }
             };
@@ -175,8 +117,7 @@ impl<'t> Group<'t> {
         reference.0 = b.seq;
         let session = &mut self.sessions.get_mut(&(b.site.clone(), b.sid.0)).expect("opened above").record;
         session.batches.push(reference);
-        session.absorb(b);
-        session.track.apply(&b.site, &b.events, &mut self.deltas);
+        session.state.apply(b, &mut self.deltas);
 
         let mut last_day = None;
         for e in &b.events {

@@ -396,7 +396,10 @@ mod tests {
                 EventData::Blur { sel: "input#q".into(), form: "".into(), len: 4 },
                 serde_json::json!({"t":1,"k":"blur","sel":"input#q","form":"","len":4}),
             ),
-            (EventData::Submit { form: "form#signup".into() }, serde_json::json!({"t":1,"k":"submit","form":"form#signup"})),
+            (
+                EventData::Submit { form: "form#signup".into() },
+                serde_json::json!({"t":1,"k":"submit","form":"form#signup"}),
+            ),
         ] {
             let e = Event { t: 1, data };
             assert_eq!(serde_json::to_value(&e).unwrap(), json);

@@ -189,7 +189,11 @@ mod tests {
 
     #[test]
     fn idle_time_stops_counting_after_thirty_seconds() {
-        let r = bands(&[vec![view(0), ev(100_000, EventData::Move { x: 1.0, y: 1.0 }), ev(101_000, EventData::Vis { hidden: true })]]);
+        let r = bands(&[vec![
+            view(0),
+            ev(100_000, EventData::Move { x: 1.0, y: 1.0 }),
+            ev(101_000, EventData::Vis { hidden: true }),
+        ]]);
         assert_eq!(r.band_ms[0], 30_000 + 1000);
     }
 }

@@ -142,6 +142,94 @@ fn session_ids(v: &Value) -> Vec<String> {
 
 // ---- scenarios: each asserts known answers and returns what it saw ----
 
+fn field(k: &str, t: i64, sel: &str, form: &str, len: Option<u32>) -> Value {
+    let mut e = json!({"k": k, "t": t, "sel": sel, "form": form});
+    if let Some(len) = len {
+        e["len"] = json!(len);
+    }
+    e
+}
+
+/// Forms, funnels and attention from known visits (batches split mid-pageview), then one
+/// visitor forgotten: the funnel's drop-off lists never name an erased session.
+fn forms_funnel_attention(b: &Backend) -> Value {
+    let s = b.start("");
+    let t = now_ms() - 600_000;
+    let f = "form#signup";
+    let post = |vid: u64, sid: u64, seq: u32, events: Vec<Value>| {
+        assert_eq!(s.post_json(&batch(&id(vid), &id(sid), seq, events)).status(), 204);
+    };
+    // A submits: name 2 s (typing after 500 ms), email 1 s left blank, then submit.
+    post(1, 100, 0, vec![page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0), field("focus", t + 1000, "input#name", f, None)]);
+    post(1, 100, 1, vec![
+        json!({"k":"input","t":t + 1500,"sel":"input#name","len":3}),
+        field("blur", t + 3000, "input#name", f, Some(3)),
+        field("focus", t + 3000, "input[name=email]", f, None),
+        field("blur", t + 4000, "input[name=email]", f, Some(0)),
+        json!({"k":"submit","t":t + 4100,"form":f}),
+    ]);
+    // B leaves at the e-mail field after refilling the name.
+    post(2, 101, 0, vec![
+        page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0),
+        field("focus", t + 1000, "input#name", f, None),
+        field("blur", t + 2000, "input#name", f, Some(4)),
+        field("focus", t + 2000, "input#name", f, None),
+        field("blur", t + 5000, "input#name", f, Some(6)),
+        field("focus", t + 6000, "input[name=email]", f, None),
+        field("focus", t + 7000, "input#q", "", None),
+        field("blur", t + 8000, "input#q", "", Some(2)),
+    ]);
+    let forms = get(&s, "/api/sites/demo/forms?path=/signup");
+    let form = &forms["forms"][0];
+    assert_eq!((form["form"].as_str(), form["starters"].as_u64(), form["submits"].as_u64()), (Some(f), Some(2), Some(1)));
+    assert_eq!(form["abandon_rate"], 0.5);
+    let fields = form["fields"].as_array().unwrap();
+    let name = &fields[0];
+    assert_eq!(name["field"], "input#name", "fields in the order visitors meet them");
+    assert_eq!((name["interactions"].as_u64(), name["refills"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(name["avg_time_ms"], 2000.0, "(2000 + 1000 + 3000) / 3");
+    assert_eq!(name["avg_hesitation_ms"], 500.0);
+    assert_eq!((name["blank_on_submit"].as_u64(), name["drop_offs"].as_u64()), (Some(0), Some(0)));
+    let email = &fields[1];
+    assert_eq!((email["blank_on_submit"].as_u64(), email["drop_offs"].as_u64()), (Some(1), Some(1)));
+    let outside = forms["forms"].as_array().unwrap().iter().find(|x| x["form"] == "").unwrap();
+    assert_eq!((outside["starters"].as_u64(), outside["abandon_rate"].clone()), (Some(1), Value::Null));
+
+    // Funnel /, /product/*, /checkout within 60 s: sessions posted oldest first.
+    let journeys: [(u64, &[(i64, &str)]); 5] = [
+        (200, &[(0, "/"), (10_000, "/product/1"), (20_000, "/checkout")]),
+        (201, &[(0, "/"), (5_000, "/product/2")]),
+        (202, &[(0, "/"), (100_000, "/product/3")]),
+        (203, &[(0, "/"), (2_000, "/product/1"), (32_000, "/checkout")]),
+        (204, &[(0, "/product/1"), (1_000, "/")]),
+    ];
+    for (sid, views) in journeys {
+        let events = views.iter().map(|(dt, p)| page_view(t + dt, p, 1000.0, 500.0, 1000.0, 10.0)).collect();
+        post(sid, sid, 0, events);
+    }
+    let funnel = get(&s, "/api/sites/demo/funnel?steps=/,/product/*,/checkout&within_ms=60000");
+    let counts: Vec<u64> = funnel["steps"].as_array().unwrap().iter().map(|x| x["sessions"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [5, 3, 2]);
+    assert_eq!(funnel["steps"][1]["conversion"], 0.6);
+    assert_eq!(funnel["steps"][1]["median_ms_from_previous"], 5000.0);
+    assert_eq!(funnel["steps"][2]["median_ms_from_previous"], 20_000.0);
+    assert_eq!(funnel["dropped"], json!([[id(204), id(202)], [id(201)]]), "newest first");
+
+    // Attention on a long page: 4 s at the top, 3 s at the middle, then hidden.
+    post(3, 300, 0, vec![page_view(t, "/long", 1000.0, 500.0, 5000.0, 10.0), json!({"k":"move","t":t + 2000,"x":5,"y":5})]);
+    post(3, 300, 1, vec![json!({"k":"scroll","t":t + 4000,"y":2500}), json!({"k":"vis","t":t + 7000,"hidden":true})]);
+    let attention = get(&s, "/api/sites/demo/attention?path=/long");
+    let ms: Vec<f64> = attention["bands"].as_array().unwrap().iter().map(|x| x["avg_visible_ms"].as_f64().unwrap()).collect();
+    assert_eq!(ms.len(), 20);
+    assert_eq!((ms[0], ms[1], ms[2], ms[10], ms[11], ms[12]), (4000.0, 4000.0, 0.0, 3000.0, 3000.0, 0.0));
+
+    let r = s.http.post(s.url("/me/forget")).json(&json!({"site": "demo", "vid": id(202)})).send().unwrap();
+    assert_eq!(r.status(), 204);
+    let after = get(&s, "/api/sites/demo/funnel?steps=/,/product/*,/checkout&within_ms=60000");
+    assert_eq!(after["dropped"][0], json!([id(204)]), "an erased session is gone from the index");
+    json!({"forms": forms, "funnel": funnel, "attention": attention, "after": after})
+}
+
 fn collect_stats_sessions_events(b: &Backend) -> Value {
     let s = b.start("");
     let t = now_ms() - 60_000;
@@ -404,6 +492,11 @@ fn retention_and_sites(b: &Backend) -> Value {
     let sites = get(&s, "/api/sites");
     assert!(sites.to_string().contains("\"blog\""), "sites survive a restart: {sites}");
     json!({"stats": stats, "day": day, "sites": sites, "blog": get(&s, "/api/sites/blog/stats")})
+}
+
+#[test]
+fn forms_funnels_and_attention_agree() {
+    both("analytics", forms_funnel_attention);
 }
 
 #[test]

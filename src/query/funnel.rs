@@ -15,6 +15,8 @@ pub const MAX_STEPS: usize = 10;
 pub const MAX_DROPPED: usize = 100;
 /// `within_ms` when not given: 30 minutes.
 pub const DEFAULT_WITHIN_MS: i64 = 30 * 60 * 1000;
+/// Largest `within_ms`: 30 days.
+pub const MAX_WITHIN_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Views kept per session in the index.
 pub const MAX_VIEWS_PER_SESSION: usize = 1000;
 
@@ -66,6 +68,15 @@ fn normalize_step(raw: &str) -> String {
         .map(|seg| seg.trim_start_matches('/').to_owned())
         .collect();
     format!("/{}", parts.join("/"))
+}
+
+/// What a funnel asks: its steps, the most time between two steps, the sessions' days (by
+/// the session's first arrival).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunnelQuery {
+    pub steps: Vec<Step>,
+    pub within_ms: i64,
+    pub range: crate::query::DayRange,
 }
 
 /// `GET /api/sites/{site}/funnel`.

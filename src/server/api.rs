@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::config::{validate_site, RawSite};
 use crate::error::ApiError;
 use crate::model::{Id128, VisitorKey};
+use crate::query::funnel::{FunnelQuery, Step, DEFAULT_WITHIN_MS, MAX_WITHIN_MS};
 use crate::query::{DayRange, SessionCursor, SessionFilter, SessionQuery};
 use crate::rollup::heat::{HeatKind, WidthClass};
 
@@ -35,12 +36,15 @@ pub async fn handle(app: &App, method: Method, req: Request<Incoming>) -> Result
         (Method::GET, ["sites", site, "pages"]) => pages(app, site, &params).await,
         (Method::GET, ["sites", site, "heatmap"]) => heatmap(app, site, &params).await,
         (Method::GET, ["sites", site, "scroll"]) => scroll(app, site, &params).await,
+        (Method::GET, ["sites", site, "forms"]) => forms(app, site, &params).await,
+        (Method::GET, ["sites", site, "attention"]) => attention(app, site, &params).await,
+        (Method::GET, ["sites", site, "funnel"]) => funnel(app, site, &params).await,
         (Method::GET, ["sites", site, "sessions", sid]) => session(app, site, sid).await,
         (Method::DELETE, ["sites", site, "visitors", key]) => forget_visitor(app, site, key).await,
         (
             _,
             ["sites"]
-            | ["sites", _, "stats" | "sessions" | "pages" | "heatmap" | "scroll"]
+            | ["sites", _, "stats" | "sessions" | "pages" | "heatmap" | "scroll" | "forms" | "attention" | "funnel"]
             | ["sites", _, "sessions" | "visitors", _],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
@@ -161,6 +165,32 @@ async fn scroll(app: &App, site: &str, params: &HashMap<String, String>) -> Resu
     let range = day_range(params)?;
     let path = page_path(params)?;
     Ok(response::json(StatusCode::OK, &app.store.scroll(site, &path, range).await?))
+}
+
+async fn forms(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let path = page_path(params)?;
+    Ok(response::json(StatusCode::OK, &app.store.forms(site, &path, range).await?))
+}
+
+async fn attention(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let path = page_path(params)?;
+    Ok(response::json(StatusCode::OK, &app.store.attention(site, &path, range).await?))
+}
+
+async fn funnel(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    known_site(app, site)?;
+    let range = day_range(params)?;
+    let steps = Step::parse_list(required(params, "steps")?).map_err(ApiError::BadRequest)?;
+    let within_ms = number(params, "within_ms")?.unwrap_or(DEFAULT_WITHIN_MS);
+    if !(1..=MAX_WITHIN_MS).contains(&within_ms) {
+        return Err(ApiError::BadRequest(format!("within_ms must be 1..={MAX_WITHIN_MS}")));
+    }
+    let funnel = app.store.funnel(site, &FunnelQuery { steps, within_ms, range }).await?;
+    Ok(response::json(StatusCode::OK, &funnel))
 }
 
 async fn sessions(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::forms::{Attention, Forms};
+use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
 use crate::rollup::heat::{HeatKind, WidthClass};
@@ -61,6 +63,13 @@ pub trait Store: Send + Sync + 'static {
         range: DayRange,
     ) -> Result<Heatmap, StoreError>;
     async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError>;
+    /// Form analytics of one path (from form rollups).
+    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError>;
+    /// Attention bands of one path (from attention rollups).
+    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError>;
+    /// A conversion funnel over the sessions that started in the range (from the index of
+    /// per-session page sequences).
+    async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError>;
 
     /// All events of a session in time order; `None` when the session is unknown.
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError>;

@@ -179,6 +179,18 @@ impl Store for ClickHouseStore {
         read::scroll(&self.http, site, path, range).await
     }
 
+    async fn forms(&self, _: &str, _: &str, _: DayRange) -> Result<crate::query::forms::Forms, StoreError> {
+        Err(StoreError::Backend("WIP".into()))
+    }
+
+    async fn attention(&self, _: &str, _: &str, _: DayRange) -> Result<crate::query::forms::Attention, StoreError> {
+        Err(StoreError::Backend("WIP".into()))
+    }
+
+    async fn funnel(&self, _: &str, _: &crate::query::funnel::FunnelQuery) -> Result<crate::query::funnel::Funnel, StoreError> {
+        Err(StoreError::Backend("WIP".into()))
+    }
+
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
         read::session_events(&self.http, site, sid).await
     }

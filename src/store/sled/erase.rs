@@ -96,6 +96,7 @@ fn erase_sessions(trees: &Trees, site: &str, sessions: &[(i64, [u8; 16])]) -> Re
         }
         main.remove(key);
         main.remove(keys::session_index(site, sid));
+        main.remove(keys::session_paths(site, *anchor, sid));
     }
     let mut segments = sled::Batch::default();
     for (id, ranges) in blank {

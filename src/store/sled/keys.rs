@@ -17,6 +17,9 @@
 //! | p  | day, path                  | one page's rollup for the day                       |
 //! | h  | path 0, kind, width, day, band | heatmap cells of a band of rows                 |
 //! | c  | path 0, day                | clicks per element selector                         |
+//! | f  | path 0, day                | form analytics: forms and fields of the page        |
+//! | a  | path 0, day                | attention: visible-and-active ms per 5 % band       |
+//! | q  | anchor, sid                | funnel index: the session's views `(t, path)…`      |
 //!
 //! Why: sled is fast with few, large values under keys that mostly increase, and slow when
 //! tree nodes fill with big values (every insert re-materialises its node), and each insert
@@ -42,6 +45,9 @@ pub const NS_DAY_ROLLUP: u8 = b'd';
 pub const NS_PAGE_ROLLUP: u8 = b'p';
 pub const NS_HEAT: u8 = b'h';
 pub const NS_ELEMENTS: u8 = b'c';
+pub const NS_FORMS: u8 = b'f';
+pub const NS_ATTENTION: u8 = b'a';
+pub const NS_SESSION_PATHS: u8 = b'q';
 
 /// `ns site 0x00`: the prefix of every per-site key in a namespace.
 pub fn prefix(ns: u8, site: &str) -> Vec<u8> {
@@ -145,6 +151,23 @@ pub fn elements_prefix(site: &str, path: &str) -> Vec<u8> {
 pub fn elements(site: &str, path: &str, day: i32) -> Vec<u8> {
     let mut k = elements_prefix(site, path);
     k.extend_from_slice(&day_bytes(day));
+    k
+}
+
+/// `ns site 0 path 0 day`: a per-page, per-day value (forms, attention).
+pub fn page_day(ns: u8, site: &str, path: &str, day: i32) -> Vec<u8> {
+    let mut k = prefix(ns, site);
+    k.extend_from_slice(path.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&day_bytes(day));
+    k
+}
+
+/// The funnel index entry of a session: keyed like its summary, so a day range is a key range.
+pub fn session_paths(site: &str, anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
+    let mut k = prefix(NS_SESSION_PATHS, site);
+    k.extend_from_slice(&anchor_bytes(anchor));
+    k.extend_from_slice(sid);
     k
 }
 

@@ -1,6 +1,7 @@
 //! The embedded default store on sled 0.34: one tree, group-committed batches, rollups merged
 //! at write time (see [`keys`] for the layout and why).
 
+mod analytics;
 mod erase;
 mod insights;
 pub mod keys;
@@ -15,6 +16,8 @@ use async_trait::async_trait;
 
 use super::{Store, StoreError, WriteOutcome};
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::forms::{Attention, Forms};
+use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
 use crate::rollup::heat::{HeatKind, WidthClass};
@@ -246,6 +249,21 @@ impl Store for SledStore {
     async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
         let (site, path) = (site.to_owned(), path.to_owned());
         self.blocking(move |s| s.read_scroll(&site, &path, range)).await
+    }
+
+    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError> {
+        let (site, path) = (site.to_owned(), path.to_owned());
+        self.blocking(move |s| s.read_forms(&site, &path, range)).await
+    }
+
+    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError> {
+        let (site, path) = (site.to_owned(), path.to_owned());
+        self.blocking(move |s| s.read_attention(&site, &path, range)).await
+    }
+
+    async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_funnel(&site, &query)).await
     }
 
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {

@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
-use crate::model::{day_of, SessionSummary, StoredBatch, VisitorKey};
+use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
+use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
+use crate::rollup::attention::AttentionRollup;
+use crate::rollup::form::PageForms;
 use crate::rollup::heat::{ElementClicks, HeatCells};
 use crate::rollup::page::PageRollup;
 use crate::rollup::session::SessionState;
@@ -77,6 +80,8 @@ struct Group<'t> {
     sessions: HashMap<(String, [u8; 16]), OpenSession>,
     day_visitors: HashSet<Vec<u8>>,
     deltas: Deltas,
+    /// Funnel index entries touched by this group: key → encoded views.
+    session_paths: HashMap<Vec<u8>, Vec<u8>>,
     batch: sled::Batch,
 }
 
@@ -118,6 +123,8 @@ impl<'t> Group<'t> {
         let session = &mut self.sessions.get_mut(&(b.site.clone(), b.sid.0)).expect("opened above").record;
         session.batches.push(reference);
         session.state.apply(b, &mut self.deltas);
+        let anchor = self.sessions[&(b.site.clone(), b.sid.0)].anchor;
+        self.index_views(b, anchor)?;
 
         let mut last_day = None;
         for e in &b.events {
@@ -128,6 +135,24 @@ impl<'t> Group<'t> {
             }
         }
         Ok(WriteOutcome::Stored)
+    }
+
+    /// Appends the batch's pageviews to its session's funnel index entry.
+    fn index_views(&mut self, b: &StoredBatch, anchor: i64) -> Result<(), StoreError> {
+        let mut views = b.events.iter().filter_map(|e| match &e.data {
+            EventData::View(v) => Some((e.t, v.path.as_str())),
+            _ => None,
+        });
+        let Some(first) = views.next() else { return Ok(()) };
+        let key = keys::session_paths(&b.site, anchor, &b.sid.0);
+        if !self.session_paths.contains_key(&key) {
+            let stored = self.tree.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
+            self.session_paths.insert(key.clone(), stored);
+        }
+        let entry = self.session_paths.get_mut(&key).expect("inserted above");
+        let room = MAX_VIEWS_PER_SESSION.saturating_sub(count_views(entry));
+        encode_views(entry, std::iter::once(first).chain(views).take(room));
+        Ok(())
     }
 
     fn count_visitor(&mut self, site: &str, day: i32, visitor: &VisitorKey) -> Result<(), StoreError> {
@@ -196,6 +221,15 @@ impl<'t> Group<'t> {
         for ((site, path, day), delta) in &deltas.elements {
             self.merge(keys::elements(site, path, *day), delta, ElementClicks::merge)?;
         }
+        for ((site, path, day), delta) in &deltas.forms {
+            self.merge(keys::page_day(keys::NS_FORMS, site, path, *day), delta, PageForms::merge)?;
+        }
+        for ((site, day, path), delta) in &deltas.attention {
+            self.merge(keys::page_day(keys::NS_ATTENTION, site, path, *day), delta, AttentionRollup::merge)?;
+        }
+        for (key, views) in std::mem::take(&mut self.session_paths) {
+            self.batch.insert(key, views);
+        }
         Ok((segments, self.batch))
     }
 }
@@ -222,6 +256,7 @@ pub fn write_group(
         sessions: HashMap::new(),
         day_visitors: HashSet::new(),
         deltas: Deltas::default(),
+        session_paths: HashMap::new(),
         batch: sled::Batch::default(),
     };
     let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;

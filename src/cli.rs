@@ -1,4 +1,4 @@
-//! The operator CLI: `hushtale stats|pages|heatmap` ask a running server's API and print an
+//! The operator CLI: `hushtale stats|pages|heatmap|forms|funnel` ask a running server's API and print an
 //! aligned table (or the server's JSON with `--json`). No store access: only HTTP.
 //!
 //! Exit codes: 0 success; 1 the server refused the request (401, 404, 400, 5xx); 2 usage
@@ -84,12 +84,36 @@ pub struct HeatmapArgs {
     pub top: usize,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct FormsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Page path (`/signup`) or URL.
+    #[arg(long)]
+    pub path: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FunnelArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Steps in order, comma-separated normalised paths; `*` matches one segment
+    /// (`/,/product/*,/checkout`).
+    #[arg(long)]
+    pub steps: String,
+    /// Most ms between two steps [default: 30 minutes].
+    #[arg(long)]
+    pub within_ms: Option<u64>,
+}
+
 /// One operator command.
 #[derive(Debug, Clone)]
 pub enum Report {
     Stats(StatsArgs),
     Pages(PagesArgs),
     Heatmap(HeatmapArgs),
+    Forms(FormsArgs),
+    Funnel(FunnelArgs),
 }
 
 /// Why a command failed, with its exit code.
@@ -146,15 +170,10 @@ pub fn run(report: Report) -> ExitCode {
     }
 }
 
-/// Calls the API and returns what `run` prints.
-pub fn render(report: &Report) -> Result<String, CliError> {
-    let common = match report {
-        Report::Stats(a) => &a.common,
-        Report::Pages(a) => &a.common,
-        Report::Heatmap(a) => &a.common,
-    };
-    let (endpoint, mut query) = match report {
-        Report::Stats(_) => ("stats", vec![]),
+/// The common flags, endpoint and query string of a report.
+fn request(report: &Report) -> (&Common, &'static str, Vec<(&'static str, String)>) {
+    match report {
+        Report::Stats(a) => (&a.common, "stats", vec![]),
         Report::Pages(a) => {
             let mut q = vec![];
             if let Some(l) = a.limit {
@@ -163,9 +182,10 @@ pub fn render(report: &Report) -> Result<String, CliError> {
             if let Some(o) = a.offset {
                 q.push(("offset", o.to_string()));
             }
-            ("pages", q)
+            (&a.common, "pages", q)
         }
         Report::Heatmap(a) => (
+            &a.common,
             "heatmap",
             vec![
                 ("path", a.path.clone()),
@@ -173,7 +193,20 @@ pub fn render(report: &Report) -> Result<String, CliError> {
                 ("width", format!("{:?}", a.width).to_lowercase()),
             ],
         ),
-    };
+        Report::Forms(a) => (&a.common, "forms", vec![("path", a.path.clone())]),
+        Report::Funnel(a) => {
+            let mut q = vec![("steps", a.steps.clone())];
+            if let Some(w) = a.within_ms {
+                q.push(("within_ms", w.to_string()));
+            }
+            (&a.common, "funnel", q)
+        }
+    }
+}
+
+/// Calls the API and returns what `run` prints.
+pub fn render(report: &Report) -> Result<String, CliError> {
+    let (common, endpoint, mut query) = request(report);
     if let Some(f) = &common.from {
         query.push(("from", f.clone()));
     }
@@ -189,6 +222,8 @@ pub fn render(report: &Report) -> Result<String, CliError> {
         Report::Stats(_) => stats_table(&value).ok_or_else(|| shape("no days")),
         Report::Pages(_) => pages_table(&value).ok_or_else(|| shape("no pages")),
         Report::Heatmap(a) => heatmap_table(&value, a.top).ok_or_else(|| shape("no cells")),
+        Report::Forms(_) => forms_table(&value).ok_or_else(|| shape("no forms")),
+        Report::Funnel(_) => funnel_table(&value).ok_or_else(|| shape("no steps")),
     }
 }
 
@@ -394,10 +429,88 @@ fn heatmap_table(v: &Value, top: usize) -> Option<String> {
     Some(out)
 }
 
+fn forms_table(v: &Value) -> Option<String> {
+    let forms = v.get("forms")?.as_array()?;
+    let mut out = String::new();
+    if forms.is_empty() {
+        let _ = writeln!(out, "no form activity on {} in this range", cell(&v["path"]));
+    }
+    for f in forms {
+        let name = f["form"].as_str().filter(|s| !s.is_empty()).unwrap_or("(fields outside any form)");
+        let rate = f["abandon_rate"].as_f64().map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        let _ = writeln!(
+            out,
+            "{name} on {}: {} starters, {} submits, abandon rate {rate}\n",
+            cell(&v["path"]),
+            cell(&f["starters"]),
+            cell(&f["submits"])
+        );
+        let cols = ["interactions", "avg_time_ms", "avg_hesitation_ms", "refills", "blank_on_submit", "drop_offs"];
+        let fields = f.get("fields")?.as_array()?;
+        let worst = fields.iter().filter_map(|x| x["drop_offs"].as_u64()).max().filter(|n| *n > 0);
+        let mut t = Table::new(&["field", "focus", "avg time", "hesitation", "refills", "blank@submit", "drop-offs"]);
+        for x in fields {
+            let mut row: Vec<String> =
+                std::iter::once(cell(&x["field"])).chain(cols.iter().map(|c| cell(&x[*c]))).collect();
+            if worst.is_some() && x["drop_offs"].as_u64() == worst {
+                row[6].push_str(" <");
+            }
+            t.row(row);
+        }
+        t.render(&mut out);
+        out.push('\n');
+    }
+    out.push_str("(times in ms; < marks the field where most visitors give up)\n");
+    Some(out)
+}
+
+fn funnel_table(v: &Value) -> Option<String> {
+    let steps = v.get("steps")?.as_array()?;
+    let dropped = v.get("dropped")?.as_array()?;
+    let mut out = String::new();
+    let _ = writeln!(out, "funnel, each step within {} ms of the previous\n", cell(&v["within_ms"]));
+    let mut t = Table::new(&["step", "sessions", "conversion", "median ms from previous", "dropped here"]);
+    for (i, s) in steps.iter().enumerate() {
+        let conversion = s["conversion"].as_f64().map_or("-".to_owned(), |c| format!("{:.1}%", c * 100.0));
+        let here = dropped.get(i).and_then(Value::as_array).map_or("-".to_owned(), |d| d.len().to_string());
+        t.row(vec![
+            format!("{}. {}", i + 1, cell(&s["path"])),
+            cell(&s["sessions"]),
+            conversion,
+            cell(&s["median_ms_from_previous"]),
+            here,
+        ]);
+    }
+    t.render(&mut out);
+    for (i, d) in dropped.iter().enumerate() {
+        let ids: Vec<String> = d.as_array()?.iter().take(5).map(cell).collect();
+        if !ids.is_empty() {
+            let _ = writeln!(out, "\nleft after step {} (newest first): {}", i + 1, ids.join(" "));
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn forms_and_funnel_tables_mark_where_people_leave() {
+        let v = json!({"path":"/signup","forms":[{"form":"form#f","starters":4,"submits":1,"abandon_rate":0.75,"fields":[
+            {"field":"input#a","interactions":4,"avg_time_ms":1200.0,"avg_hesitation_ms":300.0,"refills":0,"blank_on_submit":0,"drop_offs":1},
+            {"field":"input#b","interactions":3,"avg_time_ms":null,"avg_hesitation_ms":null,"refills":1,"blank_on_submit":1,"drop_offs":2}]}]});
+        let out = forms_table(&v).unwrap();
+        assert!(out.contains("4 starters, 1 submits, abandon rate 75.0%"), "{out}");
+        let b = out.lines().find(|l| l.starts_with("input#b")).unwrap();
+        assert!(b.ends_with("2 <"), "{out}");
+        let f = json!({"within_ms":60000,"steps":[{"path":"/","sessions":4,"conversion":1.0,"median_ms_from_previous":null},
+            {"path":"/buy","sessions":1,"conversion":0.25,"median_ms_from_previous":1500.0}],"dropped":[["ab","cd","ef"]]});
+        let out = funnel_table(&f).unwrap();
+        assert!(out.contains("2. /buy") && out.contains("25.0%") && out.contains("1500.0"), "{out}");
+        assert!(out.contains("left after step 1 (newest first): ab cd ef"), "{out}");
+    }
 
     #[test]
     fn tables_align_and_show_nulls_as_dashes() {

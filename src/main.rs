@@ -27,6 +27,10 @@ enum Command {
     Pages(hushtale::cli::PagesArgs),
     /// Heatmap of one page, from a running server.
     Heatmap(hushtale::cli::HeatmapArgs),
+    /// Form analytics of one page (starters, submits, fields), from a running server.
+    Forms(hushtale::cli::FormsArgs),
+    /// A conversion funnel over pages, from a running server.
+    Funnel(hushtale::cli::FunnelArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Some(Command::Stats(a)) => return hushtale::cli::run(hushtale::cli::Report::Stats(a)),
         Some(Command::Pages(a)) => return hushtale::cli::run(hushtale::cli::Report::Pages(a)),
         Some(Command::Heatmap(a)) => return hushtale::cli::run(hushtale::cli::Report::Heatmap(a)),
+        Some(Command::Forms(a)) => return hushtale::cli::run(hushtale::cli::Report::Forms(a)),
+        Some(Command::Funnel(a)) => return hushtale::cli::run(hushtale::cli::Report::Funnel(a)),
         None => cli.serve,
     };
     let raw = match &args.config {

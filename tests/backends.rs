@@ -160,28 +160,46 @@ fn forms_funnel_attention(b: &Backend) -> Value {
         assert_eq!(s.post_json(&batch(&id(vid), &id(sid), seq, events)).status(), 204);
     };
     // A submits: name 2 s (typing after 500 ms), email 1 s left blank, then submit.
-    post(1, 100, 0, vec![page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0), field("focus", t + 1000, "input#name", f, None)]);
-    post(1, 100, 1, vec![
-        json!({"k":"input","t":t + 1500,"sel":"input#name","len":3}),
-        field("blur", t + 3000, "input#name", f, Some(3)),
-        field("focus", t + 3000, "input[name=email]", f, None),
-        field("blur", t + 4000, "input[name=email]", f, Some(0)),
-        json!({"k":"submit","t":t + 4100,"form":f}),
-    ]);
+    post(
+        1,
+        100,
+        0,
+        vec![page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0), field("focus", t + 1000, "input#name", f, None)],
+    );
+    post(
+        1,
+        100,
+        1,
+        vec![
+            json!({"k":"input","t":t + 1500,"sel":"input#name","len":3}),
+            field("blur", t + 3000, "input#name", f, Some(3)),
+            field("focus", t + 3000, "input[name=email]", f, None),
+            field("blur", t + 4000, "input[name=email]", f, Some(0)),
+            json!({"k":"submit","t":t + 4100,"form":f}),
+        ],
+    );
     // B leaves at the e-mail field after refilling the name.
-    post(2, 101, 0, vec![
-        page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0),
-        field("focus", t + 1000, "input#name", f, None),
-        field("blur", t + 2000, "input#name", f, Some(4)),
-        field("focus", t + 2000, "input#name", f, None),
-        field("blur", t + 5000, "input#name", f, Some(6)),
-        field("focus", t + 6000, "input[name=email]", f, None),
-        field("focus", t + 7000, "input#q", "", None),
-        field("blur", t + 8000, "input#q", "", Some(2)),
-    ]);
+    post(
+        2,
+        101,
+        0,
+        vec![
+            page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0),
+            field("focus", t + 1000, "input#name", f, None),
+            field("blur", t + 2000, "input#name", f, Some(4)),
+            field("focus", t + 2000, "input#name", f, None),
+            field("blur", t + 5000, "input#name", f, Some(6)),
+            field("focus", t + 6000, "input[name=email]", f, None),
+            field("focus", t + 7000, "input#q", "", None),
+            field("blur", t + 8000, "input#q", "", Some(2)),
+        ],
+    );
     let forms = get(&s, "/api/sites/demo/forms?path=/signup");
     let form = &forms["forms"][0];
-    assert_eq!((form["form"].as_str(), form["starters"].as_u64(), form["submits"].as_u64()), (Some(f), Some(2), Some(1)));
+    assert_eq!(
+        (form["form"].as_str(), form["starters"].as_u64(), form["submits"].as_u64()),
+        (Some(f), Some(2), Some(1))
+    );
     assert_eq!(form["abandon_rate"], 0.5);
     let fields = form["fields"].as_array().unwrap();
     let name = &fields[0];
@@ -208,7 +226,8 @@ fn forms_funnel_attention(b: &Backend) -> Value {
         post(sid, sid, 0, events);
     }
     let funnel = get(&s, "/api/sites/demo/funnel?steps=/,/product/*,/checkout&within_ms=60000");
-    let counts: Vec<u64> = funnel["steps"].as_array().unwrap().iter().map(|x| x["sessions"].as_u64().unwrap()).collect();
+    let counts: Vec<u64> =
+        funnel["steps"].as_array().unwrap().iter().map(|x| x["sessions"].as_u64().unwrap()).collect();
     assert_eq!(counts, [5, 3, 2]);
     assert_eq!(funnel["steps"][1]["conversion"], 0.6);
     assert_eq!(funnel["steps"][1]["median_ms_from_previous"], 5000.0);
@@ -216,10 +235,16 @@ fn forms_funnel_attention(b: &Backend) -> Value {
     assert_eq!(funnel["dropped"], json!([[id(204), id(202)], [id(201)]]), "newest first");
 
     // Attention on a long page: 4 s at the top, 3 s at the middle, then hidden.
-    post(3, 300, 0, vec![page_view(t, "/long", 1000.0, 500.0, 5000.0, 10.0), json!({"k":"move","t":t + 2000,"x":5,"y":5})]);
+    post(
+        3,
+        300,
+        0,
+        vec![page_view(t, "/long", 1000.0, 500.0, 5000.0, 10.0), json!({"k":"move","t":t + 2000,"x":5,"y":5})],
+    );
     post(3, 300, 1, vec![json!({"k":"scroll","t":t + 4000,"y":2500}), json!({"k":"vis","t":t + 7000,"hidden":true})]);
     let attention = get(&s, "/api/sites/demo/attention?path=/long");
-    let ms: Vec<f64> = attention["bands"].as_array().unwrap().iter().map(|x| x["avg_visible_ms"].as_f64().unwrap()).collect();
+    let ms: Vec<f64> =
+        attention["bands"].as_array().unwrap().iter().map(|x| x["avg_visible_ms"].as_f64().unwrap()).collect();
     assert_eq!(ms.len(), 20);
     assert_eq!((ms[0], ms[1], ms[2], ms[10], ms[11], ms[12]), (4000.0, 4000.0, 0.0, 3000.0, 3000.0, 0.0));
 

@@ -140,3 +140,52 @@ fn errors_are_clear_and_have_exit_codes() {
     assert_eq!(out.status.code(), Some(2), "--path is required");
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn forms_and_funnel_print_where_visitors_leave() {
+    let s = TestServer::start();
+    let t = now_ms() - 60_000;
+    let form = |k: &str, dt: i64, sel: &str, len: Option<u32>| {
+        let mut e = json!({"k": k, "t": t + dt, "sel": sel, "form": "form#signup"});
+        if let Some(len) = len {
+            e["len"] = json!(len);
+        }
+        e
+    };
+    // Two visitors start the signup form; one gives up on the e-mail field, one submits.
+    let quitter = vec![
+        view(t, "https://shop.example/signup", 10.0),
+        form("focus", 100, "input#name", None),
+        form("blur", 1100, "input#name", Some(3)),
+        form("focus", 1200, "input#email", None),
+    ];
+    let buyer = vec![
+        view(t, "https://shop.example/signup", 10.0),
+        view(t + 5000, "https://shop.example/thanks", 10.0),
+        form("focus", 100, "input#name", None),
+        form("blur", 600, "input#name", Some(4)),
+        json!({"k":"submit","t":t + 700,"form":"form#signup"}),
+    ];
+    assert_eq!(s.post_json(&batch(&id(1), &id(1), 0, quitter)).status(), 204);
+    assert_eq!(s.post_json(&batch(&id(2), &id(2), 0, buyer)).status(), 204);
+    let common = ["--site", "demo", "--url", s.base.as_str(), "--token", TOKEN];
+
+    let out = hushtale(&[&["forms", "--path", "/signup"][..], &common].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("form#signup on /signup: 2 starters, 1 submits, abandon rate 50.0%"), "{text}");
+    let email = text.lines().find(|l| l.starts_with("input#email")).unwrap_or_else(|| panic!("{text}"));
+    assert!(email.ends_with("1 <"), "the e-mail field loses people: {text}");
+
+    let out = hushtale(&[&["funnel", "--steps", "/signup,/thanks"][..], &common].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let second = text.lines().find(|l| l.starts_with("2. /thanks")).unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = second.split_whitespace().collect();
+    assert_eq!(&cols[2..5], ["1", "50.0%", "5000.0"], "{text}");
+    assert!(text.contains(&format!("left after step 1 (newest first): {}", id(1))), "{text}");
+
+    let out = hushtale(&[&["funnel", "--steps", "/only-one"][..], &common].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("2 to 10 steps"), "{}", stderr(&out));
+}

@@ -187,7 +187,11 @@ impl Store for ClickHouseStore {
         Err(StoreError::Backend("WIP".into()))
     }
 
-    async fn funnel(&self, _: &str, _: &crate::query::funnel::FunnelQuery) -> Result<crate::query::funnel::Funnel, StoreError> {
+    async fn funnel(
+        &self,
+        _: &str,
+        _: &crate::query::funnel::FunnelQuery,
+    ) -> Result<crate::query::funnel::Funnel, StoreError> {
         Err(StoreError::Backend("WIP".into()))
     }
 

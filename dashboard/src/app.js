@@ -5,6 +5,7 @@ import { overview } from './charts.js';
 import { heatmaps } from './heatmap.js';
 import { sessions } from './sessions.js';
 import { replayView } from './replay.js';
+import { forms, funnel } from './analytics.js';
 import { day, h } from './util.js';
 
 const $ = (id) => document.getElementById(id);
@@ -57,7 +58,7 @@ function startApp() {
   route();
 }
 
-const views = { overview, heatmaps, sessions, replay: replayView };
+const views = { overview, heatmaps, sessions, replay: replayView, forms, funnel };
 
 function parseHash() {
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');

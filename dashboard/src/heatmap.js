@@ -5,6 +5,7 @@
 import { api, site } from './api.js';
 import { builder } from './dom.js';
 import { frameReady, h, num, pct, replayFrame } from './util.js';
+import { attentionBands } from './analytics.js';
 
 export const WIDTHS = { mobile: 390, tablet: 820, desktop: 1280 };
 const widthClass = (w) => (w < 768 ? 'mobile' : w < 1024 ? 'tablet' : 'desktop');
@@ -165,7 +166,7 @@ export async function heatmaps(root, ctx) {
   const status = h('span', { class: 'muted', id: 'heat-status' }, 'Loading…');
   const bar = h('div', { class: 'toolbar card' },
     h('label', {}, 'Page ', h('select', { id: 'heat-path', onchange: (e) => update({ path: e.target.value }) }, paths.map((p) => h('option', { value: p, selected: p == path }, p)))),
-    seg('kind', kind, [['click', 'Clicks'], ['move', 'Moves']]),
+    seg('kind', kind, [['click', 'Clicks'], ['move', 'Moves'], ['attention', 'Attention']]),
     seg('width', width, [['mobile', 'Mobile'], ['tablet', 'Tablet'], ['desktop', 'Desktop'], ['all', 'All widths']]),
     status);
   const stageWrap = h('div', { class: 'heat-wrap' });
@@ -173,10 +174,12 @@ export async function heatmaps(root, ctx) {
   root.append(bar, h('div', { class: 'card heat-card' }, legend, stageWrap));
 
   const q = { from: ctx.from, to: ctx.to, path };
-  const [hm, reach, snap] = await Promise.all([
-    api(site(ctx.site, 'heatmap'), { ...q, kind, width }),
+  const attention = kind == 'attention';
+  const [hm, reach, snap, att] = await Promise.all([
+    api(site(ctx.site, 'heatmap'), { ...q, kind: attention ? 'move' : kind, width }),
     api(site(ctx.site, 'scroll'), q),
     findSnapshot(ctx, path, width),
+    attention ? api(site(ctx.site, 'attention'), q) : null,
   ]);
   const W = width == 'all' ? (snap ? snap.width : 1280) : WIDTHS[width];
 
@@ -210,8 +213,9 @@ export async function heatmaps(root, ctx) {
   canvas.width = docW;
   canvas.height = H;
   stage.append(canvas);
-  const { points, anchored } = heatPoints(hm, doc, docW);
+  const { points, anchored } = attention ? { points: [], anchored: false } : heatPoints(hm, doc, docW);
   drawHeat(canvas, points, kind == 'click' ? 26 : 34);
+  if (att) stage.append(attentionBands(att, H));
 
   // The fold and the scroll-reach strip, in document px.
   if (reach.fold_px) {
@@ -241,7 +245,9 @@ export async function heatmaps(root, ctx) {
   const total = hm.cells.reduce((s, c) => s + c.n, 0);
   legend.append(
     h('div', { class: 'ramp' }, h('span', {}, 'fewer'), h('i'), h('span', {}, 'more')),
-    h('span', {}, `${num(total)} ${kind == 'click' ? 'clicks' : 'pointer cells'} · ${width == 'all' ? 'all widths' : `${width} (${W} px)`}`),
+    att
+      ? h('span', {}, `Attention: mean time each 5 % of the page was in view, visible and in use · ${num(att.pageviews)} views (all widths)`)
+      : h('span', {}, `${num(total)} ${kind == 'click' ? 'clicks' : 'pointer cells'} · ${width == 'all' ? 'all widths' : `${width} (${W} px)`}`),
     h('span', { class: 'muted' }, snap ? `Page as recorded ${new Date(snap.t).toISOString().slice(0, 16).replace('T', ' ')} UTC${anchored ? ' · clicks anchored to the elements clicked' : ''}` : 'No snapshot: grid on a page outline'),
     h('span', { class: 'muted' }, `Scroll: ${reach.pageviews} views · average depth ${pct(reach.avg_depth_pct)}`)
   );

@@ -42,6 +42,7 @@ static FILES: [(&str, Asset); 11] = [
     ("app.css", embed!("app.css", CSS)),
     ("app.js", embed!("app.js", JS)),
     ("api.js", embed!("api.js", JS)),
+    ("analytics.js", embed!("analytics.js", JS)),
     ("charts.js", embed!("charts.js", JS)),
     ("dom.js", embed!("dom.js", JS)),
     ("heatmap.js", embed!("heatmap.js", JS)),

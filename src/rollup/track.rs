@@ -97,6 +97,12 @@ impl Deltas {
                 }
             }
         }
+        for (k, v) in &other.forms {
+            self.forms.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.attention {
+            self.attention.entry(k.clone()).or_default().merge(v);
+        }
     }
 
     pub fn day(&mut self, site: &str, day: i32) -> &mut DayRollup {

@@ -159,20 +159,25 @@ fn forms_funnel_attention(b: &Backend) -> Value {
     let post = |vid: u64, sid: u64, seq: u32, events: Vec<Value>| {
         assert_eq!(s.post_json(&batch(&id(vid), &id(sid), seq, events)).status(), 204);
     };
-    // A submits: name 2 s (typing after 500 ms), email 1 s left blank, then submit.
+    // A submits: name 2 s (typing after 500 ms), email 1 s left blank, then submit. Timed pairs
+    // stay within one batch (the server corrects each batch's clock on its own); the form's
+    // state spans both.
     post(
         1,
         100,
         0,
-        vec![page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0), field("focus", t + 1000, "input#name", f, None)],
+        vec![
+            page_view(t, "/signup", 1000.0, 500.0, 1000.0, 10.0),
+            field("focus", t + 1000, "input#name", f, None),
+            json!({"k":"input","t":t + 1500,"sel":"input#name","len":3}),
+            field("blur", t + 3000, "input#name", f, Some(3)),
+        ],
     );
     post(
         1,
         100,
         1,
         vec![
-            json!({"k":"input","t":t + 1500,"sel":"input#name","len":3}),
-            field("blur", t + 3000, "input#name", f, Some(3)),
             field("focus", t + 3000, "input[name=email]", f, None),
             field("blur", t + 4000, "input[name=email]", f, Some(0)),
             json!({"k":"submit","t":t + 4100,"form":f}),
@@ -239,9 +244,13 @@ fn forms_funnel_attention(b: &Backend) -> Value {
         3,
         300,
         0,
-        vec![page_view(t, "/long", 1000.0, 500.0, 5000.0, 10.0), json!({"k":"move","t":t + 2000,"x":5,"y":5})],
+        vec![
+            page_view(t, "/long", 1000.0, 500.0, 5000.0, 10.0),
+            json!({"k":"move","t":t + 2000,"x":5,"y":5}),
+            json!({"k":"scroll","t":t + 4000,"y":2500}),
+            json!({"k":"vis","t":t + 7000,"hidden":true}),
+        ],
     );
-    post(3, 300, 1, vec![json!({"k":"scroll","t":t + 4000,"y":2500}), json!({"k":"vis","t":t + 7000,"hidden":true})]);
     let attention = get(&s, "/api/sites/demo/attention?path=/long");
     let ms: Vec<f64> =
         attention["bands"].as_array().unwrap().iter().map(|x| x["avg_visible_ms"].as_f64().unwrap()).collect();

@@ -82,6 +82,7 @@ async fn erase_sessions(db: &Db, site: &str, sids: &[[u8; 16]]) -> Result<(), St
         let cond = format!("site = ? AND sid IN ({})", id_list(chunk));
         delete(db, "batches", &cond, site).await?;
         delete(db, "sessions", &cond, site).await?;
+        delete(db, "session_views", &super::analytics::erase_condition(chunk), site).await?;
     }
     Ok(())
 }

@@ -97,6 +97,7 @@
 //! - Elements per page and day are pruned to the 500 most clicked when read, not when
 //!   written: beyond 500 selectors a day the two backends may list different tails.
 
+mod analytics;
 mod claims;
 mod client;
 mod erase;
@@ -114,6 +115,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Event;
 use crate::model::{Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::query::forms::{Attention, Forms};
+use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
 use crate::rollup::heat::{HeatKind, WidthClass};
@@ -201,20 +204,16 @@ impl Store for ClickHouseStore {
         read::scroll(&self.db, site, path, range).await
     }
 
-    async fn forms(&self, _: &str, _: &str, _: DayRange) -> Result<crate::query::forms::Forms, StoreError> {
-        Err(StoreError::Backend("WIP".into()))
+    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError> {
+        analytics::forms(&self.db, site, path, range).await
     }
 
-    async fn attention(&self, _: &str, _: &str, _: DayRange) -> Result<crate::query::forms::Attention, StoreError> {
-        Err(StoreError::Backend("WIP".into()))
+    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError> {
+        analytics::attention(&self.db, site, path, range).await
     }
 
-    async fn funnel(
-        &self,
-        _: &str,
-        _: &crate::query::funnel::FunnelQuery,
-    ) -> Result<crate::query::funnel::Funnel, StoreError> {
-        Err(StoreError::Backend("WIP".into()))
+    async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError> {
+        analytics::funnel(&self.db, site, query).await
     }
 
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {

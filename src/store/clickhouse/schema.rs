@@ -12,6 +12,7 @@
 //! | `page_rollups` | SummingMergeTree | site, day, path | per-page figures and scroll reach |
 //! | `heat_rollups` | SummingMergeTree | site, path, kind, width, day, band | heatmap cells |
 //! | `element_rollups` | SummingMergeTree | site, path, day, sel | clicks per element |
+//! | `form_rollups`, `attention_rollups`, `session_views` | | | forms, attention and the funnel index: see [`super::analytics`] |
 //!
 //! Maps (histogram buckets, reach steps, cells, element points) are `Nested` columns whose names
 //! end in `Map`, which SummingMergeTree adds up key by key when it merges parts. Queries never
@@ -65,7 +66,7 @@ struct Version {
 /// Creates the database and tables when missing and records the schema version.
 pub async fn ensure(db: &Db) -> Result<(), StoreError> {
     db.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", db.database)).await?;
-    for ddl in TABLES {
+    for ddl in TABLES.iter().chain(super::analytics::TABLES) {
         db.execute(ddl).await?;
     }
     let found: Vec<Version> = Db::fetch(db.query("SELECT max(version) AS v FROM schema_version")).await?;

@@ -178,6 +178,11 @@ async fn commit(
     confirmed?;
     withdrawn?;
     insert_rollups(db, &won).await?;
+    let mut views: Vec<(i64, &StoredBatch)> = Vec::new();
+    for p in &won {
+        views.extend(p.stored.iter().map(|&i| (p.version.anchor, &batches[i])));
+    }
+    super::analytics::insert_views(db, &views).await?;
     for &i in won.iter().flat_map(|p| &p.stored) {
         outcomes[i] = Some(WriteOutcome::Stored);
     }
@@ -213,6 +218,7 @@ async fn insert_rollups(db: &Db, won: &[Plan]) -> Result<(), StoreError> {
         marks.extend(p.marks.iter().cloned());
     }
     let rows = RollupRows::of(&deltas);
-    let (rollups, visitors) = tokio::join!(rows.insert(db), insert_marks(db, &marks));
-    rollups.and(visitors)
+    let (rollups, visitors, analytics) =
+        tokio::join!(rows.insert(db), insert_marks(db, &marks), super::analytics::insert_rollups(db, &deltas));
+    rollups.and(visitors).and(analytics)
 }

@@ -147,6 +147,7 @@ impl PageRow {
             reach,
             fold_sum_px: self.fold_px,
             fold_sum_pct: self.fold_pct,
+            ..PageRollup::default()
         };
         (self.path, r)
     }

@@ -70,6 +70,13 @@ fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {
         EventData::Click { sel, .. } | EventData::Input { sel, .. } => {
             scrub::scrub_in_place(sel);
         }
+        EventData::Focus { sel, form } | EventData::Blur { sel, form, .. } => {
+            scrub::scrub_in_place(sel);
+            scrub::scrub_in_place(form);
+        }
+        EventData::Submit { form } => {
+            scrub::scrub_in_place(form);
+        }
         EventData::Err { msg } => {
             scrub::scrub_in_place(msg);
         }

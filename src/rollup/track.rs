@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::attention::{AttentionRollup, AttentionTracking};
+use super::form::{FormTracking, PageForms};
 use super::heat::{self, ElementClicks, HeatCells, HeatKind, WidthClass};
 use super::page::{reach_pct, PageRollup};
 use super::DayRollup;
@@ -26,6 +28,12 @@ pub struct Tracking {
     pub burst: Vec<(i64, f64, f64)>,
     pub rage_clicks: u32,
     pub dead_clicks: u32,
+    /// The open pageview's forms (form analytics).
+    #[serde(default)]
+    pub forms: FormTracking,
+    /// The open pageview's viewport, visibility and activity (attention).
+    #[serde(default)]
+    pub attention: AttentionTracking,
 }
 
 /// The pageview being recorded: where it is and how far it has been read.
@@ -60,6 +68,10 @@ pub struct Deltas {
     pub pages: BTreeMap<(String, i32, String), PageRollup>,
     pub heat: BTreeMap<HeatKey, HeatCells>,
     pub elements: BTreeMap<(String, String, i32), ElementClicks>,
+    /// Form analytics per `(site, path, day)`.
+    pub forms: BTreeMap<(String, String, i32), PageForms>,
+    /// Attention per `(site, day, path)`.
+    pub attention: BTreeMap<(String, i32, String), AttentionRollup>,
 }
 
 impl Deltas {
@@ -88,6 +100,8 @@ impl Tracking {
     /// Adds what `events` (one batch, in time order) contribute to the rollups.
     pub fn apply(&mut self, site: &str, events: &[Event], deltas: &mut Deltas) {
         for e in events {
+            self.forms.observe(site, e, deltas);
+            self.attention.observe(site, e, deltas);
             match &e.data {
                 EventData::View(v) => {
                     let page = OpenPage {

@@ -41,17 +41,19 @@ fn distinct(i: u64) -> String {
     format!("198.18.{}.{}", i / 250, i % 250 + 1)
 }
 
+/// A limit no loaded test machine can outrun: 100 at once, then one a second per client.
+const LIMIT: &str = "[rate_limit]\ncollect_per_second = 1\ncollect_burst = 100\n";
 const TRUSTED_LOOPBACK: &str = "trusted_proxies = [\"127.0.0.1/32\"]\n";
 
 #[test]
 fn many_visitors_behind_a_trusted_proxy_are_not_one_bucket() {
-    let s = TestServer::start_with_config(Some(TRUSTED_LOOPBACK));
+    let s = TestServer::start_with_config(Some(&format!("{TRUSTED_LOOPBACK}{LIMIT}")));
     assert_eq!(send_through(&s, 1500, distinct), 0, "visitors behind the proxy shared a rate limit");
 }
 
 #[test]
 fn one_visitor_behind_a_trusted_proxy_is_still_limited() {
-    let s = TestServer::start_with_config(Some(TRUSTED_LOOPBACK));
+    let s = TestServer::start_with_config(Some(&format!("{TRUSTED_LOOPBACK}{LIMIT}")));
     // The visitor also forges a hop to the left; the proxy appended the address it saw.
     let refused = send_through(&s, 1500, |i| format!("{}, 203.0.113.7", distinct(i)));
     assert!(refused > 0, "1500 batches at once from one visitor were never limited");
@@ -59,7 +61,7 @@ fn one_visitor_behind_a_trusted_proxy_is_still_limited() {
 
 #[test]
 fn forged_addresses_from_an_untrusted_peer_do_not_escape_the_limit() {
-    let s = TestServer::start_with_config(Some("trusted_proxies = [\"192.0.2.0/24\"]\n"));
+    let s = TestServer::start_with_config(Some(&format!("trusted_proxies = [\"192.0.2.0/24\"]\n{LIMIT}")));
     let refused = send_through(&s, 1500, distinct);
     assert!(refused > 0, "forged X-Forwarded-For escaped the rate limit");
 }

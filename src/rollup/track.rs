@@ -75,6 +75,36 @@ pub struct Deltas {
 }
 
 impl Deltas {
+    /// Adds `other` into these deltas. Elements are not pruned here (stores prune when they
+    /// keep or read them), so merged deltas add up to the same totals.
+    pub fn merge(&mut self, other: &Deltas) {
+        for (k, v) in &other.days {
+            self.days.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.pages {
+            self.pages.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.heat {
+            self.heat.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.elements {
+            let into = self.elements.entry(k.clone()).or_default();
+            for (sel, cell) in &v.by_selector {
+                let c = into.by_selector.entry(sel.clone()).or_default();
+                c.n += cell.n;
+                for (p, n) in &cell.points {
+                    *c.points.entry(*p).or_default() += n;
+                }
+            }
+        }
+        for (k, v) in &other.forms {
+            self.forms.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.attention {
+            self.attention.entry(k.clone()).or_default().merge(v);
+        }
+    }
+
     pub fn day(&mut self, site: &str, day: i32) -> &mut DayRollup {
         self.days.entry((site.to_owned(), day)).or_default()
     }

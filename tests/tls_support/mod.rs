@@ -106,6 +106,7 @@ pub struct Seen {
     pub alpn: Option<Vec<u8>>,
     pub status: u16,
     pub set_cookie: Option<String>,
+    pub body: Vec<u8>,
     /// The certificate the server presented (leaf first).
     pub chain: Vec<CertificateDer<'static>>,
 }
@@ -149,8 +150,8 @@ pub async fn get(addr: &str, sni: &str, ca_pem: &str, alpn: &[&[u8]], path: &str
     };
     let status = resp.status().as_u16();
     let set_cookie = resp.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
-    resp.into_body().collect().await.map_err(std::io::Error::other)?;
-    Ok(Seen { alpn: negotiated, status, set_cookie, chain })
+    let body = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes().to_vec();
+    Ok(Seen { alpn: negotiated, status, set_cookie, body, chain })
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

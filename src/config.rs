@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingest::Limits as EventLimits;
-use crate::model::{default_allowed_params, default_retention_days, valid_site_id, SiteSettings};
+use crate::model::{default_allowed_params, default_retention_days, valid_site_id, MaskText, SiteSettings};
 use crate::privacy::OptOutPolicy;
 use crate::store::clickhouse::ClickHouseTarget;
 use crate::store::writer::WriterConfig;
@@ -192,6 +192,9 @@ pub struct RawSite {
     pub allowed_params: Option<Vec<String>>,
     /// Days raw events are kept. Default 30.
     pub retention_days: Option<u32>,
+    /// Replay text masking: `"digits"` (default) or `"all"`.
+    #[serde(default)]
+    pub mask_text: MaskText,
 }
 
 /// Which backend stores the data.
@@ -366,6 +369,7 @@ impl RawConfig {
                 keep_titles: false,
                 allowed_params: default_allowed_params(),
                 retention_days: default_retention_days(),
+                mask_text: MaskText::default(),
             }]
         } else {
             self.sites.into_iter().map(validate_site).collect::<Result<_, _>>()?
@@ -498,6 +502,7 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
         keep_titles: raw.keep_titles,
         allowed_params: raw.allowed_params.unwrap_or_else(default_allowed_params),
         retention_days,
+        mask_text: raw.mask_text,
     })
 }
 

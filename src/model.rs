@@ -310,6 +310,29 @@ pub struct SiteSettings {
     pub allowed_params: Vec<String>,
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// How the replay masks page text (snippet and server alike).
+    #[serde(default)]
+    pub mask_text: MaskText,
+}
+
+/// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
+/// e-mails, dates, prices) and leaves other words readable; `all` masks every character of page
+/// text (Clarity's strict mode), because names and street addresses have no pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskText {
+    #[default]
+    Digits,
+    All,
+}
+
+impl MaskText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskText::Digits => "digits",
+            MaskText::All => "all",
+        }
+    }
 }
 
 pub fn default_allowed_params() -> Vec<String> {

@@ -84,6 +84,7 @@ fn session(n: u64, rng: &mut Rng) -> StoredBatch {
                 dh: 3000.0,
                 load_ms: Some(300.0),
                 ttfb_ms: None,
+                spa: false,
             }),
         })
         .collect();
@@ -104,11 +105,14 @@ fn session(n: u64, rng: &mut Rng) -> StoredBatch {
     }
 }
 
+/// A session id and its views `(t, path)`.
+type Views = ([u8; 16], Vec<(i64, String)>);
+
 struct Loaded {
     _dir: tempfile::TempDir,
     store: SledStore,
     /// The same sessions' views in memory, for the matcher-only bench.
-    views: Vec<([u8; 16], Vec<(i64, String)>)>,
+    views: Vec<Views>,
 }
 
 fn load(rt: &tokio::runtime::Runtime, sessions: u64) -> Loaded {

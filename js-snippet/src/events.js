@@ -1,18 +1,18 @@
-// Analytics events: what every (not opted-out) pageview records. Nothing here reads what a
-// visitor typed; `input` carries the field's length only (0 for passwords).
+// Analytics events: what every (not opted-out) pageview records. Form activity (`input`,
+// `focus`, `blur`, `submit`) lives in the lazily loaded part (more/forms.js).
 import { cleanUrl } from './url.js';
 import { mask } from './mask.js';
 
 // ids and classes that look generated or personal (three digits in a row) are left out
 const plain = (s) => /^[a-z_-][\w-]*$/i.test(s) && !/\d{3}/.test(s);
 
-/** A short CSS path: up to three levels, stopping at an id. */
+/** A short CSS path: up to three levels, stopping at an id or else a name (form fields). */
 export function sel(el) {
   const parts = [];
-  for (let i = 0; el?.nodeType == 1 && i < 3; i++, el = el.parentElement) {
+  for (let i = 0, n; el?.nodeType == 1 && i < 3; i++, el = el.parentElement) {
     let p = el.localName;
-    if (plain(el.id)) {
-      parts.unshift(p + '#' + el.id);
+    if (plain(el.id) || plain((n = el.getAttribute('name')))) {
+      parts.unshift(p + (plain(el.id) ? '#' + el.id : `[name=${n}]`));
       break;
     }
     for (const c of [...el.classList].filter(plain).slice(0, 2)) p += '.' + c;
@@ -49,7 +49,6 @@ export function listen(emit, leave) {
   const on = (type, f, target = doc) => target.addEventListener(type, f, true);
   let st;
   let errors = 0;
-  const inputs = new Map(); // field -> timer of its pending `input` event
 
   on('click', (e) => {
     const t = e.target;
@@ -64,24 +63,12 @@ export function listen(emit, leave) {
   // scroll: the position a quarter of a second after the first event of a burst
   on('scroll', (e) => e.target == doc && (st ||= setTimeout(() => emit({ k: 'scroll', y: scrollY | (st = 0) }), 250)));
 
-  // One `input` event per field and pause in typing, not one per keystroke.
-  const typed = (el) => {
-    clearTimeout(inputs.get(el));
-    inputs.delete(el);
-    emit({ k: 'input', sel: sel(el), len: /pass|check|radio|select/.test(el.type) ? 0 : (el.value ?? el.textContent).length });
-  };
-  on('input', (e) => {
-    clearTimeout(inputs.get(e.target));
-    inputs.set(e.target, setTimeout(typed, 1e3, e.target));
-  });
-
   const err = (msg) => ++errors <= 20 && emit({ k: 'err', msg: mask(String(msg)).slice(0, 1e3) });
   on('error', (e) => e.message && err(e.message), window);
   on('unhandledrejection', (e) => err(e.reason?.message || e.reason), window);
 
   const hide = () => {
     hook.h?.();
-    inputs.forEach((_, el) => typed(el));
     leave();
   };
   on('visibilitychange', () => {

@@ -4,7 +4,7 @@ import { readConfig } from './config.js';
 import { ids } from './ids.js';
 import { optedOut, collectorOptedOut, setOptOut } from './privacy.js';
 import { transport } from './transport.js';
-import { listen, view, hook } from './events.js';
+import { listen, view, hook, sel } from './events.js';
 import { mask, maskAll } from './mask.js';
 
 (() => {
@@ -81,7 +81,7 @@ import { mask, maskAll } from './mask.js';
       await done;
     },
     // For hushtale-more.js only: it calls this with its start function once loaded.
-    _m: (more) => more({ e: emit, v: view, k: hook }),
+    _m: (more) => more({ e: emit, v: view, k: hook, s: sel }),
     // For the replay recorder only: it calls this with its start function once loaded.
     _r(rec) {
       if (tx && id.s_.rep) replay = rec({ e: emit, m: mask, a: maskAll });

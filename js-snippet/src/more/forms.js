@@ -3,11 +3,12 @@
 // keystroke so focus -> first input measures hesitation). Nothing typed is read beyond
 // `.length`; passwords and selects only say whether they are empty (0/1), checkboxes and
 // radios whether they are checked.
-import { sel } from '../events.js';
 
-const field = (el) => /^(input|select|textarea)$/.test(el.localName) && !/^(submit|button|reset|image|hidden)$/.test(el.type);
+// form-associated elements have `.form` (null outside a form); buttons and hidden inputs are no fields
+const field = (el) => el.form !== undefined && !/^(su|bu|re|im|hi)/.test(el.type);
 
-export function forms(emit) {
+/** `sel` is the core's short CSS path, so fields are named alike in every event. */
+export function forms(emit, sel) {
   const doc = document;
   const on = (type, f) => doc.addEventListener(type, f, true);
   const pending = new Map(); // field -> [timer of its `input` event, time of the first keystroke]

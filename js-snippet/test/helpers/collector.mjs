@@ -60,6 +60,7 @@ export async function startCollector() {
   const proxy = await recordingProxy(url);
   return {
     url: proxy.url,
+    data,
     kind: 'real',
     api: apiFor(url),
     wire: proxy.wire,

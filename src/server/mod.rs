@@ -6,6 +6,7 @@ mod acme;
 mod api;
 pub mod assets;
 mod body;
+mod certfiles;
 pub mod client;
 mod collect;
 pub use collect::now_ms;

@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::telemetry::metrics::ReasonLabel;
 use conn::{Activity, PerAddress, TrackedBody};
 use tls::TlsAcceptor;
 
@@ -81,7 +82,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, tls: Option<TlsAcceptor
             match per_address.acquire(peer.ip()) {
                 Some(slot) => Some(slot),
                 None => {
-                    tracing::debug!("refused a connection: too many open from one address");
+                    app.metrics.connections_closed.get_or_create(&ReasonLabel { reason: "per_address" }).inc();
                     continue; // dropping the stream closes it
                 }
             }
@@ -123,6 +124,7 @@ async fn connection(
     watcher: Watcher,
 ) {
     let activity = Activity::new();
+    let metrics = app.metrics.clone();
     let (first, idle) = (app.config.server.header_timeout, app.config.server.idle_timeout);
     let work = {
         let activity = activity.clone();
@@ -139,7 +141,10 @@ async fn connection(
     };
     tokio::select! {
         _ = work => {}
-        _ = activity.expired(first, idle) => tracing::debug!("closed a late or idle connection"),
+        _ = activity.expired(first, idle) => {
+            let reason = if activity.served_any() { "idle" } else { "late" };
+            metrics.connections_closed.get_or_create(&ReasonLabel { reason }).inc();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 // the loader of the replay recorder for sessions sampled by data-replay.
 import { readConfig } from './config.js';
 import { ids } from './ids.js';
-import { optedOut, collectorStatus, setOptOut } from './privacy.js';
+import { optedOut, collectorOptedOut, setOptOut } from './privacy.js';
 import { transport } from './transport.js';
 import { listen, view } from './events.js';
 import { mask, maskAll } from './mask.js';
@@ -14,7 +14,6 @@ import { mask, maskAll } from './mask.js';
   let tx; // the transport, once recording
   let replay; // the replay recorder's control: replay() stops it, replay(1) snapshots anew
   let listening;
-  let status; // the collector's /optout answer, asked at start
 
   const post = (path) =>
     fetch(cfg.base + path, {
@@ -46,8 +45,7 @@ import { mask, maskAll } from './mask.js';
   function start() {
     if (tx || optedOut()) return;
     tx = transport(cfg, id);
-    status = collectorStatus(cfg.base, cfg.site);
-    status.then((s) => (s.opted_out ? stop() : tx && tx.open_()));
+    collectorOptedOut(cfg.base).then((out) => (out ? stop() : tx && tx.open_()));
     const first = view();
     id.touch_(first.t, cfg.replay);
     emit(first);
@@ -78,9 +76,8 @@ import { mask, maskAll } from './mask.js';
       await done;
     },
     // For the replay recorder only: it calls this with its start function once loaded.
-    // Page text is masked as the site asks: mask_text "all" masks every character.
     _r(rec) {
-      status.then((s) => tx && id.s_.rep && (replay = rec({ e: emit, m: s.mask_text == 'all' ? maskAll : mask, a: maskAll })));
+      if (tx && id.s_.rep) replay = rec({ e: emit, m: mask, a: maskAll });
     },
   };
 

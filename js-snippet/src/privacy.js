@@ -6,12 +6,11 @@ export const optedOut = () =>
   navigator.globalPrivacyControl === true ||
   navigator.doNotTrack == 1;
 
-// The collector's answer about this browser and site: its own opt-out cookie (set by its
-// /disable page) and the site's replay text masking. A failed check does not count as consent
-// being withdrawn (the server drops opted-out batches anyway, and enforces the masking too).
-export const collectorStatus = (base, site) =>
-  fetch(base + '/optout?site=' + site, { credentials: 'include' })
+// The collector's own opt-out cookie (set by its /disable page); a failed check does not
+// count as consent being withdrawn, the server drops opted-out batches anyway.
+export const collectorOptedOut = (base) =>
+  fetch(base + '/optout', { credentials: 'include' })
     .then((r) => r.json())
-    .catch(() => ({}));
+    .then((j) => j.opted_out === true, () => false);
 
 export const setOptOut = (on) => setCookie('hushtale_optout', on ? 1 : '', on ? 63072e3 : 0);

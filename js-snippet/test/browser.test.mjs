@@ -159,7 +159,7 @@ const optOuts = {
     await p.close();
   },
   'the collector reporting an opt-out made on its own site': async (context) =>
-    context.route((url) => url.pathname.endsWith('/optout'), (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"opted_out":true}' })),
+    context.route('**/optout', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"opted_out":true}' })),
 };
 for (const [name, setup] of Object.entries(optOuts)) {
   test('opted out through ' + name + ': nothing is sent', async () => {

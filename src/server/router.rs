@@ -40,6 +40,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
         (Method::GET, "/metrics") => public::metrics(app),
         (Method::GET | Method::HEAD, "/hushtale.js") => Ok(assets::serve(&assets::SNIPPET, req.headers())),
         (Method::GET | Method::HEAD, "/hushtale-replay.js") => Ok(assets::serve(&assets::REPLAY, req.headers())),
+        (Method::GET | Method::HEAD, "/hushtale-more.js") => Ok(assets::serve(&assets::MORE, req.headers())),
         (Method::GET | Method::HEAD, "/hushtale-player.js") => Ok(assets::serve(&assets::PLAYER, req.headers())),
         (Method::GET, "/demo") => Ok(assets::serve(&assets::DEMO, req.headers())),
         (Method::GET | Method::HEAD, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {

@@ -68,7 +68,7 @@ impl Server {
             .args(args)
             .env("HUSHTALE_ADMIN_TOKEN", "test-operator-token")
             .env_remove("HUSHTALE_CONFIG")
-            .env("RUST_LOG", "hushtale=info,warn")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -48,6 +48,7 @@ static FILES: [(&str, Asset); 12] = [
     ("heatmap.js", embed!("heatmap.js", JS)),
     ("replay.js", embed!("replay.js", JS)),
     ("sessions.js", embed!("sessions.js", JS)),
+    ("signals.js", embed!("signals.js", JS)),
     ("util.js", embed!("util.js", JS)),
     ("vendor/uPlot.iife.min.js", embed!("vendor/uPlot.iife.min.js", JS)),
     ("vendor/uPlot.min.css", embed!("vendor/uPlot.min.css", CSS)),

@@ -38,7 +38,7 @@ static INDEX: Asset = embed!("index.html", "text/html; charset=utf-8");
 static FRAME: Asset = embed!("frame.html", "text/html; charset=utf-8");
 
 /// Files under `/dashboard/`, by name.
-static FILES: [(&str, Asset); 12] = [
+static FILES: [(&str, Asset); 13] = [
     ("app.css", embed!("app.css", CSS)),
     ("app.js", embed!("app.js", JS)),
     ("api.js", embed!("api.js", JS)),

@@ -177,12 +177,12 @@ async fn commit(
     );
     confirmed?;
     withdrawn?;
-    insert_rollups(db, &won).await?;
     let mut views: Vec<(i64, &StoredBatch)> = Vec::new();
     for p in &won {
         views.extend(p.stored.iter().map(|&i| (p.version.anchor, &batches[i])));
     }
-    super::analytics::insert_views(db, &views).await?;
+    let (rollups, index) = tokio::join!(insert_rollups(db, &won), super::analytics::insert_views(db, &views));
+    rollups.and(index)?;
     for &i in won.iter().flat_map(|p| &p.stored) {
         outcomes[i] = Some(WriteOutcome::Stored);
     }

@@ -8,10 +8,12 @@ mod collect;
 pub use collect::now_ms;
 mod cors;
 mod dashboard;
+mod openapi;
 mod public;
 pub mod ratelimit;
 pub mod response;
 mod router;
+mod routes;
 mod visitor;
 
 use std::convert::Infallible;

@@ -8,13 +8,14 @@ use cookie::{Cookie, SameSite};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, StatusCode};
 use hyper::body::Incoming;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::response::{self, Resp};
 use super::{body, cors};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::model::Id128;
+use crate::query::{ExportedSession, VisitorExport};
 use crate::privacy::optout::{has_optout_cookie, OPTOUT_COOKIE};
 
 const DISABLE_PAGE: &str = include_str!("pages/disable.html");
@@ -110,7 +111,7 @@ fn own_origin(app: &App, headers: &HeaderMap) -> Option<String> {
 pub fn status(app: &App, headers: &HeaderMap) -> Resp {
     let mut r = response::no_store(response::json(
         StatusCode::OK,
-        &serde_json::json!({ "opted_out": has_optout_cookie(headers) }),
+        &OptOutStatus { opted_out: has_optout_cookie(headers) },
     ));
     match cors::origin(headers) {
         Some(o) if app.sites.any_allows_origin(o) => cors::allow(&mut r, o),
@@ -119,10 +120,19 @@ pub fn status(app: &App, headers: &HeaderMap) -> Resp {
     r
 }
 
-#[derive(Deserialize)]
-struct MeRequest {
+/// The body of `POST /me/export` and `POST /me/forget`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MeRequest {
+    /// Site id.
     site: String,
+    /// The visitor's own id, 32 lowercase hex.
     vid: String,
+}
+
+/// `GET /optout`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OptOutStatus {
+    pub opted_out: bool,
 }
 
 /// `POST /me/export` and `POST /me/forget`: the visitor proves who they are with their own `vid`.
@@ -147,22 +157,9 @@ pub async fn me(app: &App, req: Request<Incoming>, peer: IpAddr, forget: bool) -
         response::empty(StatusCode::NO_CONTENT)
     } else {
         let sessions = app.store.visitor_sessions(&site.settings.id, visitor).await?;
-        let sessions: Vec<serde_json::Value> = sessions
-            .into_iter()
-            .map(|(summary, events)| {
-                let mut v = serde_json::to_value(summary).unwrap_or_default();
-                v["events"] = serde_json::to_value(events).unwrap_or_default();
-                v
-            })
-            .collect();
-        response::json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "site": site.settings.id,
-                "visitor_key": visitor.to_hex(),
-                "sessions": sessions,
-            }),
-        )
+        let sessions = sessions.into_iter().map(|(summary, events)| ExportedSession { session: summary, events }).collect();
+        let export = VisitorExport { site: site.settings.id.clone(), visitor_key: visitor.to_hex(), sessions };
+        response::json(StatusCode::OK, &export)
     };
     r = response::no_store(r);
     if let Some(o) = origin {

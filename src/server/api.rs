@@ -35,7 +35,7 @@ pub struct SessionEvents {
 /// The `{site}` of the path, which must be a configured site.
 fn site<'c>(call: &'c Call<'_>) -> Result<&'c str, ApiError> {
     let site = call.param("site");
-    call.app.sites.get(site).map(|_| site).ok_or_else(|| ApiError::not_found("site"))
+    call.app.sites.get(site).map(|_| site).ok_or_else(|| ApiError::not_found(format!("site {site:?}")))
 }
 
 fn bad(message: String) -> ApiError {
@@ -181,7 +181,7 @@ pub async fn session(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
     let sid = call.param("sid");
     let id = Id128::parse(sid).ok_or_else(|| bad("session id must be 32 lowercase hex".into()))?;
-    let events = call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found("session"))?;
+    let events = call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events }))
 }
 

@@ -254,7 +254,10 @@ mod tests {
     #[test]
     fn values_parse_into_types() {
         let q = parse::<HeatmapQuery>(Some("path=%2Fa&kind=move&width=mobile&from=1970-01-02")).unwrap();
-        assert_eq!((q.path.as_str(), q.kind, q.width, q.from), ("/a", KindParam::Move, WidthParam::Mobile, Some(Day(1))));
+        assert_eq!(
+            (q.path.as_str(), q.kind, q.width, q.from),
+            ("/a", KindParam::Move, WidthParam::Mobile, Some(Day(1)))
+        );
         let q = parse::<SessionsQuery>(Some("replay=true&min_rage_clicks=2&limit=5")).unwrap();
         let q = q.into_query(0).unwrap();
         assert_eq!((q.limit, q.filter.replay, q.filter.min_rage_clicks), (5, Some(true), Some(2)));

@@ -181,7 +181,8 @@ pub async fn session(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
     let sid = call.param("sid");
     let id = Id128::parse(sid).ok_or_else(|| bad("session id must be 32 lowercase hex".into()))?;
-    let events = call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
+    let events =
+        call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events }))
 }
 

@@ -35,7 +35,7 @@ pub struct Call<'a> {
     pub app: &'a App,
     pub req: Request<Incoming>,
     pub peer: IpAddr,
-    params: Vec<(&'static str, String)>,
+    params: PathParams,
 }
 
 impl Call<'_> {
@@ -53,6 +53,9 @@ impl Call<'_> {
         crate::query::params::parse(self.req.uri().query()).map_err(ApiError::BadRequest)
     }
 }
+
+/// The `{name}`s of a matched path and their values.
+pub type PathParams = Vec<(&'static str, String)>;
 
 /// What a handler returns, boxed so that every handler has the same type.
 pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Resp, ApiError>> + Send + 'a>>;
@@ -82,15 +85,7 @@ impl Route {
     pub fn new<P: utoipa::Path + utoipa::__dev::SchemaReferences>(access: Access, handler: Handler) -> Self {
         let http_methods = P::methods();
         let methods = http_methods.iter().map(method_of).collect();
-        Route {
-            methods,
-            path: P::path(),
-            access,
-            handler,
-            operation: P::operation,
-            schemas: P::schemas,
-            http_methods,
-        }
+        Route { methods, path: P::path(), access, handler, operation: P::operation, schemas: P::schemas, http_methods }
     }
 
     pub fn http_methods(&self) -> &[HttpMethod] {
@@ -212,7 +207,7 @@ impl Routes {
     }
 
     /// The route for `method` and `path`, with the path's parameters.
-    pub fn find(&'static self, method: &Method, path: &str) -> Result<(&'static Route, Vec<(&'static str, String)>), Miss> {
+    pub fn find(&'static self, method: &Method, path: &str) -> Result<(&'static Route, PathParams), Miss> {
         let found = self.matcher.at(path).map_err(|_| Miss::NotFound)?;
         let (methods, allow) = &self.paths[*found.value];
         let Some((_, i)) = methods.iter().find(|(m, _)| m == method) else {
@@ -224,6 +219,6 @@ impl Routes {
 }
 
 /// Builds the call for a found route.
-pub fn call<'a>(app: &'a App, req: Request<Incoming>, peer: IpAddr, params: Vec<(&'static str, String)>) -> Call<'a> {
+pub fn call<'a>(app: &'a App, req: Request<Incoming>, peer: IpAddr, params: PathParams) -> Call<'a> {
     Call { app, req, peer, params }
 }

@@ -15,8 +15,8 @@ use super::{body, cors};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::model::Id128;
-use crate::query::{ExportedSession, VisitorExport};
 use crate::privacy::optout::{has_optout_cookie, OPTOUT_COOKIE};
+use crate::query::{ExportedSession, VisitorExport};
 
 const DISABLE_PAGE: &str = include_str!("pages/disable.html");
 const ENABLE_PAGE: &str = include_str!("pages/enable.html");
@@ -109,10 +109,8 @@ fn own_origin(app: &App, headers: &HeaderMap) -> Option<String> {
 
 /// `GET /optout`: whether this browser carries the collector's opt-out cookie.
 pub fn status(app: &App, headers: &HeaderMap) -> Resp {
-    let mut r = response::no_store(response::json(
-        StatusCode::OK,
-        &OptOutStatus { opted_out: has_optout_cookie(headers) },
-    ));
+    let mut r =
+        response::no_store(response::json(StatusCode::OK, &OptOutStatus { opted_out: has_optout_cookie(headers) }));
     match cors::origin(headers) {
         Some(o) if app.sites.any_allows_origin(o) => cors::allow(&mut r, o),
         _ => cors::vary_origin(&mut r),
@@ -157,7 +155,8 @@ pub async fn me(app: &App, req: Request<Incoming>, peer: IpAddr, forget: bool) -
         response::empty(StatusCode::NO_CONTENT)
     } else {
         let sessions = app.store.visitor_sessions(&site.settings.id, visitor).await?;
-        let sessions = sessions.into_iter().map(|(summary, events)| ExportedSession { session: summary, events }).collect();
+        let sessions =
+            sessions.into_iter().map(|(summary, events)| ExportedSession { session: summary, events }).collect();
         let export = VisitorExport { site: site.settings.id.clone(), visitor_key: visitor.to_hex(), sessions };
         response::json(StatusCode::OK, &export)
     };

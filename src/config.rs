@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingest::Limits as EventLimits;
-use crate::model::{default_allowed_params, default_retention_days, valid_site_id, SiteSettings};
+use crate::model::{default_allowed_params, default_retention_days, valid_site_id, MaskText, SiteSettings};
 use crate::privacy::OptOutPolicy;
+use crate::store::clickhouse::ClickHouseTarget;
 use crate::store::writer::WriterConfig;
 use crate::telemetry::LogFormat;
 
@@ -53,6 +54,33 @@ pub struct RawClickHouse {
     pub user: Option<String>,
     /// ClickHouse password. Default empty.
     pub password: Option<String>,
+}
+
+/// ClickHouse credentials from the environment, which win over the URL and the file.
+#[derive(Debug, Default, Clone)]
+pub struct ClickHouseEnv {
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ClickHouseEnv {
+    /// `HUSHTALE_CLICKHOUSE_USER` and `HUSHTALE_CLICKHOUSE_PASSWORD`.
+    pub fn read() -> Self {
+        Self {
+            user: std::env::var("HUSHTALE_CLICKHOUSE_USER").ok(),
+            password: std::env::var("HUSHTALE_CLICKHOUSE_PASSWORD").ok(),
+        }
+    }
+}
+
+impl RawClickHouse {
+    /// The target of store URL `url`: credentials from `env`, else the URL, else this section.
+    fn target(&self, url: &str, env: ClickHouseEnv) -> Result<ClickHouseTarget, String> {
+        let mut target = ClickHouseTarget::parse(url, self.user.clone(), self.password.clone())?;
+        target.user = env.user.or(target.user);
+        target.password = env.password.or(target.password);
+        Ok(target)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +161,9 @@ pub struct RawSite {
     pub allowed_params: Option<Vec<String>>,
     /// Days raw events are kept. Default 30.
     pub retention_days: Option<u32>,
+    /// Replay text masking: `"digits"` (default) or `"all"`.
+    #[serde(default)]
+    pub mask_text: MaskText,
 }
 
 /// Which backend stores the data.
@@ -141,59 +172,6 @@ pub enum StoreKind {
     Sled,
     /// Many collectors, one ClickHouse (see `store::clickhouse`).
     ClickHouse(ClickHouseTarget),
-}
-
-/// Where a ClickHouse store lives: `clickhouse+http://[USER[:PASSWORD]@]HOST:PORT/DATABASE`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClickHouseTarget {
-    /// `http://HOST:PORT`.
-    pub endpoint: String,
-    pub database: String,
-    pub user: Option<String>,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for ClickHouseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseTarget")
-            .field("endpoint", &self.endpoint)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl ClickHouseTarget {
-    /// Parses a `clickhouse+http://` store URL; credentials in it win over `user`/`password`.
-    pub fn parse(text: &str, user: Option<String>, password: Option<String>) -> Result<Self, String> {
-        let bad = || format!("store {text:?} is not clickhouse+http://HOST:PORT/DATABASE");
-        let rest = text.strip_prefix("clickhouse+").ok_or_else(bad)?;
-        let u = url::Url::parse(rest).map_err(|_| bad())?;
-        if u.scheme() != "http" || u.query().is_some() || u.fragment().is_some() {
-            return Err(format!("{} (only plain http is supported)", bad()));
-        }
-        let host = u.host_str().ok_or_else(bad)?;
-        let port = u.port().unwrap_or(8123);
-        let database = u.path().trim_matches('/');
-        if database.is_empty()
-            || database.len() > 64
-            || !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            || database.as_bytes()[0].is_ascii_digit()
-        {
-            return Err(format!("{}: the database name must be letters, digits and _", bad()));
-        }
-        let decode =
-            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-        let url_user = (!u.username().is_empty()).then(|| decode(u.username())).flatten();
-        let url_password = u.password().and_then(decode);
-        Ok(Self {
-            endpoint: format!("http://{host}:{port}"),
-            database: database.to_owned(),
-            user: url_user.or(user),
-            password: url_password.or(password),
-        })
-    }
 }
 
 /// Transport and queue limits of the server.
@@ -282,10 +260,9 @@ impl RawConfig {
             listen_text.parse().map_err(|_| invalid(format!("listen address {listen_text:?} is not IP:PORT")))?;
         let store = match over.store.or(self.store).as_deref() {
             None | Some("sled") => StoreKind::Sled,
-            Some(url) if url.starts_with("clickhouse+") => StoreKind::ClickHouse(
-                ClickHouseTarget::parse(url, self.clickhouse.user.clone(), self.clickhouse.password.clone())
-                    .map_err(invalid)?,
-            ),
+            Some(url) if url.starts_with("clickhouse+") => {
+                StoreKind::ClickHouse(self.clickhouse.target(url, ClickHouseEnv::read()).map_err(invalid)?)
+            }
             Some(other) => {
                 return Err(invalid(format!(
                     "unknown store {other:?}: use \"sled\" or \"clickhouse+http://HOST:PORT/DATABASE\""
@@ -328,6 +305,7 @@ impl RawConfig {
                 keep_titles: false,
                 allowed_params: default_allowed_params(),
                 retention_days: default_retention_days(),
+                mask_text: MaskText::default(),
             }]
         } else {
             self.sites.into_iter().map(validate_site).collect::<Result<_, _>>()?
@@ -394,6 +372,7 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
         keep_titles: raw.keep_titles,
         allowed_params: raw.allowed_params.unwrap_or_else(default_allowed_params),
         retention_days,
+        mask_text: raw.mask_text,
     })
 }
 
@@ -467,6 +446,9 @@ mod tests {
             ("http://127.0.0.1:8123", Some("u"), Some("p@ss"))
         );
         assert!(!format!("{t:?}").contains("p@ss"), "passwords stay out of logs");
+        let env = ClickHouseEnv { user: Some("e".into()), password: Some("pw".into()) };
+        let t = RawClickHouse::default().target("clickhouse+http://u:p@h:1/db", env).unwrap();
+        assert_eq!((t.user.as_deref(), t.password.as_deref()), (Some("e"), Some("pw")), "the environment wins");
         for bad in
             ["clickhouse+https://h:1/db", "clickhouse+http://h:1/", "clickhouse+http://h:1/a-b", "clickhouse://h/db"]
         {

@@ -73,15 +73,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let store: Arc<dyn Store> = match &config.store {
         StoreKind::Sled => Arc::new(SledStore::open(&config.data.join("store"), config.server.store_cache_bytes)?),
         StoreKind::ClickHouse(target) => {
-            let mut target = target.clone();
-            if let Ok(user) = std::env::var("HUSHTALE_CLICKHOUSE_USER") {
-                target.user = Some(user);
-            }
-            if let Ok(password) = std::env::var("HUSHTALE_CLICKHOUSE_PASSWORD") {
-                target.password = Some(password);
-            }
             tracing::info!(endpoint = %target.endpoint, database = %target.database, "store: ClickHouse");
-            Arc::new(ClickHouseStore::connect(&target).await?)
+            Arc::new(ClickHouseStore::connect(target).await?)
         }
     };
     let sites = Sites::new(config.sites.clone());

@@ -63,6 +63,9 @@ impl Serialize for Event {
                 3 + usize::from(ex.is_some()) + usize::from(ey.is_some()) + usize::from(*dead)
             }
             EventData::Move { .. } | EventData::Resize { .. } | EventData::Input { .. } => 2,
+            EventData::Focus { .. } => 2,
+            EventData::Blur { .. } => 3,
+            EventData::Submit { .. } => 1,
             EventData::Scroll { .. }
             | EventData::Vis { .. }
             | EventData::Err { .. }
@@ -120,6 +123,16 @@ impl Serialize for Event {
                 m.serialize_entry("sel", sel)?;
                 m.serialize_entry("len", len)?;
             }
+            EventData::Focus { sel, form } => {
+                m.serialize_entry("sel", sel)?;
+                m.serialize_entry("form", form)?;
+            }
+            EventData::Blur { sel, form, len } => {
+                m.serialize_entry("sel", sel)?;
+                m.serialize_entry("form", form)?;
+                m.serialize_entry("len", len)?;
+            }
+            EventData::Submit { form } => m.serialize_entry("form", form)?,
             EventData::Vis { hidden } => m.serialize_entry("hidden", hidden)?,
             EventData::Err { msg } => m.serialize_entry("msg", msg)?,
             EventData::Snap { d } | EventData::Mut { d } => m.serialize_entry("d", d)?,
@@ -158,6 +171,20 @@ pub enum EventData {
     Input {
         sel: String,
         len: u32,
+    },
+    /// A form field gained focus; `form` is the form's short CSS path, `""` outside a form.
+    Focus {
+        sel: String,
+        form: String,
+    },
+    /// A form field lost focus, holding `len` characters (never the value).
+    Blur {
+        sel: String,
+        form: String,
+        len: u32,
+    },
+    Submit {
+        form: String,
     },
     Vis {
         hidden: bool,
@@ -205,6 +232,9 @@ impl EventData {
             EventData::Scroll { .. } => "scroll",
             EventData::Resize { .. } => "resize",
             EventData::Input { .. } => "input",
+            EventData::Focus { .. } => "focus",
+            EventData::Blur { .. } => "blur",
+            EventData::Submit { .. } => "submit",
             EventData::Vis { .. } => "vis",
             EventData::Err { .. } => "err",
             EventData::Snap { .. } => "snap",
@@ -280,6 +310,29 @@ pub struct SiteSettings {
     pub allowed_params: Vec<String>,
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// How the replay masks page text (snippet and server alike).
+    #[serde(default)]
+    pub mask_text: MaskText,
+}
+
+/// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
+/// e-mails, dates, prices) and leaves other words readable; `all` masks every character of page
+/// text (Clarity's strict mode), because names and street addresses have no pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskText {
+    #[default]
+    Digits,
+    All,
+}
+
+impl MaskText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskText::Digits => "digits",
+            MaskText::All => "all",
+        }
+    }
 }
 
 pub fn default_allowed_params() -> Vec<String> {
@@ -358,6 +411,30 @@ mod tests {
         };
         let bytes = rmp_serde::to_vec_named(&view).unwrap();
         assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), view);
+    }
+
+    #[test]
+    fn form_events_round_trip() {
+        for (data, json) in [
+            (
+                EventData::Focus { sel: "input[name=email]".into(), form: "form#signup".into() },
+                serde_json::json!({"t":1,"k":"focus","sel":"input[name=email]","form":"form#signup"}),
+            ),
+            (
+                EventData::Blur { sel: "input#q".into(), form: "".into(), len: 4 },
+                serde_json::json!({"t":1,"k":"blur","sel":"input#q","form":"","len":4}),
+            ),
+            (
+                EventData::Submit { form: "form#signup".into() },
+                serde_json::json!({"t":1,"k":"submit","form":"form#signup"}),
+            ),
+        ] {
+            let e = Event { t: 1, data };
+            assert_eq!(serde_json::to_value(&e).unwrap(), json);
+            assert_eq!(serde_json::from_value::<Event>(json).unwrap(), e);
+            let bytes = rmp_serde::to_vec_named(&e).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), e);
+        }
     }
 
     #[test]

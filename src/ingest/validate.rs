@@ -166,6 +166,13 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
         "scroll" => EventData::Scroll { y: coord(e.y)? },
         "resize" => EventData::Resize { w: coord(e.w)?, h: coord(e.h)? },
         "input" => EventData::Input { sel: text(e.sel, limits.max_sel_len)?, len: count(e.len)? },
+        "focus" => EventData::Focus { sel: text(e.sel, limits.max_sel_len)?, form: text(e.form, limits.max_sel_len)? },
+        "blur" => EventData::Blur {
+            sel: text(e.sel, limits.max_sel_len)?,
+            form: text(e.form, limits.max_sel_len)?,
+            len: count(e.len)?,
+        },
+        "submit" => EventData::Submit { form: text(e.form, limits.max_sel_len)? },
         "vis" => EventData::Vis { hidden: e.hidden.ok_or(DropReason::MissingField)? },
         "err" => EventData::Err { msg: text(e.msg, limits.max_msg_len)? },
         "snap" => EventData::Snap { d: e.d.ok_or(DropReason::MissingField)? },
@@ -256,6 +263,19 @@ mod tests {
         assert_eq!(ok.dropped.0[DropReason::UnknownKind as usize], 1);
         assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 1);
         assert_eq!(ok.dropped.0[DropReason::BadNumber as usize], 1);
+    }
+
+    #[test]
+    fn form_events_need_their_fields_and_never_keep_a_value() {
+        let ok = run(&format!(
+            r#"[{{"k":"focus","t":{NOW},"sel":"input#a","form":"form#f"}},{{"k":"blur","t":{NOW},"sel":"input#a","form":"","len":3,"value":"abc"}},{{"k":"submit","t":{NOW},"form":"form#f"}},{{"k":"blur","t":{NOW},"sel":"input#a","form":"f"}},{{"k":"focus","t":{NOW},"sel":"input#a"}}]"#
+        ))
+        .unwrap();
+        assert_eq!(ok.events.len(), 3);
+        assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 2);
+        assert_eq!(ok.events[1].data, EventData::Blur { sel: "input#a".into(), form: "".into(), len: 3 });
+        let stored = serde_json::to_string(&ok.events).unwrap();
+        assert!(!stored.contains("abc"), "no field can hold a value: {stored}");
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct WireEvent<'a> {
     #[serde(borrow)]
     pub msg: Option<Cow<'a, str>>,
     pub d: Option<serde_json::Value>,
+    #[serde(borrow)]
+    pub form: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for BoundedEvents<'a> {

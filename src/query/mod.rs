@@ -1,6 +1,8 @@
 //! What operators ask and what they get back: the shapes of the read API, shared by every
 //! store backend so that both answer identically.
 
+pub mod forms;
+pub mod funnel;
 pub mod insights;
 pub mod params;
 

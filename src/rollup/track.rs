@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::attention::{AttentionRollup, AttentionTracking};
+use super::form::{FormTracking, PageForms};
 use super::heat::{self, ElementClicks, HeatCells, HeatKind, WidthClass};
 use super::page::{reach_pct, PageRollup};
 use super::DayRollup;
@@ -26,6 +28,12 @@ pub struct Tracking {
     pub burst: Vec<(i64, f64, f64)>,
     pub rage_clicks: u32,
     pub dead_clicks: u32,
+    /// The open pageview's forms (form analytics).
+    #[serde(default)]
+    pub forms: FormTracking,
+    /// The open pageview's viewport, visibility and activity (attention).
+    #[serde(default)]
+    pub attention: AttentionTracking,
 }
 
 /// The pageview being recorded: where it is and how far it has been read.
@@ -60,9 +68,43 @@ pub struct Deltas {
     pub pages: BTreeMap<(String, i32, String), PageRollup>,
     pub heat: BTreeMap<HeatKey, HeatCells>,
     pub elements: BTreeMap<(String, String, i32), ElementClicks>,
+    /// Form analytics per `(site, path, day)`.
+    pub forms: BTreeMap<(String, String, i32), PageForms>,
+    /// Attention per `(site, day, path)`.
+    pub attention: BTreeMap<(String, i32, String), AttentionRollup>,
 }
 
 impl Deltas {
+    /// Adds `other` into these deltas. Elements are not pruned here (stores prune when they
+    /// keep or read them), so merged deltas add up to the same totals.
+    pub fn merge(&mut self, other: &Deltas) {
+        for (k, v) in &other.days {
+            self.days.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.pages {
+            self.pages.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.heat {
+            self.heat.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.elements {
+            let into = self.elements.entry(k.clone()).or_default();
+            for (sel, cell) in &v.by_selector {
+                let c = into.by_selector.entry(sel.clone()).or_default();
+                c.n += cell.n;
+                for (p, n) in &cell.points {
+                    *c.points.entry(*p).or_default() += n;
+                }
+            }
+        }
+        for (k, v) in &other.forms {
+            self.forms.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.attention {
+            self.attention.entry(k.clone()).or_default().merge(v);
+        }
+    }
+
     pub fn day(&mut self, site: &str, day: i32) -> &mut DayRollup {
         self.days.entry((site.to_owned(), day)).or_default()
     }
@@ -88,6 +130,8 @@ impl Tracking {
     /// Adds what `events` (one batch, in time order) contribute to the rollups.
     pub fn apply(&mut self, site: &str, events: &[Event], deltas: &mut Deltas) {
         for e in events {
+            self.forms.observe(site, e, deltas);
+            self.attention.observe(site, e, deltas);
             match &e.data {
                 EventData::View(v) => {
                     let page = OpenPage {

@@ -17,7 +17,10 @@
 //! end in `Map`, which SummingMergeTree adds up key by key when it merges parts. Queries never
 //! rely on merges having happened: they always `GROUP BY` with `sum`/`sumMap`.
 
-use super::http::Http;
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::client::Db;
 use crate::store::StoreError;
 
 /// Bump when a table changes; [`ensure`] refuses to run against a newer schema.
@@ -54,28 +57,28 @@ const TABLES: &[&str] = &[
      ENGINE = SummingMergeTree ORDER BY (site, path, day, sel)",
 ];
 
-#[derive(serde::Deserialize)]
+#[derive(Row, Deserialize)]
 struct Version {
     v: u32,
 }
 
 /// Creates the database and tables when missing and records the schema version.
-pub async fn ensure(http: &Http) -> Result<(), StoreError> {
-    http.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", http.database)).await?;
+pub async fn ensure(db: &Db) -> Result<(), StoreError> {
+    db.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", db.database)).await?;
     for ddl in TABLES {
-        http.execute(ddl).await?;
+        db.execute(ddl).await?;
     }
-    let found = http.select::<Version>("SELECT max(version) AS v FROM schema_version").await?;
+    let found: Vec<Version> = Db::fetch(db.query("SELECT max(version) AS v FROM schema_version")).await?;
     let found = found.first().map_or(0, |r| r.v);
     if found > SCHEMA_VERSION {
         return Err(StoreError::Backend(format!(
             "database {} has schema version {found}, this hushtale knows only up to {SCHEMA_VERSION}: upgrade hushtale",
-            http.database
+            db.database
         )));
     }
     if found < SCHEMA_VERSION {
         // Version 1 is the first; later versions would migrate from `found` here.
-        http.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
+        db.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
     }
     Ok(())
 }

@@ -50,15 +50,16 @@ pub async fn collect(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 /// The documented answers of a CORS preflight.
+#[rustfmt::skip]
 macro_rules! preflight {
     ($name:ident, $path:literal) => {
         #[utoipa::path(options, path = $path, summary = "CORS preflight",
-                            params(("Origin" = String, Header, description = "The page's origin.")),
-                            responses(
-                                (status = 204, description = "Some site accepts this origin."),
-                                (status = 400, description = "No Origin.", body = ErrorBody),
-                                (status = 403, description = "No site accepts this origin.", body = ErrorBody),
-                            ))]
+            params(("Origin" = String, Header, description = "The page's origin.")),
+            responses(
+                (status = 204, description = "Some site accepts this origin."),
+                (status = 400, description = "No Origin.", body = ErrorBody),
+                (status = 403, description = "No site accepts this origin.", body = ErrorBody),
+            ))]
         pub async fn $name(call: Call<'_>) -> Result<Resp, ApiError> {
             collect::preflight(call.app, &call.req)
         }
@@ -96,14 +97,15 @@ pub async fn metrics(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 /// A static file with `ETag` revalidation: its documented answers.
+#[rustfmt::skip]
 macro_rules! static_file {
     ($name:ident, $methods:tt, $path:literal, $summary:literal, $type:literal, $asset:expr) => {
         #[utoipa::path(method $methods, path = $path, summary = $summary,
-                            params(("If-None-Match" = Option<String>, Header, description = "A previous `ETag`.")),
-                            responses(
-                                (status = 200, description = "The file.", content_type = $type, body = String),
-                                (status = 304, description = "Not modified since the `ETag` sent."),
-                            ))]
+            params(("If-None-Match" = Option<String>, Header, description = "A previous `ETag`.")),
+            responses(
+                (status = 200, description = "The file.", content_type = $type, body = String),
+                (status = 304, description = "Not modified since the `ETag` sent."),
+            ))]
         pub async fn $name(call: Call<'_>) -> Result<Resp, ApiError> {
             Ok(assets::serve(&$asset, call.headers()))
         }
@@ -194,21 +196,22 @@ pub async fn optout(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 /// The documented answers of a visitor's own request.
+#[rustfmt::skip]
 macro_rules! me {
     ($name:ident, $path:literal, $summary:literal, $description:literal, $ok:tt, $forget:expr) => {
         #[utoipa::path(post, path = $path, summary = $summary, description = $description,
-                    request_body = visitor::MeRequest,
-                    responses(
-                        $ok,
-                        (status = 400, description = "Not `{\"site\",\"vid\"}` with a valid vid.", body = ErrorBody),
-                        (status = 403, description = "The Origin may not act for this site.", body = ErrorBody),
-                        (status = 404, description = "No such site.", body = ErrorBody),
-                        (status = 408, description = "The body took too long to arrive.", body = ErrorBody),
-                        (status = 413, description = "Body too large.", body = ErrorBody),
-                        (status = 429, description = "Rate limited.", body = ErrorBody,
-                            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-                        (status = 500, description = "The store failed.", body = ErrorBody),
-                    ))]
+            request_body = visitor::MeRequest,
+            responses(
+            $ok,
+                (status = 400, description = "Not `{\"site\",\"vid\"}` with a valid vid.", body = ErrorBody),
+                (status = 403, description = "The Origin may not act for this site.", body = ErrorBody),
+                (status = 404, description = "No such site.", body = ErrorBody),
+                (status = 408, description = "The body took too long to arrive.", body = ErrorBody),
+                (status = 413, description = "Body too large.", body = ErrorBody),
+                (status = 429, description = "Rate limited.", body = ErrorBody,
+                    headers(("Retry-After" = u32, description = "Seconds to wait."))),
+                (status = 500, description = "The store failed.", body = ErrorBody),
+            ))]
         pub async fn $name(call: Call<'_>) -> Result<Resp, ApiError> {
             visitor::me(call.app, call.req, call.peer, $forget).await
         }

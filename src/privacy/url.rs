@@ -1,6 +1,7 @@
 //! URL normalisation: reduces a page URL, a referrer or a URL inside a page (`href`, `src`,
-//! `srcset`, CSS `url()`) to what may be stored: no fragment (but an element id inside a page),
-//! no credentials, only allow-listed query parameters, identifier-like path segments as `:id`.
+//! `srcset`, CSS `url()`) to what may be stored: no fragment (but a single-page app's hash route
+//! in a page URL, or an element id inside a page), no credentials, only allow-listed query
+//! parameters, identifier-like path segments as `:id`.
 
 use std::borrow::Cow;
 
@@ -41,15 +42,17 @@ impl UrlPolicy {
 pub struct NormalizedUrl {
     /// `scheme://host[:port]` + normalised path + allowed query (`?` only when there is one).
     pub url: String,
-    /// The normalised path alone; always starts with `/`.
+    /// The normalised path alone; always starts with `/`. A hash route is part of it
+    /// (`/app#/settings`): single-page apps route there.
     pub path: String,
 }
 
 /// Normalises an absolute http(s) URL; `None` for anything else.
 pub fn normalize_url(raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
     let parsed = parse_web_url(raw)?;
-    let path = normalize_path(parsed.path());
+    let mut path = normalize_path(parsed.path());
     let query = allowed_query(&parsed, policy);
+    let route = parsed.fragment().and_then(hash_route);
 
     let mut url = origin(&parsed);
     url.push_str(&path);
@@ -57,7 +60,26 @@ pub fn normalize_url(raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
         url.push('?');
         url.push_str(&query);
     }
+    if let Some(route) = route {
+        url.push_str(&route);
+        path.push_str(&route);
+    }
     Some(NormalizedUrl { url, path })
+}
+
+/// A single-page app's hash route (`#/settings`, `#!/users/42`) normalised like a path, cut at
+/// its own query (`?`, `&`, `=`); `None` for any other fragment: those can carry tokens
+/// (`#access_token=…`) and are dropped.
+pub fn hash_route(fragment: &str) -> Option<String> {
+    let (bang, route) = match fragment.strip_prefix('!') {
+        Some(rest) => ("#!", rest),
+        None => ("#", fragment),
+    };
+    let route = route.split(['?', '&', '=']).next().unwrap_or_default();
+    if !route.starts_with('/') {
+        return None;
+    }
+    Some(format!("{bang}{}", normalize_path(route)))
 }
 
 /// Rewrites identifier-like segments of `path` to `:id`, keeping every `/` (also a trailing
@@ -287,6 +309,19 @@ mod tests {
         assert_eq!(n.url, "https://shop.example.com/users/:id/orders");
         assert_eq!(n.path, "/users/:id/orders");
         assert!(!n.url.contains("jane"));
+    }
+
+    #[test]
+    fn hash_routes_are_kept_like_paths_other_fragments_dropped() {
+        let n = norm("https://app.example/app?utm_source=x&q=1#/users/jane@example.com/orders/12345?tab=2");
+        assert_eq!(n.url, "https://app.example/app?utm_source=x#/users/:id/orders/:id");
+        assert_eq!(n.path, "/app#/users/:id/orders/:id");
+        assert_eq!(norm("https://app.example/#!/settings").path, "/#!/settings");
+        assert_eq!(norm("https://app.example/#/cb&access_token=eyJhbGciOiJIUzI1NiJ9").path, "/#/cb");
+        for dropped in ["#access_token=abc", "#section-2", "#", "#!x", "#%2Fsettings"] {
+            let n = norm(&format!("https://app.example/docs{dropped}"));
+            assert_eq!((n.url.as_str(), n.path.as_str()), ("https://app.example/docs", "/docs"), "{dropped}");
+        }
     }
 
     #[test]

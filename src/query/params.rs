@@ -109,6 +109,8 @@ pub enum KindParam {
     #[default]
     Click,
     Move,
+    /// Only the clicks the snippet reported as dead.
+    Dead,
 }
 
 impl From<KindParam> for HeatKind {
@@ -116,6 +118,7 @@ impl From<KindParam> for HeatKind {
         match k {
             KindParam::Click => HeatKind::Click,
             KindParam::Move => HeatKind::Move,
+            KindParam::Dead => HeatKind::Dead,
         }
     }
 }
@@ -154,7 +157,7 @@ pub struct HeatmapQuery {
     pub to: Option<Day>,
     /// Page path starting with `/` (normalised like stored paths), or a full http(s) URL.
     pub path: String,
-    /// `click` (default) or `move`.
+    /// `click` (default), `move`, or `dead` (only the clicks that changed nothing).
     #[serde(default)]
     #[param(inline)]
     pub kind: KindParam,
@@ -215,6 +218,8 @@ pub struct SessionsQuery {
     pub replay: Option<bool>,
     /// Only sessions with at least this many rage clicks.
     pub min_rage_clicks: Option<u32>,
+    /// Only sessions with any of these signals: `rage`, `dead`, `error`, `quickback`, comma-separated.
+    pub signal: Option<String>,
 }
 
 impl SessionsQuery {
@@ -232,6 +237,10 @@ impl SessionsQuery {
             min_duration_ms: self.min_duration_ms,
             replay: self.replay,
             min_rage_clicks: self.min_rage_clicks,
+            signals: match &self.signal {
+                Some(list) => SessionFilter::parse_signals(list)?,
+                None => Vec::new(),
+            },
         };
         Ok(SessionQuery { range, limit, cursor, filter })
     }

@@ -14,6 +14,7 @@ use crate::model::{now_ms, Event, Id128, SiteSettings, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::params::{HeatmapQuery, PagesQuery, ScrollQuery, SessionsQuery, StatsQuery};
 use crate::query::{SessionPage, Stats};
+use crate::rollup::track::Signal;
 
 /// Largest body accepted by the operator API.
 const MAX_API_BODY: usize = 64 * 1024;
@@ -30,6 +31,8 @@ pub struct SessionEvents {
     pub id: String,
     /// In time order.
     pub events: Vec<Event>,
+    /// Frustration signals, for the replay timeline.
+    pub signals: Vec<Signal>,
 }
 
 /// The `{site}` of the path, which must be a configured site.
@@ -183,7 +186,8 @@ pub async fn session(call: Call<'_>) -> Result<Resp, ApiError> {
     let id = Id128::parse(sid).ok_or_else(|| bad("session id must be 32 lowercase hex".into()))?;
     let events =
         call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
-    Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events }))
+    let signals = crate::rollup::track::signals_of(&events);
+    Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events, signals }))
 }
 
 #[utoipa::path(delete, path = "/api/sites/{site}/visitors/{visitor_key}", summary = "Erase one pseudonymous visitor",

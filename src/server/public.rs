@@ -136,6 +136,14 @@ static_file!(
     "text/javascript",
     assets::PLAYER
 );
+static_file!(
+    more,
+    (get, head),
+    "/hushtale-more.js",
+    "The snippet's lazily loaded part: SPA views, dead clicks, pointer moves and resizes",
+    "text/javascript",
+    assets::MORE
+);
 static_file!(demo, (get), "/demo", "Demo page embedding the snippet", "text/html", assets::DEMO);
 
 #[utoipa::path(method(get, head), path = "/dashboard",
@@ -169,13 +177,13 @@ pub async fn dashboard_file(call: Call<'_>) -> Result<Resp, ApiError> {
     description = "Explains what is recorded and sets the cookie `hushtale_optout=1` for 400 days.",
     responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
 pub async fn disable(call: Call<'_>) -> Result<Resp, ApiError> {
-    Ok(visitor::disable(call.app, call.headers()))
+    Ok(visitor::disable(call.app, &call.req))
 }
 
 #[utoipa::path(get, path = "/enable", summary = "Opt-in page",
     responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
 pub async fn enable_page(call: Call<'_>) -> Result<Resp, ApiError> {
-    Ok(visitor::enable_page(call.headers()))
+    Ok(visitor::enable_page(call.app, &call.req))
 }
 
 #[utoipa::path(post, path = "/enable", summary = "Opt this browser back in",
@@ -185,7 +193,7 @@ pub async fn enable_page(call: Call<'_>) -> Result<Resp, ApiError> {
         (status = 403, description = "Not posted from this server's own page.", body = ErrorBody),
     ))]
 pub async fn enable(call: Call<'_>) -> Result<Resp, ApiError> {
-    visitor::enable(call.app, call.headers())
+    visitor::enable(call.app, &call.req)
 }
 
 #[utoipa::path(get, path = "/optout", summary = "Whether this browser opted out",

@@ -137,6 +137,7 @@ pub fn table() -> Vec<Route> {
         route!(Public, public::snippet),
         route!(Public, public::replay_recorder),
         route!(Public, public::replay_player),
+        route!(Public, public::more),
         route!(Public, public::demo),
         route!(Public, public::dashboard),
         route!(Public, public::dashboard_file),

@@ -198,9 +198,10 @@ pub async fn enable(call: Call<'_>) -> Result<Resp, ApiError> {
 
 #[utoipa::path(get, path = "/optout", summary = "Whether this browser opted out",
     description = "CORS with credentials for origins any site accepts.",
+    params(("site" = Option<String>, Query, description = "A site id: the answer then says how its replay masks text.")),
     responses((status = 200, description = "The state.", body = visitor::OptOutStatus)))]
 pub async fn optout(call: Call<'_>) -> Result<Resp, ApiError> {
-    Ok(visitor::status(call.app, call.headers()))
+    Ok(visitor::status(call.app, call.headers(), call.req.uri().query()))
 }
 
 /// The documented answers of a visitor's own request.

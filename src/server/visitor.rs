@@ -190,9 +190,12 @@ fn own_origin(app: &App, headers: &HeaderMap) -> Option<String> {
 }
 
 /// `GET /optout`: whether this browser carries the collector's opt-out cookie.
-pub fn status(app: &App, headers: &HeaderMap) -> Resp {
-    let mut r =
-        response::no_store(response::json(StatusCode::OK, &OptOutStatus { opted_out: has_optout_cookie(headers) }));
+pub fn status(app: &App, headers: &HeaderMap, query: Option<&str>) -> Resp {
+    // The snippet asks with `?site=ID` to learn how its replay masks page text.
+    let site = query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "site"));
+    let mask_text = site.and_then(|(_, id)| app.sites.get(&id)).map(|s| s.settings.mask_text);
+    let answer = OptOutStatus { opted_out: has_optout_cookie(headers), mask_text };
+    let mut r = response::no_store(response::json(StatusCode::OK, &answer));
     match cors::origin(headers) {
         Some(o) if app.sites.any_allows_origin(o) => cors::allow(&mut r, o),
         _ => cors::vary_origin(&mut r),
@@ -213,6 +216,9 @@ pub struct MeRequest {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OptOutStatus {
     pub opted_out: bool,
+    /// How the replay masks page text on the site named by `?site=`, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_text: Option<crate::model::MaskText>,
 }
 
 /// `POST /me/export` and `POST /me/forget`: the visitor proves who they are with their own `vid`.

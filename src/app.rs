@@ -14,7 +14,7 @@ use crate::telemetry::Metrics;
 
 pub struct App {
     pub config: Config,
-    pub sites: Sites,
+    pub sites: Arc<Sites>,
     pub store: Arc<dyn Store>,
     pub writer: Writer,
     pub metrics: Metrics,

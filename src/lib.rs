@@ -100,16 +100,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         keyer: privacy::VisitorKeyer::new(&secret),
         admin_token: token.value().to_owned(),
         config,
-        sites,
+        sites: Arc::new(sites),
         store: store.clone(),
         writer,
         metrics,
         registry,
     });
-    let housekeeping = tokio::spawn(store::retention::run(app.clone()));
+    let retention = store::retention::run(app.writer.clone(), app.sites.clone(), app.config.retention.clone());
+    let housekeeping = [tokio::spawn(retention), tokio::spawn(server::ratelimit::prune(app.clone()))];
     server::serve(listener, app.clone(), tls, shutdown).await;
-    housekeeping.abort();
-    let _ = housekeeping.await;
+    for task in housekeeping {
+        task.abort();
+        let _ = task.await;
+    }
     // Connections are closed: dropping the last writer handle lets the writer drain and stop.
     drop(app);
     writer_task.finish().await;

@@ -86,3 +86,14 @@ mod tests {
         assert!(l.check("10.0.0.1".parse().unwrap()).is_err(), "mapped IPv4 is the same client");
     }
 }
+
+/// Runs until aborted: forgets idle addresses of the server's limiters, so that their memory
+/// follows the addresses seen lately, not all seen since start.
+pub async fn prune(app: std::sync::Arc<crate::app::App>) {
+    let mut tick = tokio::time::interval(app.config.retention.interval);
+    loop {
+        tick.tick().await;
+        app.collect_limiter.prune();
+        app.visitor_limiter.prune();
+    }
+}

@@ -28,7 +28,7 @@ printf 'store = "clickhouse+%s/hushtale_bench"\n[rate_limit]\ncollect_per_second
 start() { # name config port
   mkdir -p "$WORK/$1"
   [ -f "$WORK/secret" ] && cp "$WORK/secret" "$WORK/$1/secret"
-  HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn "$BIN" --listen "127.0.0.1:$3" --data "$WORK/$1" --config "$2" >/dev/null 2>&1 &
+  HUSHTALE_ADMIN_TOKEN=bench-operator-token RUST_LOG=warn "$BIN" --listen "127.0.0.1:$3" --data "$WORK/$1" --config "$2" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$3/healthz" >/dev/null && break; sleep 0.05; done
   [ -f "$WORK/secret" ] || cp "$WORK/$1/secret" "$WORK/secret"
@@ -61,5 +61,5 @@ run "sled, one collector" 28701
 run "ClickHouse, one collector" 28702
 run "ClickHouse, two collectors" 28702 28703
 for p in 28701 28702; do
-  echo "port $p: $(curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$p/api/sites/demo/stats" | head -c 160)"
+  echo "port $p: $(curl -s -H 'Authorization: Bearer bench-operator-token' "http://127.0.0.1:$p/api/sites/demo/stats" | head -c 160)"
 done

@@ -511,8 +511,9 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
         .origins
         .into_iter()
         .map(|o| {
-            normalize_origin(&o)
-                .ok_or_else(|| ConfigError::Invalid(format!("origin {o:?} is not scheme://host[:port], \"*\" or \"null\"")))
+            normalize_origin(&o).ok_or_else(|| {
+                ConfigError::Invalid(format!("origin {o:?} is not scheme://host[:port], \"*\" or \"null\""))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let retention_days = raw.retention_days.unwrap_or_else(default_retention_days);

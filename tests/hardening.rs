@@ -140,7 +140,11 @@ fn request_supplied_text_never_reaches_the_log() {
     b["site"] = json!(format!("{canary}@example.com"));
     http.post(format!("{base}/collect")).json(&b).send().unwrap();
     http.get(format!("{base}/{canary}-path")).send().unwrap();
-    http.post(format!("{base}/collect")).header("origin", format!("https://{canary}.example")).body("{").send().unwrap();
+    http.post(format!("{base}/collect"))
+        .header("origin", format!("https://{canary}.example"))
+        .body("{")
+        .send()
+        .unwrap();
     http.post(format!("{base}/me/export")).json(&json!({"site": canary, "vid": id(1)})).send().unwrap();
     http.get(format!("{base}/api/sites/{canary}/stats")).bearer_auth(TOKEN).send().unwrap();
     http.get(format!("{base}/api/sites/demo/heatmap?path={canary}")).bearer_auth(TOKEN).send().unwrap();

@@ -131,8 +131,9 @@ pub struct ClickHouseStore {
 impl ClickHouseStore {
     /// Connects, creates the database and tables when missing, and checks the schema version.
     pub async fn connect(target: &ClickHouseTarget) -> Result<Self, StoreError> {
-        let db = Db::new(target);
+        let db = Db::connect(target).await?;
         schema::ensure(&db).await?;
+        tokio::spawn(write::sweep(db.clone()));
         Ok(Self { db })
     }
 }

@@ -20,7 +20,7 @@ pub struct BatchRow<'a> {
     pub events: &'a [u8],
 }
 
-/// `sessions`: a claim, retraction, confirmation or completion of one session version.
+/// `sessions`: a claim, retraction, confirmation or count of one session version.
 #[derive(Row, Serialize)]
 pub struct SessionRow<'a> {
     pub site: &'a str,
@@ -34,6 +34,9 @@ pub struct SessionRow<'a> {
     /// The session's [`super::Record`] as JSON on claims; empty on the other marks.
     #[serde(with = "serde_bytes")]
     pub record: &'a [u8],
+    /// The claim's rollup rows ([`super::rollups::Pending`]) as JSON; empty on other marks.
+    #[serde(with = "serde_bytes")]
+    pub rollups: &'a [u8],
 }
 
 /// `sites`: a site created through the API; the newest `updated` wins.

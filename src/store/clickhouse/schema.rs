@@ -20,11 +20,13 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
+use super::claims::{CONFIRM, COUNTED};
 use super::client::Db;
 use crate::store::StoreError;
 
 /// Bump when a table changes; [`ensure`] refuses to run against a newer schema.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `sessions` gains `rollups` (a claim's rollup rows, until counted) and `written`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied DateTime DEFAULT now())
@@ -35,7 +37,8 @@ const TABLES: &[&str] = &[
        day Date, keep UInt64, events String)
      ENGINE = ReplacingMergeTree(keep) PARTITION BY toYYYYMM(day) ORDER BY (site, sid, seq)",
     "CREATE TABLE IF NOT EXISTS sessions (site String, sid FixedString(16), version UInt32, token UInt64,
-       mark UInt8, anchor Int64, day Date, visitor FixedString(16), record String)
+       mark UInt8, anchor Int64, day Date, visitor FixedString(16), record String, rollups String,
+       written DateTime DEFAULT now())
      ENGINE = MergeTree PARTITION BY toYYYYMM(day) ORDER BY (site, sid, version, token)",
     "CREATE TABLE IF NOT EXISTS day_visitors (site String, day Int32, visitor FixedString(16))
      ENGINE = ReplacingMergeTree ORDER BY (site, day, visitor)",
@@ -62,11 +65,11 @@ struct Version {
     v: u32,
 }
 
-/// Creates the database and tables when missing and records the schema version.
+/// Creates the database and tables when missing (on every shard) and records the schema
+/// version.
 pub async fn ensure(db: &Db) -> Result<(), StoreError> {
-    db.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", db.database)).await?;
-    for ddl in TABLES {
-        db.execute(ddl).await?;
+    for shard in db.shards() {
+        create(&shard, db.cluster()).await?;
     }
     let found: Vec<Version> = Db::fetch(db.query("SELECT max(version) AS v FROM schema_version")).await?;
     let found = found.first().map_or(0, |r| r.v);
@@ -76,9 +79,59 @@ pub async fn ensure(db: &Db) -> Result<(), StoreError> {
             db.database
         )));
     }
+    if found == 1 && db.cluster().is_none() {
+        migrate_from_1(db).await?;
+    }
     if found < SCHEMA_VERSION {
-        // Version 1 is the first; later versions would migrate from `found` here.
         db.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
     }
     Ok(())
+}
+
+/// The database and tables on one server. On a cluster each table is `NAME_local` there, plus
+/// `NAME`, a `Distributed` table over every shard's `NAME_local` (so any server answers
+/// queries); the schema version stays a plain table on each server.
+async fn create(shard: &Db, cluster: Option<&str>) -> Result<(), StoreError> {
+    shard.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", shard.database)).await?;
+    for ddl in TABLES {
+        let name = ddl.trim_start_matches(CREATE).split_whitespace().next().unwrap_or_default();
+        match cluster {
+            Some(cluster) if name != "schema_version" => {
+                let local = shard.local(name);
+                shard.execute(&ddl.replacen(&format!("{CREATE}{name} "), &format!("{CREATE}{local} "), 1)).await?;
+                shard
+                    .execute(&format!(
+                        "{CREATE}{name} AS {local} ENGINE = Distributed({cluster}, {}, {local}, rand())",
+                        shard.database
+                    ))
+                    .await?;
+            }
+            _ => shard.execute(ddl).await?,
+        }
+    }
+    Ok(())
+}
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS ";
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+/// 1 → 2: the new `sessions` columns, and every confirmed version of version 1 marked as
+/// counted (version 1 inserted rollups right after confirming).
+async fn migrate_from_1(db: &Db) -> Result<(), StoreError> {
+    let q = db
+        .query("SELECT count() AS n FROM system.columns WHERE database = ? AND table = 'sessions' AND name = 'rollups'")
+        .bind(&db.database);
+    let has: Vec<Count> = Db::fetch(q).await?;
+    if has.first().is_none_or(|c| c.n == 0) {
+        db.execute("ALTER TABLE sessions ADD COLUMN rollups String, ADD COLUMN written DateTime DEFAULT now()").await?;
+    }
+    db.execute(&format!(
+        "INSERT INTO sessions (site, sid, version, token, mark, anchor, day, visitor, record, rollups) \
+         SELECT site, sid, version, token, {COUNTED}, anchor, day, visitor, '', '' FROM sessions WHERE mark = {CONFIRM}"
+    ))
+    .await
 }

@@ -58,6 +58,7 @@ impl Serialize for Event {
                     + usize::from(v.title.is_some())
                     + opt(&v.load_ms)
                     + opt(&v.ttfb_ms)
+                    + usize::from(v.spa)
             }
             EventData::Click { ex, ey, dead, .. } => {
                 3 + usize::from(ex.is_some()) + usize::from(ey.is_some()) + usize::from(*dead)
@@ -94,6 +95,9 @@ impl Serialize for Event {
                 }
                 if let Some(t) = &v.ttfb_ms {
                     m.serialize_entry("ttfb_ms", t)?;
+                }
+                if v.spa {
+                    m.serialize_entry("spa", &true)?;
                 }
             }
             EventData::Move { x, y } => {
@@ -221,6 +225,9 @@ pub struct View {
     pub load_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<f64>,
+    /// A same-document navigation (history API or hash route): no load timing of its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub spa: bool,
 }
 
 impl EventData {
@@ -295,6 +302,12 @@ pub struct SessionSummary {
     pub rage_clicks: u32,
     /// Clicks the snippet reported as changing nothing.
     pub dead_clicks: u32,
+    /// Clicks followed within 1 s by an error on the same page.
+    #[serde(default)]
+    pub error_clicks: u32,
+    /// Pageviews left within 5 s by returning to the previous path.
+    #[serde(default)]
+    pub quick_backs: u32,
 }
 
 /// A site: who may send to it and how its data is treated.
@@ -310,6 +323,29 @@ pub struct SiteSettings {
     pub allowed_params: Vec<String>,
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// How the replay masks page text (snippet and server alike).
+    #[serde(default)]
+    pub mask_text: MaskText,
+}
+
+/// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
+/// e-mails, dates, prices) and leaves other words readable; `all` masks every character of page
+/// text (Clarity's strict mode), because names and street addresses have no pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskText {
+    #[default]
+    Digits,
+    All,
+}
+
+impl MaskText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskText::Digits => "digits",
+            MaskText::All => "all",
+        }
+    }
 }
 
 pub fn default_allowed_params() -> Vec<String> {
@@ -379,6 +415,7 @@ mod tests {
                 dh: 4.0,
                 load_ms: Some(5.0),
                 ttfb_ms: None,
+                spa: false,
             }),
         };
         let bytes = rmp_serde::to_vec_named(&view).unwrap();

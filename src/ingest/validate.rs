@@ -142,18 +142,7 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
     let t = (t + skew).round() as i64;
     let kind = e.k.as_deref().ok_or(DropReason::MissingField)?;
     let data = match kind {
-        "view" => EventData::View(View {
-            url: text(e.url, limits.max_url_len)?,
-            path: String::new(),
-            referrer: opt_text(e.referrer, limits.max_url_len)?,
-            title: opt_text(e.title, limits.max_title_len)?,
-            vw: coord(e.vw)?,
-            vh: coord(e.vh)?,
-            dw: coord(e.dw)?,
-            dh: coord(e.dh)?,
-            load_ms: opt_duration(e.load_ms)?,
-            ttfb_ms: opt_duration(e.ttfb_ms)?,
-        }),
+        "view" => view(e, limits)?,
         "move" => EventData::Move { x: coord(e.x)?, y: coord(e.y)? },
         "click" => EventData::Click {
             x: coord(e.x)?,
@@ -180,6 +169,26 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
         _ => return Err(DropReason::UnknownKind),
     };
     Ok(Event { t, data })
+}
+
+/// A same-document (`spa`) view has no load of its own: any timing it carries is ignored, so
+/// load figures only ever describe real page loads.
+fn view(e: WireEvent<'_>, limits: &Limits) -> Result<EventData, DropReason> {
+    let spa = e.spa.unwrap_or(false);
+    let timing = |v: Option<f64>| if spa { Ok(None) } else { opt_duration(v) };
+    Ok(EventData::View(View {
+        url: text(e.url, limits.max_url_len)?,
+        path: String::new(),
+        referrer: opt_text(e.referrer, limits.max_url_len)?,
+        title: opt_text(e.title, limits.max_title_len)?,
+        vw: coord(e.vw)?,
+        vh: coord(e.vh)?,
+        dw: coord(e.dw)?,
+        dh: coord(e.dh)?,
+        load_ms: timing(e.load_ms)?,
+        ttfb_ms: timing(e.ttfb_ms)?,
+        spa,
+    }))
 }
 
 fn text(value: Option<Cow<'_, str>>, max: usize) -> Result<String, DropReason> {

@@ -50,6 +50,7 @@ pub struct WireEvent<'a> {
     pub dh: Option<f64>,
     pub load_ms: Option<f64>,
     pub ttfb_ms: Option<f64>,
+    pub spa: Option<bool>,
     pub x: Option<f64>,
     pub y: Option<f64>,
     #[serde(borrow)]

@@ -67,6 +67,7 @@ pub struct SketchRow<'a> {
 
 /// `day_rollups`.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct DayRollupRow {
     pub site: String,
     pub day: i32,
@@ -83,6 +84,7 @@ pub struct DayRollupRow {
 
 /// `page_rollups`.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct PageRollupRow {
     pub site: String,
     pub day: i32,
@@ -104,10 +106,13 @@ pub struct PageRollupRow {
     pub reach_counts: Vec<u64>,
     pub fold_sum_px: f64,
     pub fold_sum_pct: f64,
+    pub error_clicks: u64,
+    pub quick_backs: u64,
 }
 
 /// `heat_rollups`: cells `(x << 16) | y` of one band of a heatmap.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct HeatRollupRow {
     pub site: String,
     pub path: String,
@@ -123,6 +128,7 @@ pub struct HeatRollupRow {
 
 /// `element_rollups`: clicks on one selector, points `(ex << 8) | ey` inside its box.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct ElementRollupRow {
     pub site: String,
     pub path: String,

@@ -37,7 +37,9 @@ fn fresh_database() -> String {
 
 /// Runs SQL on the test ClickHouse (for checks only the database can answer, and cleanup).
 fn ch_query(ch: &str, sql: &str) -> String {
-    let r = reqwest::blocking::Client::new().post(format!("{ch}/")).body(sql.to_owned()).send().unwrap();
+    // Generous: dropping a database waits for its merges, slow on a busy machine.
+    let http = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(180)).build().unwrap();
+    let r = http.post(format!("{ch}/")).body(sql.to_owned()).send().unwrap();
     let status = r.status();
     let text = r.text().unwrap();
     assert!(status.is_success(), "{sql}: {text}");
@@ -170,7 +172,8 @@ fn both(name: &str, scenario: fn(&Backend) -> Value) {
 }
 
 /// Server-clock fields (the server corrects client skew on arrival) may differ by the time
-/// the two runs took to send; visitor keys differ because each test server has its own secret;
+/// the two runs took to send (starting two collectors on a busy machine takes seconds);
+/// visitor keys differ because each test server has its own secret;
 /// cursors embed arrival times.
 fn compare(path: &str, a: &Value, b: &Value, diffs: &mut Vec<String>) {
     let key = path.rsplit('.').next().unwrap_or("");
@@ -192,7 +195,7 @@ fn compare(path: &str, a: &Value, b: &Value, diffs: &mut Vec<String>) {
             }
         }
         (Value::Number(x), Value::Number(y)) if matches!(key, "t" | "start" | "duration_ms") => {
-            let far = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() > 3000.0;
+            let far = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() > 20_000.0;
             far.then(|| diffs.push(format!("{path}: {x} vs {y}")));
         }
         (Value::String(x), Value::String(y)) if matches!(key, "visitor" | "visitor_key" | "next") => {

@@ -194,7 +194,8 @@ fn kill_rounds(store_line: &str, settle: Duration) {
     }
 
     // Resending after the last crash: whatever was in flight is stored once, acknowledged now.
-    let http = client(Duration::from_secs(10));
+    // (On ClickHouse a session the dead collector was mid-commit on is waited for ~10 s first.)
+    let http = client(Duration::from_secs(60));
     for s in &mut senders {
         let r = http.post(server.url("/collect")).json(&batch(s)).send().unwrap();
         assert_eq!(r.status(), 204);

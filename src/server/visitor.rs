@@ -189,11 +189,14 @@ fn own_origin(app: &App, headers: &HeaderMap) -> Option<String> {
 }
 
 /// `GET /optout`: whether this browser carries the collector's opt-out cookie.
-pub fn status(app: &App, headers: &HeaderMap) -> Resp {
-    let mut r = response::no_store(response::json(
-        StatusCode::OK,
-        &serde_json::json!({ "opted_out": has_optout_cookie(headers) }),
-    ));
+pub fn status(app: &App, headers: &HeaderMap, query: Option<&str>) -> Resp {
+    let mut answer = serde_json::json!({ "opted_out": has_optout_cookie(headers) });
+    // The snippet asks with `?site=ID` to learn how its replay masks page text.
+    let site = query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "site"));
+    if let Some(site) = site.and_then(|(_, id)| app.sites.get(&id)) {
+        answer["mask_text"] = site.settings.mask_text.as_str().into();
+    }
+    let mut r = response::no_store(response::json(StatusCode::OK, &answer));
     match cors::origin(headers) {
         Some(o) if app.sites.any_allows_origin(o) => cors::allow(&mut r, o),
         _ => cors::vary_origin(&mut r),

@@ -68,7 +68,7 @@ impl Server {
             .args(args)
             .env("HUSHTALE_ADMIN_TOKEN", "test-operator-token")
             .env_remove("HUSHTALE_CONFIG")
-            .env("RUST_LOG", "hushtale=info,warn")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -86,6 +86,11 @@ impl Server {
 
     pub fn addr(&self) -> String {
         self.base.split("://").nth(1).unwrap().to_owned()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
     }
 
     pub fn stop(mut self) {

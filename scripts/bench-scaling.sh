@@ -13,8 +13,9 @@ CH=${HUSHTALE_TEST_CLICKHOUSE:?run under scripts/with-clickhouse.sh}
 SHARDS=${HUSHTALE_TEST_CLICKHOUSE_SHARDS:-}
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 1; }
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --locked
-BIN="$TARGET/release/hushtale"
+# HUSHTALE_BIN: a binary already built (skips the release build).
+BIN=${HUSHTALE_BIN:-}
+if [ -z "$BIN" ]; then cargo build --release --quiet --locked; BIN="$TARGET/release/hushtale"; fi
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

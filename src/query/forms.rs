@@ -7,14 +7,14 @@ use crate::rollup::attention::{AttentionRollup, BANDS};
 use crate::rollup::form::{FieldRollup, FormRollup, PageForms};
 
 /// `GET /api/sites/{site}/forms`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Forms {
     pub path: String,
     /// Most started first.
     pub forms: Vec<FormStats>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FormStats {
     /// The form's short CSS path; `""` gathers fields outside any form.
     pub form: String,
@@ -26,7 +26,7 @@ pub struct FormStats {
     pub fields: Vec<FieldStats>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldStats {
     pub field: String,
     pub interactions: u64,
@@ -91,7 +91,7 @@ impl Forms {
 }
 
 /// `GET /api/sites/{site}/attention`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attention {
     pub path: String,
     pub pageviews: u64,
@@ -99,7 +99,7 @@ pub struct Attention {
     pub bands: Vec<Band>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Band {
     pub from_pct: u8,
     pub to_pct: u8,

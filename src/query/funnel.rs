@@ -80,7 +80,7 @@ pub struct FunnelQuery {
 }
 
 /// `GET /api/sites/{site}/funnel`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Funnel {
     pub steps: Vec<FunnelStep>,
     /// `dropped[i]`: up to 100 sessions (newest first) that reached step `i` but not `i+1`.
@@ -88,7 +88,7 @@ pub struct Funnel {
     pub within_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FunnelStep {
     pub path: String,
     pub sessions: u64,

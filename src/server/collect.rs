@@ -5,7 +5,6 @@
 //! events are validated; nothing reaches the writer before the privacy layer has rewritten it.
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, Request, StatusCode};
@@ -16,7 +15,7 @@ use super::{body, cors};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ingest::{decode, validate, Encoding, Format, IngestError};
-use crate::model::{Client, EventData};
+use crate::model::{now_ms, Client, EventData};
 use crate::privacy::{self, useragent, OptOutSignal};
 use crate::store::writer::SubmitError;
 use crate::store::WriteOutcome;
@@ -162,8 +161,4 @@ pub fn preflight(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
 
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

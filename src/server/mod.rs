@@ -9,15 +9,16 @@ mod body;
 mod certfiles;
 pub mod client;
 mod collect;
-pub use collect::now_ms;
 mod conn;
 mod cors;
 mod dashboard;
 mod firstparty;
+mod openapi;
 mod public;
 pub mod ratelimit;
 pub mod response;
 mod router;
+mod routes;
 pub mod tls;
 mod visitor;
 

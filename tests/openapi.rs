@@ -94,6 +94,7 @@ fn request(f: &Fixture, doc: &Value, method: &str, path: &str, op: &Value) -> re
         match (p["in"].as_str().unwrap(), name) {
             ("path", _) => {}
             ("query", "path") => query.push(("path", "/a")),
+            ("query", "steps") => query.push(("steps", "/a,/b")),
             ("header", "Origin") => rb = rb.header("origin", "http://localhost:9"),
             (place, _) => panic!("no value for required {place} parameter {name} of {method} {path}"),
         }

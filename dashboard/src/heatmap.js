@@ -26,7 +26,12 @@ export function samePath(u, path) {
   return re.test(norm(p));
 }
 
-/** The events of the most recent full snapshot of `path` (the snap and its continuation parts). */
+/** How long after a single-page-app view its route is taken to have rendered. */
+const ROUTE_SETTLE_MS = 2000;
+
+/** The events of the most recent full snapshot of `path` (the snap and its continuation parts);
+ * for a single-page-app route (a `view` with `spa`), the snapshot before it and the mutations
+ * until the route settled (the next view, or 2 s), so the page shows as that route rendered. */
 export function snapshotOf(events, path) {
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i];
@@ -34,6 +39,15 @@ export function snapshotOf(events, path) {
       const parts = [e];
       for (let j = i + 1; j < events.length && events[j].k == 'snap' && !(events[j].d && events[j].d.u); j++) parts.push(events[j]);
       return { events: parts, width: Number(e.d.w) || 1280, t: e.t };
+    }
+    if (e.k == 'view' && e.spa && e.path == path) {
+      let j = i;
+      while (j >= 0 && !(events[j].k == 'snap' && events[j].d && events[j].d.u)) j--;
+      if (j < 0) continue;
+      const next = events.find((x, k) => k > i && x.k == 'view');
+      const until = Math.min(e.t + ROUTE_SETTLE_MS, next ? next.t - 1 : Infinity);
+      const parts = events.slice(j).filter((x) => (x.k == 'snap' || x.k == 'mut') && x.t <= until);
+      return { events: parts, width: Number(events[j].d.w) || 1280, t: e.t };
     }
   }
   return null;

@@ -14,10 +14,12 @@ mod conn;
 mod cors;
 mod dashboard;
 mod firstparty;
+mod openapi;
 mod public;
 pub mod ratelimit;
 pub mod response;
 mod router;
+mod routes;
 pub mod tls;
 mod visitor;
 

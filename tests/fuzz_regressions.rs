@@ -146,8 +146,26 @@ fn gzip_regressions() {
 
 /// Bytes the rules care about: separators of e-mails, URLs, IPs, cards; escapes; no-break space.
 const DICTIONARY: &[&[u8]] = &[
-    b"@", b".", b"%40", b"/", b":", b"::", b"#", b"?", b"&", b"=", b"-", b" ", b"4111", b"192.168.", b"utm_",
-    b"\xc2\xa0", b"\x1b[", b"https://", b"0", b"9",
+    b"@",
+    b".",
+    b"%40",
+    b"/",
+    b":",
+    b"::",
+    b"#",
+    b"?",
+    b"&",
+    b"=",
+    b"-",
+    b" ",
+    b"4111",
+    b"192.168.",
+    b"utm_",
+    b"\xc2\xa0",
+    b"\x1b[",
+    b"https://",
+    b"0",
+    b"9",
 ];
 
 struct XorShift(u64);
@@ -196,7 +214,8 @@ fn mutate(rng: &mut XorShift, corpus: &[Vec<u8>]) -> Vec<u8> {
 
 fn smoke(target: &str, check: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
-    let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(dir).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap()).collect();
+    let mut corpus: Vec<Vec<u8>> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap()).collect();
     corpus.extend(inputs(target).into_iter().map(|(_, data)| data));
     assert!(!corpus.is_empty(), "no seeds for {target}");
     let secs: Option<u64> = std::env::var("HUSHTALE_FUZZ_SMOKE_SECS").ok().and_then(|s| s.parse().ok());
@@ -210,7 +229,9 @@ fn smoke(target: &str, check: fn(&[u8])) {
     while deadline.map_or(runs < 1_500, |d| std::time::Instant::now() < d) {
         let input = mutate(&mut rng, &corpus);
         if std::panic::catch_unwind(|| check(&input)).is_err() {
-            panic!("{target} smoke (seed {seed:#x}, run {runs}) failed on {input:?}: add it to fuzz/regressions/{target}/");
+            panic!(
+                "{target} smoke (seed {seed:#x}, run {runs}) failed on {input:?}: add it to fuzz/regressions/{target}/"
+            );
         }
         runs += 1;
     }

@@ -78,13 +78,18 @@ pub async fn healthz(_call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics",
-    description = "OpenMetrics text; every metric name starts with `hushtale_`.",
+    description = "OpenMetrics text; every metric name starts with `hushtale_`. With `metrics_token` configured it needs `Authorization: Bearer` with that token (or the operator token).",
     responses(
         (status = 200, description = "The metrics.", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "`metrics_token` is set and was not sent.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody),
         (status = 500, description = "Encoding failed.", body = ErrorBody),
     ))]
 pub async fn metrics(call: Call<'_>) -> Result<Resp, ApiError> {
     let app = call.app;
+    if let Some(token) = &app.config.metrics_token {
+        super::router::authorize(app, &call.req, call.peer, &[token, &app.admin_token])?;
+    }
     app.metrics.queue_depth.set(app.writer.depth() as i64);
     let mut text = String::with_capacity(8 * 1024);
     prometheus_client::encoding::text::encode(&mut text, &app.registry)

@@ -361,8 +361,10 @@ impl SiteSettings {
         self.origins.iter().any(|o| o == "*")
     }
 
+    /// `Origin: null` can come from any sandboxed frame anywhere: not even `"*"` accepts it,
+    /// only a site that lists `"null"` itself.
     pub fn allows_origin(&self, origin: &str) -> bool {
-        self.accepts_any_origin() || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        (self.accepts_any_origin() && origin != "null") || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 }
 

@@ -167,8 +167,7 @@ impl Tracking {
                         if reach > page.reach_pct {
                             let from = page.reach_pct;
                             page.reach_pct = reach;
-                            let page = page.clone();
-                            deltas.page(site, &page).deepen(Some(from), reach);
+                            deltas.page(site, page).deepen(Some(from), reach);
                         }
                     }
                 }
@@ -189,12 +188,12 @@ impl Tracking {
                     }
                     page.moves += 1;
                     page.last_move_cell = Some(cell);
-                    let page = page.clone();
-                    deltas.heat(site, &page, HeatKind::Move, cell);
+                    deltas.heat(site, page, HeatKind::Move, cell);
                 }
                 _ => {}
             }
         }
+        self.attention.settle(site, deltas);
     }
 
     #[allow(clippy::too_many_arguments)]

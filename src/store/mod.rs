@@ -43,13 +43,6 @@ pub trait Store: Send + Sync + 'static {
     /// returns `Ok`, every batch is on disk. Returns one outcome per batch, in order.
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError>;
 
-    /// The blocking write path of an embedded store, which the writer calls from its own
-    /// threads (no hand-off to a blocking pool per group). `None`: the writer uses
-    /// [`Store::write`], durable on return.
-    fn blocking_writes(&self) -> Option<&dyn BlockingWrites> {
-        None
-    }
-
     /// Sites created through the API (configured ones live in the config).
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError>;
     async fn put_site(&self, site: &SiteSettings) -> Result<(), StoreError>;
@@ -90,14 +83,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable (used at shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
-}
-
-/// Group commits in two steps, so the writer can apply the next group while the previous one
-/// is being flushed. Only the writer calls these, from its own threads.
-pub trait BlockingWrites: Send + Sync {
-    /// Writes a group atomically, like [`Store::write`], but not yet durably.
-    fn write_unflushed(&self, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError>;
-    /// Makes every group written before this call started durable. May run while the next
-    /// group is being written.
-    fn flush(&self) -> Result<(), StoreError>;
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{BlockingWrites, Store, StoreError, WriteOutcome};
+use super::{Store, StoreError, WriteOutcome};
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
@@ -186,25 +186,10 @@ impl SledStore {
     }
 }
 
-impl BlockingWrites for SledStore {
-    fn write_unflushed(&self, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError> {
-        write::write_group(&self.trees(), &|| self.next_segment_id(), batches, false)
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.tree.flush()?;
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.blocking(move |s| write::write_group(&s.trees(), &|| s.next_segment_id(), &batches, true)).await
-    }
-
-    fn blocking_writes(&self) -> Option<&dyn BlockingWrites> {
-        Some(self)
+        self.blocking(move |s| write::write_group(&s.trees(), &|| s.next_segment_id(), &batches)).await
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {

@@ -205,14 +205,13 @@ impl<'t> Group<'t> {
 pub const SEGMENT_BYTES: usize = 96 * 1024;
 
 /// Writes `batches` into new segments whose ids come from `next_id` (each greater than every
-/// id before it) and, if `flush`, flushes (otherwise a later `flush` of the tree does). Segments go to their own tree first, then pointers, summaries and rollups as one
+/// id before it) and flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
 /// atomic batch: sled recovers a prefix of its single log, so after a crash every pointer finds
 /// its segment, and rollups are never counted without their events (or the reverse).
 pub fn write_group(
     trees: &super::Trees,
     next_id: &dyn Fn() -> u64,
     batches: &[StoredBatch],
-    flush: bool,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
         tree: &trees.main,
@@ -230,9 +229,7 @@ pub fn write_group(
         let (segments, main) = group.finish()?;
         trees.segments.apply_batch(segments)?;
         trees.main.apply_batch(main)?;
-        if flush {
-            trees.main.flush()?;
-        }
+        trees.main.flush()?;
     }
     Ok(outcomes)
 }

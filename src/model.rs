@@ -39,7 +39,7 @@ impl VisitorKey {
 
 /// One event as stored: scrubbed, with the server-corrected time in ms since the epoch.
 /// Serialised flat, as in the batch format: `{"t":…,"k":"click","x":…}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub t: i64,
     #[serde(flatten)]
@@ -58,6 +58,7 @@ impl Serialize for Event {
                     + usize::from(v.title.is_some())
                     + opt(&v.load_ms)
                     + opt(&v.ttfb_ms)
+                    + usize::from(v.spa)
             }
             EventData::Click { ex, ey, dead, .. } => {
                 3 + usize::from(ex.is_some()) + usize::from(ey.is_some()) + usize::from(*dead)
@@ -94,6 +95,9 @@ impl Serialize for Event {
                 }
                 if let Some(t) = &v.ttfb_ms {
                     m.serialize_entry("ttfb_ms", t)?;
+                }
+                if v.spa {
+                    m.serialize_entry("spa", &true)?;
                 }
             }
             EventData::Move { x, y } => {
@@ -142,7 +146,7 @@ impl Serialize for Event {
 }
 
 /// What happened. Field names match the batch format of DESIGN.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum EventData {
     View(View),
@@ -205,7 +209,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// A page view. `url` is normalised (allowed query parameters only); `path` is what rollups group by.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct View {
     pub url: String,
     pub path: String,
@@ -221,6 +225,9 @@ pub struct View {
     pub load_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<f64>,
+    /// A same-document navigation (history API or hash route): no load timing of its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub spa: bool,
 }
 
 impl EventData {
@@ -278,7 +285,7 @@ impl StoredBatch {
 }
 
 /// What the operator API shows of one session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub id: String,
     pub visitor: String,
@@ -295,10 +302,16 @@ pub struct SessionSummary {
     pub rage_clicks: u32,
     /// Clicks the snippet reported as changing nothing.
     pub dead_clicks: u32,
+    /// Clicks followed within 1 s by an error on the same page.
+    #[serde(default)]
+    pub error_clicks: u32,
+    /// Pageviews left within 5 s by returning to the previous path.
+    #[serde(default)]
+    pub quick_backs: u32,
 }
 
 /// A site: who may send to it and how its data is treated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteSettings {
     pub id: String,
     /// Allowed `Origin`s (`scheme://host[:port]`); `["*"]` accepts any.
@@ -310,6 +323,29 @@ pub struct SiteSettings {
     pub allowed_params: Vec<String>,
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// How the replay masks page text (snippet and server alike).
+    #[serde(default)]
+    pub mask_text: MaskText,
+}
+
+/// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
+/// e-mails, dates, prices) and leaves other words readable; `all` masks every character of page
+/// text (Clarity's strict mode), because names and street addresses have no pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskText {
+    #[default]
+    Digits,
+    All,
+}
+
+impl MaskText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskText::Digits => "digits",
+            MaskText::All => "all",
+        }
+    }
 }
 
 pub fn default_allowed_params() -> Vec<String> {
@@ -339,6 +375,11 @@ pub fn valid_site_id(id: &str) -> bool {
 pub const DAY_MS: i64 = 86_400_000;
 
 /// Days since 1970-01-01 (UTC) for a time in ms since the epoch.
+/// The one clock: ms since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn day_of(ms: i64) -> i32 {
     ms.div_euclid(DAY_MS) as i32
 }
@@ -379,6 +420,7 @@ mod tests {
                 dh: 4.0,
                 load_ms: Some(5.0),
                 ttfb_ms: None,
+                spa: false,
             }),
         };
         let bytes = rmp_serde::to_vec_named(&view).unwrap();

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use super::wire::{WireBatch, WireEvent, HARD_MAX_EVENTS};
 use super::IngestError;
 use crate::model::{Event, EventData, Id128, View};
+use crate::privacy::control;
 
 /// Per-batch limits (see `[limits]` in the config).
 #[derive(Debug, Clone)]
@@ -142,18 +143,7 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
     let t = (t + skew).round() as i64;
     let kind = e.k.as_deref().ok_or(DropReason::MissingField)?;
     let data = match kind {
-        "view" => EventData::View(View {
-            url: text(e.url, limits.max_url_len)?,
-            path: String::new(),
-            referrer: opt_text(e.referrer, limits.max_url_len)?,
-            title: opt_text(e.title, limits.max_title_len)?,
-            vw: coord(e.vw)?,
-            vh: coord(e.vh)?,
-            dw: coord(e.dw)?,
-            dh: coord(e.dh)?,
-            load_ms: opt_duration(e.load_ms)?,
-            ttfb_ms: opt_duration(e.ttfb_ms)?,
-        }),
+        "view" => view(e, limits)?,
         "move" => EventData::Move { x: coord(e.x)?, y: coord(e.y)? },
         "click" => EventData::Click {
             x: coord(e.x)?,
@@ -175,19 +165,46 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
         "submit" => EventData::Submit { form: text(e.form, limits.max_sel_len)? },
         "vis" => EventData::Vis { hidden: e.hidden.ok_or(DropReason::MissingField)? },
         "err" => EventData::Err { msg: text(e.msg, limits.max_msg_len)? },
-        "snap" => EventData::Snap { d: e.d.ok_or(DropReason::MissingField)? },
-        "mut" => EventData::Mut { d: e.d.ok_or(DropReason::MissingField)? },
+        "snap" => EventData::Snap { d: document(e.d)? },
+        "mut" => EventData::Mut { d: document(e.d)? },
         _ => return Err(DropReason::UnknownKind),
     };
     Ok(Event { t, data })
 }
 
+/// A same-document (`spa`) view has no load of its own: any timing it carries is ignored, so
+/// load figures only ever describe real page loads.
+fn view(e: WireEvent<'_>, limits: &Limits) -> Result<EventData, DropReason> {
+    let spa = e.spa.unwrap_or(false);
+    let timing = |v: Option<f64>| if spa { Ok(None) } else { opt_duration(v) };
+    Ok(EventData::View(View {
+        url: text(e.url, limits.max_url_len)?,
+        path: String::new(),
+        referrer: opt_text(e.referrer, limits.max_url_len)?,
+        title: opt_text(e.title, limits.max_title_len)?,
+        vw: coord(e.vw)?,
+        vh: coord(e.vh)?,
+        dw: coord(e.dw)?,
+        dh: coord(e.dh)?,
+        load_ms: timing(e.load_ms)?,
+        ttfb_ms: timing(e.ttfb_ms)?,
+        spa,
+    }))
+}
+
+/// Every stored string passes here (or [`document`]): control characters never reach storage.
 fn text(value: Option<Cow<'_, str>>, max: usize) -> Result<String, DropReason> {
     let value = value.ok_or(DropReason::MissingField)?;
     if value.len() > max {
         return Err(DropReason::TooLong);
     }
-    Ok(value.into_owned())
+    Ok(control::strip_controls(value))
+}
+
+fn document(value: Option<serde_json::Value>) -> Result<serde_json::Value, DropReason> {
+    let mut d = value.ok_or(DropReason::MissingField)?;
+    control::strip_controls_in_document(&mut d);
+    Ok(d)
 }
 
 fn opt_text(value: Option<Cow<'_, str>>, max: usize) -> Result<Option<String>, DropReason> {

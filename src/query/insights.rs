@@ -13,7 +13,7 @@ fn round1(v: f64) -> f64 {
 }
 
 /// `GET /api/sites/{site}/pages`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Pages {
     pub pages: Vec<PageStats>,
     /// Distinct paths in the range.
@@ -22,7 +22,7 @@ pub struct Pages {
     pub next: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PageStats {
     pub path: String,
     pub pageviews: u64,
@@ -34,6 +34,10 @@ pub struct PageStats {
     pub clicks: u64,
     pub rage_clicks: u64,
     pub dead_clicks: u64,
+    /// Clicks followed within 1 s by an error on the same page.
+    pub error_clicks: u64,
+    /// Views of this page left within 5 s by returning to the previous path.
+    pub quick_backs: u64,
 }
 
 impl Pages {
@@ -60,6 +64,8 @@ impl Pages {
                 clicks: r.clicks,
                 rage_clicks: r.rage_clicks,
                 dead_clicks: r.dead_clicks,
+                error_clicks: r.error_clicks,
+                quick_backs: r.quick_backs,
             })
             .collect();
         let next = (offset + limit < total).then_some(offset + limit);
@@ -68,7 +74,7 @@ impl Pages {
 }
 
 /// `GET /api/sites/{site}/scroll`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScrollReach {
     pub path: String,
     pub pageviews: u64,
@@ -81,7 +87,7 @@ pub struct ScrollReach {
     pub fold_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReachStep {
     pub pct: u8,
     pub share: f64,
@@ -117,7 +123,7 @@ impl ScrollReach {
 }
 
 /// `GET /api/sites/{site}/heatmap`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Heatmap {
     pub path: String,
     pub kind: &'static str,
@@ -130,7 +136,7 @@ pub struct Heatmap {
     pub elements: Vec<ElementHeat>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Geometry {
     /// Cell `x` is a column: the document width is split into `columns` equal columns.
     pub columns: u16,
@@ -140,14 +146,14 @@ pub struct Geometry {
     pub element_grid: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HeatCell {
     pub x: u16,
     pub y: u16,
     pub n: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ElementHeat {
     pub sel: String,
     pub n: u64,
@@ -225,10 +231,7 @@ impl Heatmap {
         elements.truncate(MAX_ELEMENTS_SHOWN);
         Heatmap {
             path: path.to_owned(),
-            kind: match kind {
-                HeatKind::Click => "click",
-                HeatKind::Move => "move",
-            },
+            kind: kind.as_str(),
             width: width.map_or("all", WidthClass::as_str),
             geometry: Geometry { columns: COLUMNS, row_px: ROW_PX, element_grid: ELEMENT_GRID },
             cells,

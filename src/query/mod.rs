@@ -4,11 +4,13 @@
 pub mod forms;
 pub mod funnel;
 pub mod insights;
+pub mod params;
 
 use serde::Serialize;
 use time::{Date, Duration, Month};
 
 use crate::model::{day_of, SessionSummary};
+use crate::rollup::track::SignalKind;
 use crate::rollup::DayRollup;
 
 /// An inclusive range of UTC days, as days since 1970-01-01.
@@ -72,14 +74,14 @@ pub fn format_day(day: i32) -> String {
 }
 
 /// `GET /api/sites/{site}/stats`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub site: String,
     pub days: Vec<DayStats>,
     pub totals: Totals,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayStats {
     pub day: String,
     pub pageviews: u64,
@@ -92,7 +94,7 @@ pub struct DayStats {
 
 /// Totals over the range; `visitors` counts each visitor once however many days they came
 /// (exact within one day, estimated to about 1.6 % across several).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub pageviews: u64,
     pub sessions: u64,
@@ -181,6 +183,8 @@ pub struct SessionFilter {
     pub min_duration_ms: Option<i64>,
     pub replay: Option<bool>,
     pub min_rage_clicks: Option<u32>,
+    /// Sessions with at least one of these signals (empty: no condition).
+    pub signals: Vec<SignalKind>,
 }
 
 /// Most sessions one list request examines; a filtered list continues from its cursor.
@@ -193,6 +197,29 @@ impl SessionFilter {
             && self.min_duration_ms.is_none_or(|m| s.duration_ms >= m)
             && self.replay.is_none_or(|r| s.replay == r)
             && self.min_rage_clicks.is_none_or(|r| s.rage_clicks >= r)
+            && (self.signals.is_empty() || self.signals.iter().any(|k| signal_count(s, *k) > 0))
+    }
+
+    /// Parses `signal=rage,dead,error,quickback` (any of them).
+    pub fn parse_signals(list: &str) -> Result<Vec<SignalKind>, String> {
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                SignalKind::parse(s).ok_or_else(|| {
+                    format!("unknown signal {s:?}: use rage, dead, error or quickback (comma-separated)")
+                })
+            })
+            .collect()
+    }
+}
+
+/// How many times a session showed one signal.
+pub fn signal_count(s: &SessionSummary, kind: SignalKind) -> u32 {
+    match kind {
+        SignalKind::Rage => s.rage_clicks,
+        SignalKind::Dead => s.dead_clicks,
+        SignalKind::Error => s.error_clicks,
+        SignalKind::QuickBack => s.quick_backs,
     }
 }
 
@@ -215,10 +242,26 @@ impl SessionCursor {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SessionPage {
     pub sessions: Vec<SessionSummary>,
     pub next: Option<String>,
+}
+
+/// `POST /me/export`: everything kept about one visitor.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct VisitorExport {
+    pub site: String,
+    /// The pseudonymous key the visitor is stored under.
+    pub visitor_key: String,
+    pub sessions: Vec<ExportedSession>,
+}
+
+/// One session of a [`VisitorExport`]: its summary and its events in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ExportedSession {
+    pub session: SessionSummary,
+    pub events: Vec<crate::model::Event>,
 }
 
 #[cfg(test)]

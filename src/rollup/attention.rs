@@ -167,6 +167,7 @@ mod tests {
                 dh: 5000.0,
                 load_ms: None,
                 ttfb_ms: None,
+                spa: false,
             }),
         )
     }

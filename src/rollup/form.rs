@@ -318,6 +318,7 @@ mod tests {
                 dh: 2000.0,
                 load_ms: None,
                 ttfb_ms: None,
+                spa: false,
             }),
         )
     }

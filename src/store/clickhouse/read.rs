@@ -133,6 +133,8 @@ struct PageRow {
     reach: (Vec<u8>, Vec<u64>),
     fold_px: f64,
     fold_pct: f64,
+    errors: u64,
+    quick_backs: u64,
 }
 
 impl PageRow {
@@ -153,6 +155,8 @@ impl PageRow {
             reach,
             fold_sum_px: self.fold_px,
             fold_sum_pct: self.fold_pct,
+            error_clicks: self.errors,
+            quick_backs: self.quick_backs,
         };
         (self.path, r)
     }
@@ -161,7 +165,8 @@ impl PageRow {
 const PAGE_COLUMNS: &str = "sum(pageviews) AS pageviews, sum(load_count) AS load_count, sum(load_sum) AS load_sum, \
      sumMap(loadMap.bucket, loadMap.n) AS load, sum(clicks) AS clicks, sum(rage_clicks) AS rage, \
      sum(dead_clicks) AS dead, sum(depth_sum_pct) AS depth, sumMap(reachMap.step, reachMap.n) AS reach, \
-     sum(fold_sum_px) AS fold_px, sum(fold_sum_pct) AS fold_pct";
+     sum(fold_sum_px) AS fold_px, sum(fold_sum_pct) AS fold_pct, sum(error_clicks) AS errors, \
+     sum(quick_backs) AS quick_backs";
 
 pub async fn pages(db: &Db, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
     let sql =

@@ -101,6 +101,8 @@ fn page_row(site: &str, day: i32, path: &str, r: &PageRollup) -> PageRollupRow {
         reach_counts: reach.iter().map(|(_, n)| *n).collect(),
         fold_sum_px: r.fold_sum_px,
         fold_sum_pct: r.fold_sum_pct,
+        error_clicks: r.error_clicks,
+        quick_backs: r.quick_backs,
     }
 }
 

@@ -101,6 +101,8 @@ pub struct PageRollupRow {
     pub reach_counts: Vec<u64>,
     pub fold_sum_px: f64,
     pub fold_sum_pct: f64,
+    pub error_clicks: u64,
+    pub quick_backs: u64,
 }
 
 /// `heat_rollups`: cells `(x << 16) | y` of one band of a heatmap.

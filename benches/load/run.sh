@@ -48,7 +48,7 @@ start() {
   echo "$name did not start:"; cat "$ROOT/$name.stderr"; exit 1
 }
 start_hushtale() {
-  start "$1" env HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn "$HUSHTALE" serve --listen 127.0.0.1:0 \
+  start "$1" env HUSHTALE_ADMIN_TOKEN=bench-operator-token RUST_LOG=warn "$HUSHTALE" serve --listen 127.0.0.1:0 \
     --data "$ROOT/data-$1" --config "$ROOT/hushtale.toml"
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }

@@ -68,7 +68,8 @@ pub enum RunError {
 }
 
 /// Runs the collector on `listener` until `shutdown` resolves; then stops accepting, lets open
-/// requests finish, drains the write queue and flushes. Tests bind port 0 and call this too.
+/// requests finish, drains the write queue and flushes. `main` calls this; the integration tests
+/// start the real binary on port 0 (`tests/common/mod.rs`).
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let data_err = |source| RunError::Data { path: config.data.display().to_string(), source };
     datadir::create_private(&config.data).map_err(data_err)?;

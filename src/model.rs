@@ -145,7 +145,7 @@ impl Serialize for Event {
     }
 }
 
-/// What happened. Field names match the batch format of DESIGN.md.
+/// What happened. Field names match the batch format of `../shared/DESIGN.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum EventData {

@@ -179,13 +179,15 @@ pub async fn dashboard_file(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/disable", summary = "Opt this browser out",
-    description = "Explains what is recorded and sets the cookie `hushtale_optout=1` for 400 days.",
+    description = "Explains what is recorded and sets the cookie `hushtale_optout=1` for 400 days (`Path` is the base path of `public_url`; `SameSite=None; Secure` over HTTPS), and says plainly that a cross-site collector cannot be reached this way where third-party cookies are blocked.",
+    params(("embed" = Option<String>, Query, description = "`1`: the compact widget a site frames on its privacy page (framable by the configured sites' origins; over HTTPS its cookie is `Partitioned`).")),
     responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
 pub async fn disable(call: Call<'_>) -> Result<Resp, ApiError> {
     Ok(visitor::disable(call.app, &call.req))
 }
 
 #[utoipa::path(get, path = "/enable", summary = "Opt-in page",
+    params(("embed" = Option<String>, Query, description = "`1`: the compact widget a site frames on its privacy page (framable by the configured sites' origins; over HTTPS its cookie is `Partitioned`).")),
     responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
 pub async fn enable_page(call: Call<'_>) -> Result<Resp, ApiError> {
     Ok(visitor::enable_page(call.app, &call.req))
@@ -193,6 +195,7 @@ pub async fn enable_page(call: Call<'_>) -> Result<Resp, ApiError> {
 
 #[utoipa::path(post, path = "/enable", summary = "Opt this browser back in",
     description = "Clears the opt-out cookie, only for a form posted from this server's own origin (`Origin`, else `Referer`).",
+    params(("embed" = Option<String>, Query, description = "`1`: the compact widget a site frames on its privacy page (framable by the configured sites' origins; over HTTPS its cookie is `Partitioned`).")),
     responses(
         (status = 303, description = "Opted back in; back to `/enable`."),
         (status = 403, description = "Not posted from this server's own page.", body = ErrorBody),

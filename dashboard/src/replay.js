@@ -91,8 +91,10 @@ export async function replayView(root, ctx) {
   cursor.innerHTML = '<svg width="22" height="22" viewBox="0 0 22 22" aria-hidden="true"><path d="M2 1.5 L2 17.5 L6.3 13.6 L9.2 20.2 L12 19 L9.2 12.6 L15 12.4 Z" fill="#111" stroke="#fff" stroke-width="1.4" stroke-linejoin="round"/></svg>';
   const nodom = h('div', { class: 'nodom', hidden: hasDom }, 'No page structure was recorded for this session (replay was not sampled): only the pointer is shown.');
   const hiddenNote = h('div', { class: 'hidden-note', hidden: true }, 'The visitor switched to another tab');
+  // Parts of the page whose parent is not in the recording (yet): said, never dropped silently.
+  const orphanNote = h('div', { class: 'hidden-note orphan-note', id: 'replay-orphans', hidden: true }, '');
   const overlay = h('div', { class: 'overlay' }, svg, cursor);
-  const screen = h('div', { class: 'screen', id: 'replay-screen' }, frame, nodom, overlay, hiddenNote);
+  const screen = h('div', { class: 'screen', id: 'replay-screen' }, frame, nodom, overlay, hiddenNote, orphanNote);
   const urlBar = h('div', { class: 'urlbar' }, h('span', { class: 'dots' }, '● ● ●'), h('span', { class: 'url', id: 'replay-url' }, ''), h('span', { class: 'vp', id: 'replay-vp' }, ''));
   const viewport = h('div', { class: 'viewport' }, screen);
   const stageBox = h('div', { class: 'replay-stage' }, urlBar, viewport);
@@ -205,6 +207,8 @@ export async function replayView(root, ctx) {
       })
     );
     hiddenNote.hidden = !s.hidden;
+    orphanNote.hidden = !b.pending;
+    orphanNote.textContent = b.pending ? `${b.pending} recorded page part(s) wait for a parent not in the recording yet` : '';
     range.value = String(Math.round(cur));
     range.style.setProperty('--p', `${(100 * cur) / Math.max(1, end)}%`);
     clock.textContent = `${duration(cur)} / ${duration(end)}`;

@@ -2,7 +2,7 @@
 // the heatmap's page matching, and the replay's time model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { safeAttr, safeUrl } from '../src/dom.js';
+import { elementFor, safeAttr, safeUrl } from '../src/dom.js';
 import { samePath, snapshotOf, heatPoints } from '../src/heatmap.js';
 import { frameState } from '../src/replay.js';
 
@@ -75,4 +75,20 @@ test('the replay state at a time: viewport, scroll, pointer, trail and ripples',
   assert.ok(Math.abs(s.ripples[0].age - 0.5) < 1e-9);
   s = frameState(ev, 5000);
   assert.deepEqual([s.vw, s.vh, s.ripples.length, s.trail.length], [400, 700, 0, 0]);
+});
+
+test('elements are built by local name from an allow-list; a namespace prefix is refused', () => {
+  for (const t of ['h:script', 'svg:script', 'h:iframe', 'x:base', 'x:meta', 'x:link', 'html:img', ':div'])
+    for (const svg of [false, true]) assert.equal(elementFor(t, svg), null, t);
+  for (const t of ['script', 'SCRIPT', 'iframe', 'base', 'meta', 'object', 'embed', 'frame', 'template', 'noscript'])
+    assert.equal(elementFor(t, false), null, t);
+  assert.equal(elementFor('script', true), null);
+  assert.equal(elementFor('animate', true), null, 'SVG animation can rewrite attributes at run time');
+  assert.deepEqual(elementFor('DIV', false), ['http://www.w3.org/1999/xhtml', 'div']);
+  assert.deepEqual(elementFor('lineargradient', true), ['http://www.w3.org/2000/svg', 'linearGradient'], 'SVG keeps its case');
+  assert.deepEqual(elementFor('my-widget', false), ['http://www.w3.org/1999/xhtml', 'my-widget']);
+  assert.deepEqual(elementFor('blink', false), ['http://www.w3.org/1999/xhtml', 'span'], 'unknown HTML becomes a span');
+  assert.equal(safeAttr('use', 'href', '#icon', base), '#icon', 'a fragment stays in this document');
+  assert.equal(safeAttr('div', 'x:onclick', 'y', base), undefined);
+  assert.equal(safeAttr('use', 'xlink:href', '#icon', base), '#icon');
 });

@@ -7,6 +7,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 export function player(doc) {
   const nodes = new Map();
+  const waiting = new Map(); // parent id -> adds that arrived before their parent
   let next = 0;
 
   function build(s, svg) {
@@ -39,10 +40,11 @@ export function player(doc) {
     return n;
   }
 
-  function add([p, b, first, s]) {
-    next = first;
+  function add(x) {
+    const [p, b, first, s] = x;
     const parent = p ? nodes.get(p) : doc;
-    if (!parent) return;
+    if (!parent) return (waiting.get(p) || waiting.set(p, []).get(p)).push(x);
+    next = first;
     const n = build(s, parent.namespaceURI == SVG && parent.localName != 'foreignObject');
     if (!p) {
       if (doc.documentElement) doc.removeChild(doc.documentElement);
@@ -52,20 +54,36 @@ export function player(doc) {
     parent.insertBefore(n, before && before.parentNode == parent ? before : null);
   }
 
+  // An add waits for its parent; once any waiting parent exists, its adds are applied.
+  function place(x) {
+    add(x);
+    for (let again = 1; again; ) {
+      again = 0;
+      for (const [p, list] of waiting)
+        if (nodes.has(p)) waiting.delete(p), list.forEach(add), (again = 1);
+    }
+  }
+
   return {
     nodes,
+    /** Adds still waiting for a parent that never arrived. */
+    get pending() {
+      let n = 0;
+      waiting.forEach((l) => (n += l.length));
+      return n;
+    },
     /** Apply one recorded event ({k, t, d}); other kinds are ignored. */
     apply(ev) {
       const d = ev.d;
       if (ev.k == 'snap') {
-        if (d.u) nodes.clear();
-        (d.a || []).forEach(add);
+        if (d.u) nodes.clear(), waiting.clear();
+        (d.a || []).forEach(place);
       } else if (ev.k == 'mut') {
         (d.r || []).forEach((id) => {
           const n = nodes.get(id);
           if (n) n.remove(), nodes.delete(id);
         });
-        (d.a || []).forEach(add);
+        (d.a || []).forEach(place);
         (d.m || []).forEach(([id, o]) => {
           const n = nodes.get(id);
           if (n && n.setAttribute)

@@ -83,7 +83,8 @@ impl Dropped {
     }
 }
 
-/// A batch whose envelope is valid, with its surviving events in corrected time order.
+/// A batch whose envelope is valid, with its surviving events in the client's order (times
+/// corrected, and raised where needed so they never go backwards).
 #[derive(Debug)]
 pub struct ValidBatch {
     pub site: String,
@@ -130,7 +131,8 @@ pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<Va
     if events.is_empty() {
         return Err(IngestError::NoValidEvent(dropped.describe()));
     }
-    events.sort_by_key(|e| e.t);
+    // Position in the batch is the client's order (the replay depends on it); times only follow.
+    crate::model::raise_to_running_max(&mut events);
     Ok(ValidBatch { site: batch.site.into_owned(), vid, sid, seq: batch.seq, events, dropped })
 }
 

@@ -62,7 +62,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Heatmap, StoreError>;
     async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError>;
 
-    /// All events of a session in time order; `None` when the session is unknown.
+    /// All events of a session in the client's order (`seq`, then position in batch; times
+    /// never go backwards: [`crate::model::in_client_order`]); `None` when the session is unknown.
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError>;
 
     /// Every session (summary and events) of one visitor, oldest first.

@@ -24,4 +24,6 @@ pub struct App {
     /// Per-IP limits on `/collect` and on the visitor-rights endpoints.
     pub collect_limiter: IpLimiter,
     pub visitor_limiter: IpLimiter,
+    /// Replay assets captured by the collector (see [`crate::assets`]).
+    pub assets: crate::assets::Assets,
 }

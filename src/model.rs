@@ -304,6 +304,13 @@ pub struct SiteSettings {
     pub allowed_params: Vec<String>,
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Origins whose stylesheets, images and fonts the collector captures for replays; `None`:
+    /// the site's `origins` (without `"*"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_origins: Option<Vec<String>>,
+    /// Allow capturing assets from private, loopback or link-local addresses (intranet sites).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assets_private: bool,
 }
 
 pub fn default_allowed_params() -> Vec<String> {

@@ -69,7 +69,8 @@ function describe(e) {
 
 export async function replayView(root, ctx) {
   const sid = ctx.arg;
-  const { events: raw } = await api(site(ctx.site, `sessions/${encodeURIComponent(sid)}`));
+  const { events: raw, assets = {} } = await api(site(ctx.site, `sessions/${encodeURIComponent(sid)}`));
+  const missing = Object.values(assets).filter((v) => !v).length;
   const events = raw.filter((e) => e && typeof e.t == 'number').sort((a, b) => a.t - b.t);
   if (!events.length) {
     root.append(h('div', { class: 'card empty' }, 'This session has no events.'));
@@ -112,7 +113,9 @@ export async function replayView(root, ctx) {
   const list = h('ol', { class: 'event-list', id: 'replay-events' });
   const summary = h('div', { class: 'replay-meta' },
     h('a', { href: '#/sessions', class: 'back' }, '← Sessions'),
-    h('span', {}, `Session ${sid.slice(0, 8)}… · ${when(events[0].t)} · ${duration(end)} · ${events.length} events`));
+    h('span', {}, `Session ${sid.slice(0, 8)}… · ${when(events[0].t)} · ${duration(end)} · ${events.length} events`),
+    // Assets come only from the collector's copies; say what could not be captured.
+    h('span', { id: 'replay-assets', class: 'muted', hidden: !missing }, ` · ${missing} page asset(s) not captured (outside the site's origins, behind a login, or not fetched yet): shown without them`));
   root.append(summary, h('div', { class: 'replay-layout' }, h('div', { class: 'card replay-main' }, stageBox, controls), h('div', { class: 'card replay-side' }, h('h2', {}, 'Events'), list)));
 
   // Timeline marks and inactive stretches.
@@ -133,7 +136,7 @@ export async function replayView(root, ctx) {
 
   // ----- the DOM in the frame -----
   const doc = await frameReady(frame);
-  const b = builder(doc);
+  const b = builder(doc, assets);
   let applied = 0; // events[0..applied) are in the document
 
   function applyUntil(t) {

@@ -2,7 +2,7 @@
 // the heatmap's page matching, and the replay's time model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { elementFor, safeAttr, safeUrl } from '../src/dom.js';
+import { elementFor, safeAttr, safeCss, safeUrl } from '../src/dom.js';
 import { samePath, snapshotOf, heatPoints } from '../src/heatmap.js';
 import { frameState } from '../src/replay.js';
 
@@ -91,4 +91,23 @@ test('elements are built by local name from an allow-list; a namespace prefix is
   assert.equal(safeAttr('use', 'href', '#icon', base), '#icon', 'a fragment stays in this document');
   assert.equal(safeAttr('div', 'x:onclick', 'y', base), undefined);
   assert.equal(safeAttr('use', 'xlink:href', '#icon', base), '#icon');
+});
+
+test('with an asset map, whatever loads comes from the collector or not at all; links go nowhere', () => {
+  const assets = { 'https://shop.example/a.css': '/dashboard/asset/' + 'a'.repeat(64), 'https://shop.example/img/x.png': '/dashboard/asset/' + 'b'.repeat(64), 'https://shop.example/gone.png': null };
+  const A = '/dashboard/asset/' + 'a'.repeat(64);
+  const B = '/dashboard/asset/' + 'b'.repeat(64);
+  assert.equal(safeAttr('link', 'href', '/a.css', base, assets), A);
+  assert.equal(safeAttr('img', 'src', 'img/x.png#frag', 'https://shop.example/', assets), B);
+  assert.equal(safeAttr('img', 'src', '/gone.png', base, assets), undefined);
+  assert.equal(safeAttr('img', 'src', 'https://evil.example/track.gif', base, assets), undefined);
+  assert.equal(safeAttr('img', 'srcset', '/img/x.png 1x, https://evil.example/y.png 2x', base, assets), B + ' 1x');
+  assert.equal(safeAttr('a', 'href', 'https://evil.example/', base, assets), '#');
+  assert.equal(safeAttr('a', 'href', 'javascript:x', base, assets), undefined);
+  assert.equal(safeAttr('use', 'href', '#icon', base, assets), '#icon');
+  assert.equal(safeAttr('div', 'style', "background:url('img/x.png')", 'https://shop.example/', assets), `background:url("${B}")`);
+  assert.equal(
+    safeCss("@import 'a.css'; @import url(https://evil.example/e.css); .x{background:url(https://evil.example/t.gif)} .m{mask:url(#m)} .d{background:url(data:image/png;base64,AA)}", 'https://shop.example/', assets),
+    `@import url("${A}"); @import url(""); .x{background:url("")} .m{mask:url(#m)} .d{background:url(data:image/png;base64,AA)}`
+  );
 });

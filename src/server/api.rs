@@ -196,7 +196,9 @@ async fn session(app: &App, site: &str, sid: &str) -> Result<Resp, ApiError> {
     let id = Id128::parse(sid).ok_or_else(|| ApiError::BadRequest("session id must be 32 lowercase hex".into()))?;
     let events =
         app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
-    Ok(response::json(StatusCode::OK, &serde_json::json!({ "id": sid, "events": events })))
+    // Where the replay finds each page asset: the collector's copy, or nothing (never the site).
+    let assets = app.assets.map_for(site, &events);
+    Ok(response::json(StatusCode::OK, &serde_json::json!({ "id": sid, "events": events, "assets": assets })))
 }
 
 async fn forget_visitor(app: &App, site: &str, key: &str) -> Result<Resp, ApiError> {

@@ -42,6 +42,10 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
         (Method::GET | Method::HEAD, "/hushtale-replay.js") => Ok(assets::serve(&assets::REPLAY, req.headers())),
         (Method::GET | Method::HEAD, "/hushtale-player.js") => Ok(assets::serve(&assets::PLAYER, req.headers())),
         (Method::GET, "/demo") => Ok(assets::serve(&assets::DEMO, req.headers())),
+        (Method::GET | Method::HEAD, p) if p.starts_with(crate::assets::ROUTE) => {
+            dashboard::asset(app, &p[crate::assets::ROUTE.len()..], req.headers())
+                .ok_or_else(|| ApiError::NotFound(format!("no asset {path}")))
+        }
         (Method::GET | Method::HEAD, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {
             dashboard::serve(p, req.headers()).ok_or_else(|| ApiError::NotFound(format!("no route for {path}")))
         }

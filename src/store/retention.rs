@@ -19,6 +19,8 @@ pub async fn run(app: Arc<App>) {
         let now = crate::server::now_ms() + app.config.retention.clock_skew_ms;
         for site in app.sites.all() {
             let before = now - site.settings.retention_days as i64 * DAY_MS;
+            let (assets, id) = (app.assets.clone(), site.settings.id.clone());
+            let _ = tokio::task::spawn_blocking(move || assets.expire(&id, before)).await;
             let mut total = 0;
             loop {
                 match app.writer.expire(&site.settings.id, before, app.config.retention.step).await {

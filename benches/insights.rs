@@ -120,6 +120,7 @@ fn session(site: &Site, n: u64) -> Vec<StoredBatch> {
                         dh: site.heights[page],
                         load_ms: Some(150.0 + rng.below(2000) as f64 * rng.unit()),
                         ttfb_ms: Some(20.0 + rng.below(200) as f64),
+                        spa: false,
                     }),
                 });
             }

@@ -23,6 +23,7 @@ fn batch(n: u64, seq: u32) -> StoredBatch {
             dh: 5000.0,
             load_ms: Some(400.0 + (n % 300) as f64),
             ttfb_ms: None,
+            spa: false,
         }),
     }];
     for i in 1..50 {

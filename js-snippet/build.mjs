@@ -22,6 +22,7 @@ const common = {
 };
 
 await build({ ...common, entryPoints: [join(here, 'src/index.js')], outfile: join(out, 'hushtale.js') });
+await build({ ...common, entryPoints: [join(here, 'src/more/index.js')], outfile: join(out, 'hushtale-more.js') });
 await build({ ...common, entryPoints: [join(here, 'src/replay/index.js')], outfile: join(out, 'hushtale-replay.js') });
 await build({
   ...common,

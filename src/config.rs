@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingest::Limits as EventLimits;
-use crate::model::{default_allowed_params, default_retention_days, valid_site_id, SiteSettings};
+use crate::model::{default_allowed_params, default_retention_days, valid_site_id, MaskText, SiteSettings};
 use crate::privacy::OptOutPolicy;
+use crate::store::clickhouse::ClickHouseTarget;
 use crate::store::writer::WriterConfig;
 use crate::telemetry::LogFormat;
 
@@ -43,6 +44,12 @@ pub struct RawConfig {
     pub retention: RawRetention,
     #[serde(default)]
     pub assets: RawAssets,
+    /// HTTPS: certificate files or automatic certificates from an ACME CA.
+    #[serde(default)]
+    pub tls: RawTls,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For`/`X-Forwarded-Proto` are believed, as CIDRs
+    /// (`["127.0.0.1/32", "10.0.0.0/8"]`). Default none: those headers are ignored.
+    pub trusted_proxies: Option<Vec<String>>,
     /// Sites accepted by this collector. None configured: one `demo` site accepting any origin.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -55,6 +62,51 @@ pub struct RawClickHouse {
     pub user: Option<String>,
     /// ClickHouse password. Default empty.
     pub password: Option<String>,
+}
+
+/// ClickHouse credentials from the environment, which win over the URL and the file.
+#[derive(Debug, Default, Clone)]
+pub struct ClickHouseEnv {
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ClickHouseEnv {
+    /// `HUSHTALE_CLICKHOUSE_USER` and `HUSHTALE_CLICKHOUSE_PASSWORD`.
+    pub fn read() -> Self {
+        Self {
+            user: std::env::var("HUSHTALE_CLICKHOUSE_USER").ok(),
+            password: std::env::var("HUSHTALE_CLICKHOUSE_PASSWORD").ok(),
+        }
+    }
+}
+
+impl RawClickHouse {
+    /// The target of store URL `url`: credentials from `env`, else the URL, else this section.
+    fn target(&self, url: &str, env: ClickHouseEnv) -> Result<ClickHouseTarget, String> {
+        let mut target = ClickHouseTarget::parse(url, self.user.clone(), self.password.clone())?;
+        target.user = env.user.or(target.user);
+        target.password = env.password.or(target.password);
+        Ok(target)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain (with `key`): serve HTTPS on `listen`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// Domains to get a certificate for from an ACME CA (instead of `cert`/`key`).
+    #[serde(default)]
+    pub acme_domains: Vec<String>,
+    /// Contact for the ACME account, like `mailto:ops@example.com`.
+    pub acme_contact: Option<String>,
+    /// ACME directory URL. Default Let's Encrypt's production directory.
+    pub acme_directory: Option<String>,
+    /// Extra PEM trust root for the ACME directory (a private or test CA).
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,8 +143,15 @@ pub struct RawLimits {
     pub max_group: Option<usize>,
     /// Open connections; more wait in the accept backlog. Default 10000.
     pub max_connections: Option<usize>,
-    /// Time allowed to send request headers, in ms. Default 10000.
+    /// Time allowed to send request headers, in ms; also the deadline for a new connection's
+    /// TLS handshake and first request. Default 10000.
     pub header_timeout_ms: Option<u64>,
+    /// A connection with no request in flight is closed after this long, in ms (HTTP/1.1
+    /// keep-alive and HTTP/2 alike, PINGs or not). Default 60000.
+    pub idle_timeout_ms: Option<u64>,
+    /// Open connections from one client address (IPv6: one /64); trusted proxies are exempt.
+    /// Default 256.
+    pub max_connections_per_ip: Option<usize>,
     /// Time allowed to send a request body, in ms. Default 15000.
     pub body_timeout_ms: Option<u64>,
     /// sled page cache. Default 256 MiB.
@@ -140,6 +199,9 @@ pub struct RawSite {
     /// Capture assets from private/loopback addresses too (intranet sites). Default false.
     #[serde(default)]
     pub assets_private: bool,
+    /// Replay text masking: `"digits"` (default) or `"all"`.
+    #[serde(default)]
+    pub mask_text: MaskText,
 }
 
 /// Which backend stores the data.
@@ -150,66 +212,15 @@ pub enum StoreKind {
     ClickHouse(ClickHouseTarget),
 }
 
-/// Where a ClickHouse store lives: `clickhouse+http://[USER[:PASSWORD]@]HOST:PORT/DATABASE`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClickHouseTarget {
-    /// `http://HOST:PORT`.
-    pub endpoint: String,
-    pub database: String,
-    pub user: Option<String>,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for ClickHouseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseTarget")
-            .field("endpoint", &self.endpoint)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl ClickHouseTarget {
-    /// Parses a `clickhouse+http://` store URL; credentials in it win over `user`/`password`.
-    pub fn parse(text: &str, user: Option<String>, password: Option<String>) -> Result<Self, String> {
-        let bad = || format!("store {text:?} is not clickhouse+http://HOST:PORT/DATABASE");
-        let rest = text.strip_prefix("clickhouse+").ok_or_else(bad)?;
-        let u = url::Url::parse(rest).map_err(|_| bad())?;
-        if u.scheme() != "http" || u.query().is_some() || u.fragment().is_some() {
-            return Err(format!("{} (only plain http is supported)", bad()));
-        }
-        let host = u.host_str().ok_or_else(bad)?;
-        let port = u.port().unwrap_or(8123);
-        let database = u.path().trim_matches('/');
-        if database.is_empty()
-            || database.len() > 64
-            || !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            || database.as_bytes()[0].is_ascii_digit()
-        {
-            return Err(format!("{}: the database name must be letters, digits and _", bad()));
-        }
-        let decode =
-            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-        let url_user = (!u.username().is_empty()).then(|| decode(u.username())).flatten();
-        let url_password = u.password().and_then(decode);
-        Ok(Self {
-            endpoint: format!("http://{host}:{port}"),
-            database: database.to_owned(),
-            user: url_user.or(user),
-            password: url_password.or(password),
-        })
-    }
-}
-
 /// Transport and queue limits of the server.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub store_cache_bytes: u64,
 }
@@ -252,6 +263,11 @@ pub struct Config {
     pub store: StoreKind,
     pub log_format: LogFormat,
     pub public_url: Option<String>,
+    /// The path of `public_url` (`/stats` for `https://shop.example/stats`), or empty: every
+    /// link, redirect and cookie `Path` the server hands out starts with it.
+    pub base_path: String,
+    pub tls: Option<TlsSource>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub sites: Vec<SiteSettings>,
     /// No site configured: the `demo` site accepts any origin.
     pub demo_mode: bool,
@@ -273,7 +289,31 @@ pub struct Overrides {
     pub store: Option<String>,
     pub log_format: Option<LogFormat>,
     pub admin_token: Option<String>,
+    /// `--tls-cert` / `HUSHTALE_TLS_CERT`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key` / `HUSHTALE_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
+    /// `HUSHTALE_TRUSTED_PROXIES`, comma-separated CIDRs.
+    pub trusted_proxies: Option<String>,
 }
+
+/// Where the HTTPS certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    Files { cert: PathBuf, key: PathBuf },
+    Acme(AcmeSettings),
+}
+
+/// Automatic certificates (see `server::acme`).
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    pub domains: Vec<String>,
+    pub contact: Option<String>,
+    pub directory: String,
+    pub ca_file: Option<PathBuf>,
+}
+
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -304,10 +344,9 @@ impl RawConfig {
             listen_text.parse().map_err(|_| invalid(format!("listen address {listen_text:?} is not IP:PORT")))?;
         let store = match over.store.or(self.store).as_deref() {
             None | Some("sled") => StoreKind::Sled,
-            Some(url) if url.starts_with("clickhouse+") => StoreKind::ClickHouse(
-                ClickHouseTarget::parse(url, self.clickhouse.user.clone(), self.clickhouse.password.clone())
-                    .map_err(invalid)?,
-            ),
+            Some(url) if url.starts_with("clickhouse+") => {
+                StoreKind::ClickHouse(self.clickhouse.target(url, ClickHouseEnv::read()).map_err(invalid)?)
+            }
             Some(other) => {
                 return Err(invalid(format!(
                     "unknown store {other:?}: use \"sled\" or \"clickhouse+http://HOST:PORT/DATABASE\""
@@ -329,7 +368,9 @@ impl RawConfig {
             max_body_bytes: l.max_body_bytes.unwrap_or(1 << 20),
             max_decompressed_bytes: l.max_decompressed_bytes.unwrap_or(4 << 20),
             max_connections: l.max_connections.unwrap_or(10_000).max(1),
-            header_timeout: Duration::from_millis(l.header_timeout_ms.unwrap_or(10_000)),
+            max_connections_per_ip: l.max_connections_per_ip.unwrap_or(256).max(1),
+            header_timeout: Duration::from_millis(l.header_timeout_ms.unwrap_or(10_000).max(1)),
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms.unwrap_or(60_000).max(1)),
             body_timeout: Duration::from_millis(l.body_timeout_ms.unwrap_or(15_000)),
             store_cache_bytes: l.store_cache_bytes.unwrap_or(256 << 20),
         };
@@ -352,9 +393,20 @@ impl RawConfig {
                 retention_days: default_retention_days(),
                 asset_origins: None,
                 assets_private: false,
+                mask_text: MaskText::default(),
             }]
         } else {
             self.sites.into_iter().map(validate_site).collect::<Result<_, _>>()?
+        };
+        let tls = validate_tls(self.tls, over.tls_cert, over.tls_key)?;
+        let trusted_proxies = match over.trusted_proxies {
+            Some(text) => parse_cidrs(text.split(',').map(str::trim).filter(|s| !s.is_empty()))?,
+            None => parse_cidrs(self.trusted_proxies.iter().flatten().map(String::as_str))?,
+        };
+        let public_url = self.public_url.map(|u| u.trim_end_matches('/').to_owned());
+        let base_path = match &public_url {
+            Some(u) => public_base_path(u)?,
+            None => String::new(),
         };
         let mut ids: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
         ids.sort_unstable();
@@ -367,7 +419,10 @@ impl RawConfig {
             data: over.data.or(self.data).unwrap_or_else(|| PathBuf::from("./hushtale-data")),
             store,
             log_format: over.log_format.or(self.log_format).unwrap_or(LogFormat::Text),
-            public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            public_url,
+            base_path,
+            tls,
+            trusted_proxies,
             sites,
             demo_mode,
             admin_token: over.admin_token.filter(|t| !t.is_empty()),
@@ -403,6 +458,59 @@ impl RawConfig {
             },
         })
     }
+}
+
+fn validate_tls(raw: RawTls, cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<TlsSource>, ConfigError> {
+    let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+    let (cert, key) = (cert.or(raw.cert), key.or(raw.key));
+    match (cert, key, raw.acme_domains.is_empty()) {
+        (Some(cert), Some(key), true) => Ok(Some(TlsSource::Files { cert, key })),
+        (Some(_), None, _) | (None, Some(_), _) => {
+            invalid("tls: give both a certificate (--tls-cert) and a key (--tls-key)")
+        }
+        (Some(_), Some(_), false) => invalid("tls: use either cert/key files or acme_domains, not both"),
+        (None, None, true) => Ok(None),
+        (None, None, false) => {
+            if let Some(d) = raw.acme_domains.iter().find(|d| d.is_empty() || d.contains(['/', ':', ' ', '*'])) {
+                return Err(ConfigError::Invalid(format!("tls.acme_domains: {d:?} is not a host name")));
+            }
+            let directory = raw.acme_directory.unwrap_or_else(|| LETS_ENCRYPT_DIRECTORY.into());
+            if !directory.starts_with("https://") {
+                return invalid("tls.acme_directory must be an https:// URL");
+            }
+            Ok(Some(TlsSource::Acme(AcmeSettings {
+                domains: raw.acme_domains,
+                contact: raw.acme_contact,
+                directory,
+                ca_file: raw.acme_ca_file,
+            })))
+        }
+    }
+}
+
+fn parse_cidrs<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| ConfigError::Invalid(format!("trusted_proxies: {s:?} is not an address or CIDR")))
+        })
+        .collect()
+}
+
+/// `/stats` for `https://shop.example/stats`; empty for a URL without a path.
+fn public_base_path(public_url: &str) -> Result<String, ConfigError> {
+    let u = url::Url::parse(public_url)
+        .map_err(|_| ConfigError::Invalid(format!("public_url {public_url:?} is not a URL")))?;
+    if !matches!(u.scheme(), "http" | "https")
+        || u.host_str().is_none()
+        || u.query().is_some()
+        || u.fragment().is_some()
+    {
+        return Err(ConfigError::Invalid(format!("public_url {public_url:?} must be http(s)://host[:port][/path]")));
+    }
+    Ok(u.path().trim_end_matches('/').to_owned())
 }
 
 /// Checks one site definition (from the config file or `POST /api/sites`).
@@ -444,6 +552,7 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
             })
             .transpose()?,
         assets_private: raw.assets_private,
+        mask_text: raw.mask_text,
     })
 }
 
@@ -517,6 +626,9 @@ mod tests {
             ("http://127.0.0.1:8123", Some("u"), Some("p@ss"))
         );
         assert!(!format!("{t:?}").contains("p@ss"), "passwords stay out of logs");
+        let env = ClickHouseEnv { user: Some("e".into()), password: Some("pw".into()) };
+        let t = RawClickHouse::default().target("clickhouse+http://u:p@h:1/db", env).unwrap();
+        assert_eq!((t.user.as_deref(), t.password.as_deref()), (Some("e"), Some("pw")), "the environment wins");
         for bad in
             ["clickhouse+https://h:1/db", "clickhouse+http://h:1/", "clickhouse+http://h:1/a-b", "clickhouse://h/db"]
         {

@@ -61,6 +61,8 @@ pub enum RunError {
     Data { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Runs the collector on `listener` until `shutdown` resolves; then stops accepting, lets open
@@ -74,15 +76,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let store: Arc<dyn Store> = match &config.store {
         StoreKind::Sled => Arc::new(SledStore::open(&config.data.join("store"), config.server.store_cache_bytes)?),
         StoreKind::ClickHouse(target) => {
-            let mut target = target.clone();
-            if let Ok(user) = std::env::var("HUSHTALE_CLICKHOUSE_USER") {
-                target.user = Some(user);
-            }
-            if let Ok(password) = std::env::var("HUSHTALE_CLICKHOUSE_PASSWORD") {
-                target.password = Some(password);
-            }
             tracing::info!(endpoint = %target.endpoint, database = %target.database, "store: ClickHouse");
-            Arc::new(ClickHouseStore::connect(&target).await?)
+            Arc::new(ClickHouseStore::connect(target).await?)
         }
     };
     let sites = Sites::new(config.sites.clone());
@@ -94,11 +89,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
     let (metrics, registry) = Metrics::new();
     let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default()));
-    announce(&config, &base, &token);
+    let tls = server::tls::TlsAcceptor::from_config(&config).map_err(RunError::Tls)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let local = format!("{scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    announce(&config, &local, &token);
 
     let assets = assets::Assets::start(&config.data.join("assets"), config.assets.clone()).map_err(|e| {
         RunError::Data { path: config.data.join("assets").display().to_string(), source: std::io::Error::other(e) }
@@ -118,7 +112,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         registry,
     });
     let housekeeping = tokio::spawn(store::retention::run(app.clone()));
-    server::serve(listener, app.clone(), shutdown).await;
+    server::serve(listener, app.clone(), tls, shutdown).await;
     housekeeping.abort();
     let _ = housekeeping.await;
     // Connections are closed: dropping the last writer handle lets the writer drain and stop.
@@ -129,13 +123,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     Ok(())
 }
 
-fn announce(config: &Config, base: &str, token: &AdminToken) {
-    tracing::info!(listen = %base, data = %config.data.display(), "hushtale is listening");
+/// Prints where things are: `local` is the bound address, links use `public_url` when set.
+fn announce(config: &Config, local: &str, token: &AdminToken) {
+    let base = config.public_url.as_deref().unwrap_or(local);
+    tracing::info!(listen = %local, public = %base, data = %config.data.display(), "hushtale is listening");
     if config.demo_mode {
         tracing::warn!("development mode: no [[site]] configured, site \"demo\" accepts batches from ANY origin");
     }
-    println!("hushtale listening on {base}");
-    println!("  snippet tag : <script async src=\"{base}/hushtale.js\" data-site=\"demo\"></script>");
+    println!("hushtale listening on {local}");
+    if base != local {
+        println!("  public URL  : {base}");
+    }
+    let site = config.sites.first().map_or("demo", |s| s.id.as_str());
+    println!("  snippet tag : <script async src=\"{base}/hushtale.js\" data-site=\"{site}\"></script>");
     println!("  demo page   : {base}/demo");
     println!("  dashboard   : {base}/dashboard");
     println!("  opt-out page: {base}/disable");

@@ -46,6 +46,12 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "HUSHTALE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) on --listen.
+    #[arg(long, env = "HUSHTALE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "HUSHTALE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +73,9 @@ fn main() -> ExitCode {
         store: args.store,
         log_format: args.log_format,
         admin_token: std::env::var("HUSHTALE_ADMIN_TOKEN").ok(),
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        trusted_proxies: std::env::var("HUSHTALE_TRUSTED_PROXIES").ok(),
     };
     let config = match raw.and_then(|r| r.validate(overrides)) {
         Ok(c) => c,

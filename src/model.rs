@@ -58,11 +58,15 @@ impl Serialize for Event {
                     + usize::from(v.title.is_some())
                     + opt(&v.load_ms)
                     + opt(&v.ttfb_ms)
+                    + usize::from(v.spa)
             }
             EventData::Click { ex, ey, dead, .. } => {
                 3 + usize::from(ex.is_some()) + usize::from(ey.is_some()) + usize::from(*dead)
             }
             EventData::Move { .. } | EventData::Resize { .. } | EventData::Input { .. } => 2,
+            EventData::Focus { .. } => 2,
+            EventData::Blur { .. } => 3,
+            EventData::Submit { .. } => 1,
             EventData::Scroll { .. }
             | EventData::Vis { .. }
             | EventData::Err { .. }
@@ -92,6 +96,9 @@ impl Serialize for Event {
                 if let Some(t) = &v.ttfb_ms {
                     m.serialize_entry("ttfb_ms", t)?;
                 }
+                if v.spa {
+                    m.serialize_entry("spa", &true)?;
+                }
             }
             EventData::Move { x, y } => {
                 m.serialize_entry("x", x)?;
@@ -120,6 +127,16 @@ impl Serialize for Event {
                 m.serialize_entry("sel", sel)?;
                 m.serialize_entry("len", len)?;
             }
+            EventData::Focus { sel, form } => {
+                m.serialize_entry("sel", sel)?;
+                m.serialize_entry("form", form)?;
+            }
+            EventData::Blur { sel, form, len } => {
+                m.serialize_entry("sel", sel)?;
+                m.serialize_entry("form", form)?;
+                m.serialize_entry("len", len)?;
+            }
+            EventData::Submit { form } => m.serialize_entry("form", form)?,
             EventData::Vis { hidden } => m.serialize_entry("hidden", hidden)?,
             EventData::Err { msg } => m.serialize_entry("msg", msg)?,
             EventData::Snap { d } | EventData::Mut { d } => m.serialize_entry("d", d)?,
@@ -159,6 +176,20 @@ pub enum EventData {
         sel: String,
         len: u32,
     },
+    /// A form field gained focus; `form` is the form's short CSS path, `""` outside a form.
+    Focus {
+        sel: String,
+        form: String,
+    },
+    /// A form field lost focus, holding `len` characters (never the value).
+    Blur {
+        sel: String,
+        form: String,
+        len: u32,
+    },
+    Submit {
+        form: String,
+    },
     Vis {
         hidden: bool,
     },
@@ -194,6 +225,9 @@ pub struct View {
     pub load_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<f64>,
+    /// A same-document navigation (history API or hash route): no load timing of its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub spa: bool,
 }
 
 impl EventData {
@@ -205,6 +239,9 @@ impl EventData {
             EventData::Scroll { .. } => "scroll",
             EventData::Resize { .. } => "resize",
             EventData::Input { .. } => "input",
+            EventData::Focus { .. } => "focus",
+            EventData::Blur { .. } => "blur",
+            EventData::Submit { .. } => "submit",
             EventData::Vis { .. } => "vis",
             EventData::Err { .. } => "err",
             EventData::Snap { .. } => "snap",
@@ -289,6 +326,12 @@ pub struct SessionSummary {
     pub rage_clicks: u32,
     /// Clicks the snippet reported as changing nothing.
     pub dead_clicks: u32,
+    /// Clicks followed within 1 s by an error on the same page.
+    #[serde(default)]
+    pub error_clicks: u32,
+    /// Pageviews left within 5 s by returning to the previous path.
+    #[serde(default)]
+    pub quick_backs: u32,
 }
 
 /// A site: who may send to it and how its data is treated.
@@ -311,6 +354,29 @@ pub struct SiteSettings {
     /// Allow capturing assets from private, loopback or link-local addresses (intranet sites).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assets_private: bool,
+    /// How the replay masks page text (snippet and server alike).
+    #[serde(default)]
+    pub mask_text: MaskText,
+}
+
+/// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
+/// e-mails, dates, prices) and leaves other words readable; `all` masks every character of page
+/// text (Clarity's strict mode), because names and street addresses have no pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskText {
+    #[default]
+    Digits,
+    All,
+}
+
+impl MaskText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskText::Digits => "digits",
+            MaskText::All => "all",
+        }
+    }
 }
 
 pub fn default_allowed_params() -> Vec<String> {
@@ -380,6 +446,7 @@ mod tests {
                 dh: 4.0,
                 load_ms: Some(5.0),
                 ttfb_ms: None,
+                spa: false,
             }),
         };
         let bytes = rmp_serde::to_vec_named(&view).unwrap();
@@ -401,6 +468,30 @@ mod tests {
             .collect();
         assert_eq!(ys, [1.0, 2.0, 3.0, 4.0]);
         assert_eq!(out.iter().map(|e| e.t).collect::<Vec<_>>(), [100, 100, 100, 100]);
+    }
+
+    #[test]
+    fn form_events_round_trip() {
+        for (data, json) in [
+            (
+                EventData::Focus { sel: "input[name=email]".into(), form: "form#signup".into() },
+                serde_json::json!({"t":1,"k":"focus","sel":"input[name=email]","form":"form#signup"}),
+            ),
+            (
+                EventData::Blur { sel: "input#q".into(), form: "".into(), len: 4 },
+                serde_json::json!({"t":1,"k":"blur","sel":"input#q","form":"","len":4}),
+            ),
+            (
+                EventData::Submit { form: "form#signup".into() },
+                serde_json::json!({"t":1,"k":"submit","form":"form#signup"}),
+            ),
+        ] {
+            let e = Event { t: 1, data };
+            assert_eq!(serde_json::to_value(&e).unwrap(), json);
+            assert_eq!(serde_json::from_value::<Event>(json).unwrap(), e);
+            let bytes = rmp_serde::to_vec_named(&e).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), e);
+        }
     }
 
     #[test]

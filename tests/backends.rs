@@ -297,6 +297,55 @@ fn session_filters_and_paging(b: &Backend) -> Value {
     Value::Object(out)
 }
 
+fn spa_views_and_signals(b: &Backend) -> Value {
+    let s = b.start("");
+    let t = now_ms() - 60_000;
+    let spa = |t: i64, path: &str, dh: f64| json!({"k":"view","t":t,"url":format!("https://shop.example{path}"),"vw":1200,"vh":800,"dw":1200,"dh":dh,"spa":true});
+    let dead = |t: i64| json!({"k":"click","t":t,"x":40,"y":60,"sel":"#inert","dead":true});
+    let err = |t: i64| json!({"k":"err","t":t,"msg":"boom"});
+    let visit = vec![
+        page_view(t, "/app", 1200.0, 800.0, 1600.0, 100.0),
+        spa(t + 1_000, "/app/a", 4000.0),
+        spa(t + 2_000, "/app/a#/settings", 900.0),
+        spa(t + 4_000, "/app/a", 4000.0),
+        dead(t + 10_000),
+        dead(t + 10_300),
+        dead(t + 10_600),
+        click(t + 20_000, 400.0, 90.0, "#throws"),
+    ];
+    assert_eq!(s.post_json(&batch(&id(1), &id(50), 0, visit)).status(), 204);
+    // The click's error arrives in the next batch (300 ms later: each batch's times are corrected
+    // by its own clock skew, which varies by a few ms with latency).
+    assert_eq!(s.post_json(&batch(&id(1), &id(50), 1, vec![err(t + 20_300)])).status(), 204);
+    let calm = vec![page_view(t, "/app", 1200.0, 800.0, 1600.0, 100.0), click(t + 500, 5.0, 5.0, "#ok")];
+    assert_eq!(s.post_json(&batch(&id(2), &id(51), 0, calm)).status(), 204);
+
+    let pages = get(&s, "/api/sites/demo/pages");
+    let row = |path: &str| pages["pages"].as_array().unwrap().iter().find(|p| p["path"] == path).unwrap().clone();
+    let a = row("/app/a");
+    let figures = |p: &Value| -> Vec<u64> {
+        ["pageviews", "clicks", "dead_clicks", "rage_clicks", "error_clicks", "quick_backs"]
+            .iter()
+            .map(|k| p[k].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(figures(&a), [2, 4, 3, 1, 1, 0], "{pages}");
+    assert_eq!(a["avg_load_ms"], Value::Null);
+    assert_eq!(figures(&row("/app/a#/settings")), [1, 0, 0, 0, 0, 1]);
+    let mut out = serde_json::Map::new();
+    out.insert("pages".into(), pages.clone());
+    for q in ["signal=rage", "signal=dead", "signal=error", "signal=quickback", "signal=dead,quickback"] {
+        let answer = get(&s, &format!("/api/sites/demo/sessions?{q}"));
+        assert_eq!(session_ids(&answer), vec![id(50)], "{q}");
+        out.insert(q.into(), answer);
+    }
+    let dead_heat = get(&s, "/api/sites/demo/heatmap?path=/app/a&kind=dead");
+    assert_eq!(dead_heat["cells"][0]["n"], 3);
+    out.insert("dead_heatmap".into(), dead_heat);
+    out.insert("detail".into(), get(&s, &format!("/api/sites/demo/sessions/{}", id(50))));
+    Value::Object(out)
+}
+
 fn export_forget_and_canaries(b: &Backend) -> Value {
     let mut s = b.start("");
     let (me, other) = (id(1), id(2));
@@ -444,6 +493,11 @@ fn insights_agree() {
 #[test]
 fn session_filters_and_paging_agree() {
     both("sessions", session_filters_and_paging);
+}
+
+#[test]
+fn spa_views_and_signals_agree() {
+    both("signals", spa_views_and_signals);
 }
 
 #[test]

@@ -299,7 +299,7 @@ fn every_route_is_documented_and_nothing_else_answers() {
             .replace("{sid}", &f.sid)
             .replace("{visitor_key}", &f.visitor_key)
             .replace("{file}", "app.js")
-        .replace("{hash}", &"0".repeat(64));
+            .replace("{hash}", &"0".repeat(64));
         for m in METHODS {
             if item.get(m).is_some() {
                 continue;
@@ -343,7 +343,7 @@ fn operator_operations_need_the_bearer_token() {
             .replace("{sid}", &f.sid)
             .replace("{visitor_key}", &f.visitor_key)
             .replace("{file}", "app.js")
-        .replace("{hash}", &"0".repeat(64));
+            .replace("{hash}", &"0".repeat(64));
         let r = s.http.request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), s.url(&concrete)).send();
         assert_eq!(r.unwrap().status(), 401, "{method} {path} without a token");
     }

@@ -61,10 +61,16 @@ fn disable_page_sets_a_lasting_cookie_and_optout_reports_it() {
     let max_age: i64 = cookie.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
     assert!(max_age >= 365 * 86_400, "{cookie}");
 
-    // Behind an HTTPS proxy the cookie must work cross-site.
+    // X-Forwarded-Proto from a peer that is not a trusted proxy is ignored...
     let r = s.http.get(s.url("/disable")).header("x-forwarded-proto", "https").send().unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+    // ...and believed from one: behind an HTTPS proxy the cookie must work cross-site.
+    let proxied = TestServer::start_with_config(Some("trusted_proxies = [\"127.0.0.1/32\"]\n"));
+    let r = proxied.http.get(proxied.url("/disable")).header("x-forwarded-proto", "https").send().unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("SameSite=None") && cookie.contains("Secure"), "{cookie}");
+    assert!(!cookie.contains("Partitioned"), "the full page sets the collector's own cookie: {cookie}");
 
     let status = |cookie: Option<&str>| -> Value {
         let mut req = s.http.get(s.url("/optout")).header("origin", "https://site.example");

@@ -39,27 +39,17 @@ export function view(t) {
   };
 }
 
+/** Shared with the lazily loaded part: `u` is the page's first view; that part fills in
+ * `c(click, event)` to send a click (held back while it may be dead) and `h()` to send what
+ * it holds before the page is hidden. */
+export const hook = {};
+
 export function listen(emit, leave) {
   const doc = document;
   const on = (type, f, target = doc) => target.addEventListener(type, f, true);
-  let lx = -1e4;
-  let ly = 0;
-  let lt = 0;
-  let st, rt;
+  let st;
   let errors = 0;
   const inputs = new Map(); // field -> timer of its pending `input` event
-
-  on('pointermove', (e) => {
-    const x = e.pageX | 0;
-    const y = e.pageY | 0;
-    // at most 4 a second, and only when the pointer really moved
-    if (e.timeStamp - lt > 250 && Math.abs(x - lx) + Math.abs(y - ly) > 32) {
-      lt = e.timeStamp;
-      lx = x;
-      ly = y;
-      emit({ k: 'move', x, y });
-    }
-  });
 
   on('click', (e) => {
     const t = e.target;
@@ -68,12 +58,11 @@ export function listen(emit, leave) {
     if (!r) return;
     // where inside the target, 0-1000 each way: survives responsive layouts
     const rel = (v, a, l) => Math.max(0, Math.min(1e3, (((v - a) / l) * 1e3) | 0));
-    emit({ k: 'click', x: e.pageX | 0, y: e.pageY | 0, sel: sel(el), ex: rel(e.clientX, r.left, r.width), ey: rel(e.clientY, r.top, r.height) });
+    (hook.c || emit)({ k: 'click', x: e.pageX | 0, y: e.pageY | 0, sel: sel(el), ex: rel(e.clientX, r.left, r.width), ey: rel(e.clientY, r.top, r.height) }, e);
   });
 
-  // scroll and resize: the position a quarter of a second after the first event of a burst
+  // scroll: the position a quarter of a second after the first event of a burst
   on('scroll', (e) => e.target == doc && (st ||= setTimeout(() => emit({ k: 'scroll', y: scrollY | (st = 0) }), 250)));
-  on('resize', () => (rt ||= setTimeout(() => emit({ k: 'resize', w: innerWidth, h: innerHeight | (rt = 0) }), 250)), window);
 
   // One `input` event per field and pause in typing, not one per keystroke.
   const typed = (el) => {
@@ -91,6 +80,7 @@ export function listen(emit, leave) {
   on('unhandledrejection', (e) => err(e.reason?.message || e.reason), window);
 
   const hide = () => {
+    hook.h?.();
     inputs.forEach((_, el) => typed(el));
     leave();
   };

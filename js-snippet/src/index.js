@@ -4,7 +4,7 @@ import { readConfig } from './config.js';
 import { ids } from './ids.js';
 import { optedOut, collectorOptedOut, setOptOut } from './privacy.js';
 import { transport } from './transport.js';
-import { listen, view } from './events.js';
+import { listen, view, hook } from './events.js';
 import { mask, maskAll } from './mask.js';
 
 (() => {
@@ -22,6 +22,13 @@ import { mask, maskAll } from './mask.js';
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ site: cfg.site, vid: id.vid_() }),
     });
+
+  // the lazily loaded parts: hushtale-more.js always, hushtale-replay.js for sampled sessions
+  function load(part) {
+    const s = document.createElement('script');
+    s.src = cfg.base + '/hushtale-' + part + '.js';
+    return document.head.appendChild(s);
+  }
 
   function stop() {
     if (tx) tx.stop_();
@@ -46,15 +53,13 @@ import { mask, maskAll } from './mask.js';
     if (tx || optedOut()) return;
     tx = transport(cfg, id);
     collectorOptedOut(cfg.base).then((out) => (out ? stop() : tx && tx.open_()));
-    const first = view();
+    const first = (hook.u = view());
     id.touch_(first.t, cfg.replay);
     emit(first);
-    listening = listening || listen(emit, () => tx && tx.beacon_()) || 1;
-    if (id.s_.rep) {
-      const s = document.createElement('script');
-      s.src = cfg.base + '/hushtale-replay.js';
-      document.head.appendChild(s);
+    if (!listening) {
+      listening = listen(emit, () => tx && tx.beacon_()) || load('more');
     }
+    if (id.s_.rep) load('replay');
   }
 
   window.hushtale = {
@@ -75,6 +80,8 @@ import { mask, maskAll } from './mask.js';
       id.forget_();
       await done;
     },
+    // For hushtale-more.js only: it calls this with its start function once loaded.
+    _m: (more) => more({ e: emit, v: view, k: hook }),
     // For the replay recorder only: it calls this with its start function once loaded.
     _r(rec) {
       if (tx && id.s_.rep) replay = rec({ e: emit, m: mask, a: maskAll });

@@ -24,6 +24,7 @@ async function newContext() {
     for (const [path, file, type] of [
       ['/demo', 'demo/index.html', 'text/html'],
       ['/hushtale.js', 'dist/hushtale.js', 'text/javascript'],
+      ['/hushtale-more.js', 'dist/hushtale-more.js', 'text/javascript'],
       ['/hushtale-replay.js', 'dist/hushtale-replay.js', 'text/javascript'],
     ])
       await context.route(srv.url + path, (route) => route.fulfill({ contentType: type, body: readFileSync(new URL('../' + file, import.meta.url)) }));

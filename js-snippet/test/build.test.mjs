@@ -15,7 +15,7 @@ test('the committed dist/ files are byte-identical to a fresh build of src/', ()
   try {
     execFileSync(process.execPath, [join(root, 'build.mjs'), out], { stdio: 'inherit' });
     const built = readdirSync(out).sort();
-    assert.deepEqual(built, ['hushtale-player.js', 'hushtale-replay.js', 'hushtale.js']);
+    assert.deepEqual(built, ['hushtale-more.js', 'hushtale-player.js', 'hushtale-replay.js', 'hushtale.js']);
     for (const f of built)
       assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(root, 'dist', f))), `dist/${f} is stale: run \`npm run build\` and commit it`);
   } finally {

@@ -20,3 +20,12 @@ test('page URLs lose fragments, non-campaign query parameters and personal path 
   assert.equal(cleanUrl('https://shop.example/t/3f2a9c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b'), 'https://shop.example/t/:id');
   assert.equal(cleanUrl('https://shop.example/blog/2024/spring'), 'https://shop.example/blog/2024/spring');
 });
+
+test('hash routes of single-page apps are kept like paths, other fragments dropped', () => {
+  assert.equal(cleanUrl('https://app.example/?utm_source=x#/users/jo@x.com?tab=2'), 'https://app.example/?utm_source=x#/users/:id');
+  assert.equal(cleanUrl('https://app.example/app#!/orders/12345678&token=abc'), 'https://app.example/app#!/orders/:id');
+  assert.equal(cleanUrl('https://app.example/app#access_token=abc'), 'https://app.example/app');
+  assert.equal(cleanUrl('https://app.example/app#section-2'), 'https://app.example/app');
+  // what tells one page from another: the path and hash route, no query
+  assert.equal(cleanUrl('https://app.example/a?utm_source=x&q=1#/b', 1), 'https://app.example/a#/b');
+});

@@ -109,6 +109,7 @@ mod tests {
             retention_days: 30,
             asset_origins: asset_origins.map(|l| l.iter().map(|s| s.to_string()).collect()),
             assets_private: private,
+            mask_text: Default::default(),
         }
     }
 

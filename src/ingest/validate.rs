@@ -144,18 +144,7 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
     let t = (t + skew).round() as i64;
     let kind = e.k.as_deref().ok_or(DropReason::MissingField)?;
     let data = match kind {
-        "view" => EventData::View(View {
-            url: text(e.url, limits.max_url_len)?,
-            path: String::new(),
-            referrer: opt_text(e.referrer, limits.max_url_len)?,
-            title: opt_text(e.title, limits.max_title_len)?,
-            vw: coord(e.vw)?,
-            vh: coord(e.vh)?,
-            dw: coord(e.dw)?,
-            dh: coord(e.dh)?,
-            load_ms: opt_duration(e.load_ms)?,
-            ttfb_ms: opt_duration(e.ttfb_ms)?,
-        }),
+        "view" => view(e, limits)?,
         "move" => EventData::Move { x: coord(e.x)?, y: coord(e.y)? },
         "click" => EventData::Click {
             x: coord(e.x)?,
@@ -168,6 +157,13 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
         "scroll" => EventData::Scroll { y: coord(e.y)? },
         "resize" => EventData::Resize { w: coord(e.w)?, h: coord(e.h)? },
         "input" => EventData::Input { sel: text(e.sel, limits.max_sel_len)?, len: count(e.len)? },
+        "focus" => EventData::Focus { sel: text(e.sel, limits.max_sel_len)?, form: text(e.form, limits.max_sel_len)? },
+        "blur" => EventData::Blur {
+            sel: text(e.sel, limits.max_sel_len)?,
+            form: text(e.form, limits.max_sel_len)?,
+            len: count(e.len)?,
+        },
+        "submit" => EventData::Submit { form: text(e.form, limits.max_sel_len)? },
         "vis" => EventData::Vis { hidden: e.hidden.ok_or(DropReason::MissingField)? },
         "err" => EventData::Err { msg: text(e.msg, limits.max_msg_len)? },
         "snap" => EventData::Snap { d: e.d.ok_or(DropReason::MissingField)? },
@@ -175,6 +171,26 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
         _ => return Err(DropReason::UnknownKind),
     };
     Ok(Event { t, data })
+}
+
+/// A same-document (`spa`) view has no load of its own: any timing it carries is ignored, so
+/// load figures only ever describe real page loads.
+fn view(e: WireEvent<'_>, limits: &Limits) -> Result<EventData, DropReason> {
+    let spa = e.spa.unwrap_or(false);
+    let timing = |v: Option<f64>| if spa { Ok(None) } else { opt_duration(v) };
+    Ok(EventData::View(View {
+        url: text(e.url, limits.max_url_len)?,
+        path: String::new(),
+        referrer: opt_text(e.referrer, limits.max_url_len)?,
+        title: opt_text(e.title, limits.max_title_len)?,
+        vw: coord(e.vw)?,
+        vh: coord(e.vh)?,
+        dw: coord(e.dw)?,
+        dh: coord(e.dh)?,
+        load_ms: timing(e.load_ms)?,
+        ttfb_ms: timing(e.ttfb_ms)?,
+        spa,
+    }))
 }
 
 fn text(value: Option<Cow<'_, str>>, max: usize) -> Result<String, DropReason> {
@@ -258,6 +274,19 @@ mod tests {
         assert_eq!(ok.dropped.0[DropReason::UnknownKind as usize], 1);
         assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 1);
         assert_eq!(ok.dropped.0[DropReason::BadNumber as usize], 1);
+    }
+
+    #[test]
+    fn form_events_need_their_fields_and_never_keep_a_value() {
+        let ok = run(&format!(
+            r#"[{{"k":"focus","t":{NOW},"sel":"input#a","form":"form#f"}},{{"k":"blur","t":{NOW},"sel":"input#a","form":"","len":3,"value":"abc"}},{{"k":"submit","t":{NOW},"form":"form#f"}},{{"k":"blur","t":{NOW},"sel":"input#a","form":"f"}},{{"k":"focus","t":{NOW},"sel":"input#a"}}]"#
+        ))
+        .unwrap();
+        assert_eq!(ok.events.len(), 3);
+        assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 2);
+        assert_eq!(ok.events[1].data, EventData::Blur { sel: "input#a".into(), form: "".into(), len: 3 });
+        let stored = serde_json::to_string(&ok.events).unwrap();
+        assert!(!stored.contains("abc"), "no field can hold a value: {stored}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub struct WireEvent<'a> {
     pub dh: Option<f64>,
     pub load_ms: Option<f64>,
     pub ttfb_ms: Option<f64>,
+    pub spa: Option<bool>,
     pub x: Option<f64>,
     pub y: Option<f64>,
     #[serde(borrow)]
@@ -64,6 +65,8 @@ pub struct WireEvent<'a> {
     #[serde(borrow)]
     pub msg: Option<Cow<'a, str>>,
     pub d: Option<serde_json::Value>,
+    #[serde(borrow)]
+    pub form: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for BoundedEvents<'a> {

@@ -1,17 +1,17 @@
 //! Privacy: decides what may be kept and rewrites it, so no personal datum reaches a store.
 //!
 //! Runs between validation and the queue. Opt-out is checked from headers before decoding
-//! ([`optout`]); every stored string is scrubbed ([`scrub`]), URLs are normalised ([`url`]), the
+//! ([`optout`]); every stored string is scrubbed ([`scrub`]), URLs are normalised ([`url`]),
+//! replay documents are scrubbed by where each string sits ([`replay`]), the
 //! User-Agent is reduced to a device class ([`useragent`]) and the visitor id is replaced by a
 //! keyed hash ([`keys`]).
 
 pub mod keys;
 pub mod optout;
+pub mod replay;
 pub mod scrub;
 pub mod url;
 pub mod useragent;
-
-use std::borrow::Cow;
 
 use crate::ingest::{DropReason, Dropped, ValidBatch};
 use crate::model::{Client, Event, EventData, StoredBatch};
@@ -70,36 +70,21 @@ fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {
         EventData::Click { sel, .. } | EventData::Input { sel, .. } => {
             scrub::scrub_in_place(sel);
         }
+        EventData::Focus { sel, form } | EventData::Blur { sel, form, .. } => {
+            scrub::scrub_in_place(sel);
+            scrub::scrub_in_place(form);
+        }
+        EventData::Submit { form } => {
+            scrub::scrub_in_place(form);
+        }
         EventData::Err { msg } => {
             scrub::scrub_in_place(msg);
         }
-        EventData::Snap { d } | EventData::Mut { d } => scrub_json(d),
+        EventData::Snap { d } | EventData::Mut { d } => {
+            let rules = replay::DocumentRules { urls: &site.url_policy, mask: site.settings.mask_text };
+            replay::protect_document(d, &rules);
+        }
         EventData::Move { .. } | EventData::Scroll { .. } | EventData::Resize { .. } | EventData::Vis { .. } => {}
     }
     Ok(())
-}
-
-/// Scrubs every string (values and keys) inside a JSON document, iteratively so depth cannot
-/// exhaust the stack.
-pub fn scrub_json(value: &mut serde_json::Value) {
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            serde_json::Value::String(s) => {
-                scrub::scrub_in_place(s);
-            }
-            serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
-            serde_json::Value::Object(map) => {
-                if map.keys().any(|k| matches!(scrub::scrub_text(k), Cow::Owned(_))) {
-                    let old = std::mem::take(map);
-                    for (mut k, v) in old {
-                        scrub::scrub_in_place(&mut k);
-                        map.insert(k, v);
-                    }
-                }
-                stack.extend(map.values_mut());
-            }
-            _ => {}
-        }
-    }
 }

@@ -14,11 +14,17 @@
 //! | 1 | e-mail address (also `%40`-encoded) | `[email]` |
 //! | 2 | `Bearer <token>` | `[secret]` |
 //! | 3 | JWT | `[secret]` |
-//! | 4 | IBAN (mod-97) | `[iban]` |
-//! | 5 | payment card (Luhn, issuer digit 2–6) | `[card]` |
-//! | 6 | US SSN | `[ssn]` |
-//! | 7 | long random-looking token | `[secret]` |
-//! | 8 | phone number (7–15 digits) | `[phone]` |
+//! | 4 | IPv6 address | `[ip]` |
+//! | 5 | IPv4 address (not a version number) | `[ip]` |
+//! | 6 | IBAN (mod-97) | `[iban]` |
+//! | 7 | payment card (Luhn, issuer digit 2–6; spaces, dashes, dots, no-break spaces) | `[card]` |
+//! | 8 | US SSN (dashes or spaces) | `[ssn]` |
+//! | 9 | long random-looking token | `[secret]` |
+//! | 10 | phone number (7–15 digits) | `[phone]` |
+//!
+//! A number that is the fraction or integer part of a decimal (`53.28513035220995`, as in CSS
+//! and chart data) is never a card, SSN or phone number: confirms see the text around their
+//! candidate for that.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -38,6 +44,8 @@ pub const IBAN_TOKEN: &str = "[iban]";
 pub const SSN_TOKEN: &str = "[ssn]";
 /// Replacement for a bearer token, JWT or other long secret.
 pub const SECRET_TOKEN: &str = "[secret]";
+/// Replacement for an IPv4 or IPv6 address.
+pub const IP_TOKEN: &str = "[ip]";
 
 /// Returns `s` with every e-mail address, card number, phone number, IBAN, SSN and secret
 /// replaced by its token; borrowed (no allocation) when nothing was replaced.
@@ -84,23 +92,44 @@ pub fn scrub_in_place(s: &mut String) -> bool {
 }
 
 /// Whether `s` has a piece (split on anything not a letter or digit) of at least 8 characters
-/// that mixes ASCII letters and digits: what random ids and keys have and slugs such as
-/// `how-to-install-rust-2024` or words such as `v10` don't. Shared with the URL rules.
+/// that interleaves ASCII letters and digits: what random ids and keys have and slugs such as
+/// `how-to-install-rust-2024`, words such as `v10` and counters such as
+/// `SvgjsLinearGradient10011` (one switch from letters to digits) don't. Shared with the URL
+/// rules.
 pub(super) fn has_random_piece(s: &str) -> bool {
-    s.split(|c: char| !c.is_ascii_alphanumeric()).any(|piece| piece.len() >= 8 && mixes_letters_and_digits(piece))
+    s.split(|c: char| !c.is_ascii_alphanumeric()).any(|piece| piece.len() >= 8 && interleaves_letters_and_digits(piece))
 }
 
-fn mixes_letters_and_digits(s: &str) -> bool {
-    s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().any(|b| b.is_ascii_alphabetic())
+/// At least two switches between letters and digits (`a1b`, `1a2`).
+fn interleaves_letters_and_digits(s: &str) -> bool {
+    let kinds = s.bytes().map(|b| b.is_ascii_digit());
+    kinds.clone().zip(kinds.skip(1)).filter(|(a, b)| a != b).nth(1).is_some()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rules
 
+/// A regex match with the text around it, for confirms that judge by context.
+struct Candidate<'a> {
+    text: &'a str,
+    before: &'a str,
+    after: &'a str,
+}
+
+impl Candidate<'_> {
+    /// Whether the candidate is a piece of a decimal number: `53.|2851…` or `…2851|.53`.
+    fn in_decimal(&self) -> bool {
+        let b = self.before.as_bytes();
+        let before = b.len() >= 2 && b[b.len() - 1] == b'.' && b[b.len() - 2].is_ascii_digit();
+        let a = self.after.as_bytes();
+        let after = a.len() >= 2 && a[0] == b'.' && a[1].is_ascii_digit();
+        before || after
+    }
+}
+
 /// Confirms a candidate match; returns the span of it (relative to the candidate) to replace.
-/// Only the e-mail pattern can match non-ASCII text, and it confirms whole matches, so every
-/// span a confirm cuts out lies on char boundaries.
-type Confirm = fn(&str) -> Option<Range<usize>>;
+/// Every span a confirm cuts out lies on char boundaries (group splits are by char).
+type Confirm = fn(&Candidate) -> Option<Range<usize>>;
 
 struct Rule {
     pattern: &'static str,
@@ -108,10 +137,12 @@ struct Rule {
     token: &'static str,
 }
 
-const RULES: [Rule; 8] = [
+const RULES: [Rule; 10] = [
     Rule { pattern: EMAIL, confirm: whole, token: EMAIL_TOKEN },
     Rule { pattern: BEARER, confirm: confirm_bearer, token: SECRET_TOKEN },
     Rule { pattern: JWT, confirm: whole, token: SECRET_TOKEN },
+    Rule { pattern: IPV6, confirm: confirm_ipv6, token: IP_TOKEN },
+    Rule { pattern: IPV4, confirm: confirm_ipv4, token: IP_TOKEN },
     Rule { pattern: IBAN, confirm: confirm_iban, token: IBAN_TOKEN },
     Rule { pattern: CARD, confirm: confirm_card, token: CARD_TOKEN },
     Rule { pattern: SSN, confirm: confirm_ssn, token: SSN_TOKEN },
@@ -143,6 +174,16 @@ const JWT: &str = r"(?x-u)
     \. [A-Za-z0-9_-]*           # signature (empty for alg none)
 ";
 
+const IPV6: &str = r"(?x-u)
+    (?: [0-9A-Fa-f]{0,4} : ){2,7}                  # hex groups, `::` for a run of zeros
+    (?: (?: [0-9]{1,3} \. ){3} [0-9]{1,3}           # an embedded IPv4 tail (::ffff:192.0.2.1)
+      | [0-9A-Fa-f]{1,4} )?                         # or a last group
+";
+
+const IPV4: &str = r"(?x-u)
+    \b (?: [0-9]{1,3} \. ){3} [0-9]{1,3} \b        # dotted quad; confirm checks the octets
+";
+
 const IBAN: &str = r"(?xi-u)
     \b [A-Z]{2} [0-9]{2}        # country code, check digits (any case: mod-97 decides)
     (?:
@@ -157,15 +198,16 @@ const CARD: &str = r"(?x-u)
     \b [2-6]                    # issuer digit: Visa, Mastercard, Amex, Discover, JCB, UnionPay…
     (?:
         [0-9]{12,18}            # compact: 13–19 digits in all
-      | [0-9]{2,5} (?: [\ -] [0-9]{3,6} ){2,5}   # or groups split by single spaces or dashes
+      | [0-9]{2,5} (?: (?: [\ .-] | (?u: [\u{A0}\u{2009}\u{202F}] ) ) [0-9]{3,6} ){2,5}
+                                # or groups split by spaces, dashes, dots or no-break spaces
     )
     \b
 ";
 
 const SSN: &str = r"(?x-u)
     \b [0-9]{3}                 # area
-    - [0-9]{2}                  # group
-    - [0-9]{4} \b               # serial
+    [\ -] [0-9]{2}              # group
+    [\ -] [0-9]{4} \b           # serial (confirm wants one separator throughout)
 ";
 
 const SECRET: &str = r"(?x-u)
@@ -218,7 +260,8 @@ fn redact(text: &str, rule: &Rule, regex: &Regex) -> Option<String> {
     let mut pos = 0;
     while let Some(m) = regex.find_at(text, pos) {
         pos = m.end();
-        let Some(span) = (rule.confirm)(m.as_str()).filter(|span| !span.is_empty()) else {
+        let candidate = Candidate { text: m.as_str(), before: &text[..m.start()], after: &text[m.end()..] };
+        let Some(span) = (rule.confirm)(&candidate).filter(|span| !span.is_empty()) else {
             continue;
         };
         let (start, end) = (m.start() + span.start, m.start() + span.end);
@@ -234,13 +277,18 @@ fn redact(text: &str, rule: &Rule, regex: &Regex) -> Option<String> {
     })
 }
 
-fn whole(candidate: &str) -> Option<Range<usize>> {
-    Some(0..candidate.len())
+fn whole(candidate: &Candidate) -> Option<Range<usize>> {
+    Some(0..candidate.text.len())
 }
 
 /// Longest sub-span of `candidate` made of whole groups (separated by any of `seps`) that
 /// passes `valid`; only spans starting at the first group when `anchored`.
-fn best_group_span(candidate: &str, seps: &[u8], anchored: bool, valid: impl Fn(&str) -> bool) -> Option<Range<usize>> {
+fn best_group_span(
+    candidate: &str,
+    seps: &[char],
+    anchored: bool,
+    valid: impl Fn(&str) -> bool,
+) -> Option<Range<usize>> {
     let groups = group_ranges(candidate, seps);
     let n = groups.len();
     (1..=n).rev().find_map(|len| {
@@ -251,13 +299,13 @@ fn best_group_span(candidate: &str, seps: &[u8], anchored: bool, valid: impl Fn(
     })
 }
 
-fn group_ranges(s: &str, seps: &[u8]) -> Vec<Range<usize>> {
+fn group_ranges(s: &str, seps: &[char]) -> Vec<Range<usize>> {
     let mut groups = Vec::new();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if seps.contains(&b) {
+    for (i, c) in s.char_indices() {
+        if seps.contains(&c) {
             groups.push(start..i);
-            start = i + 1;
+            start = i + c.len_utf8();
         }
     }
     groups.push(start..s.len());
@@ -273,14 +321,56 @@ fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
 
 /// The token after `Bearer` must look like one: 8+ characters with a digit or symbol in them,
 /// or 20+ letters. "the bearer of bad news" stays.
-fn confirm_bearer(candidate: &str) -> Option<Range<usize>> {
-    let token = candidate.get(6..)?.trim_start();
+fn confirm_bearer(candidate: &Candidate) -> Option<Range<usize>> {
+    let token = candidate.text.get(6..)?.trim_start();
     let looks_like_token = token.len() >= 20 || (token.len() >= 8 && token.bytes().any(|b| !b.is_ascii_alphabetic()));
-    looks_like_token.then_some(0..candidate.len())
+    looks_like_token.then_some(0..candidate.text.len())
 }
 
-fn confirm_iban(candidate: &str) -> Option<Range<usize>> {
-    best_group_span(candidate, b" ", true, is_valid_iban)
+/// A whole IPv6 address (checked by the standard library's parser) with at least two non-empty
+/// groups and a digit, so `a::before`, `std::map` and times (`12:30:45`) stay.
+fn confirm_ipv6(candidate: &Candidate) -> Option<Range<usize>> {
+    if candidate.before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == ':' || c == '.') {
+        return None;
+    }
+    // The greedy pattern takes a sentence's `:` right after an address; give it back.
+    let text = match candidate.text.strip_suffix(':') {
+        Some(t) if !t.ends_with(':') => t,
+        _ => candidate.text,
+    };
+    let glued_to_word =
+        text.len() == candidate.text.len() && candidate.after.starts_with(|c: char| c.is_ascii_alphanumeric());
+    let valid = !glued_to_word
+        && text.split(':').filter(|g| !g.is_empty()).count() >= 2
+        && text.bytes().any(|b| b.is_ascii_digit())
+        && text.parse::<std::net::Ipv6Addr>().is_ok();
+    valid.then_some(0..text.len())
+}
+
+/// Four octets 0–255 without leading zeros, not part of a longer dotted number and not a
+/// version (`version 1.2.3.4`, `1.2.3.4-beta`; `v1.2.3.4` never matches, `\b` sees to that).
+fn confirm_ipv4(candidate: &Candidate) -> Option<Range<usize>> {
+    let octet = |s: &str| s.parse::<u8>().is_ok() && (s == "0" || !s.starts_with('0'));
+    if !candidate.text.split('.').all(octet) {
+        return None;
+    }
+    let after = candidate.after.as_bytes();
+    let next_is = |i: usize, f: fn(&u8) -> bool| after.get(i).is_some_and(f);
+    let dotted_on = candidate.before.ends_with('.') || (after.first() == Some(&b'.') && next_is(1, u8::is_ascii_digit));
+    let suffixed = after.first() == Some(&b'-') && next_is(1, u8::is_ascii_alphanumeric);
+    (!dotted_on && !suffixed && !after_version_word(candidate.before)).then_some(0..candidate.text.len())
+}
+
+/// Whether `before` ends with a word such as "version" or "build", then blanks or `:`.
+fn after_version_word(before: &str) -> bool {
+    let trimmed = before.trim_end_matches([' ', ':', '\u{a0}']);
+    let letters = trimmed.bytes().rev().take_while(u8::is_ascii_alphabetic).count();
+    let word = trimmed[trimmed.len() - letters..].to_ascii_lowercase();
+    trimmed.len() < before.len() && matches!(word.as_str(), "v" | "ver" | "version" | "release" | "build" | "firmware")
+}
+
+fn confirm_iban(candidate: &Candidate) -> Option<Range<usize>> {
+    best_group_span(candidate.text, &[' '], true, is_valid_iban)
 }
 
 /// 15–34 alphanumerics (spaces ignored, any case) whose mod-97 check (ISO 13616) gives 1.
@@ -300,11 +390,24 @@ fn is_valid_iban(s: &str) -> bool {
     remainder == 1
 }
 
-fn confirm_card(candidate: &str) -> Option<Range<usize>> {
-    if candidate.starts_with('+') {
+/// Card separators: what people type and what page formatting inserts.
+const CARD_SEPS: [char; 6] = [' ', '-', '.', '\u{a0}', '\u{2009}', '\u{202f}'];
+
+fn confirm_card(candidate: &Candidate) -> Option<Range<usize>> {
+    if candidate.text.starts_with('+') || candidate.in_decimal() {
         return None;
     }
-    best_group_span(candidate, b" -", false, is_card_number)
+    best_group_span(candidate.text, &CARD_SEPS, false, |s| is_card_number(s) && dots_read_as_card(s))
+}
+
+/// A number with dots is a card only when written in fours with dots alone (`4111.1111.…`), not
+/// when it reads as a decimal or as thousands (`234.567.890.123.456`).
+fn dots_read_as_card(s: &str) -> bool {
+    if !s.contains('.') {
+        return true;
+    }
+    let groups: Vec<&str> = s.split('.').collect();
+    groups.len() >= 4 && groups[0].len() == 4 && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// 13–19 digits (separators ignored), issuer digit 2–6, Luhn-valid.
@@ -330,20 +433,34 @@ fn luhn_valid(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Rejects numbers the SSA never issues: area 000, 666 or 9xx, group 00, serial 0000.
-fn confirm_ssn(candidate: &str) -> Option<Range<usize>> {
-    let mut parts = candidate.split('-');
-    let (area, group, serial) = (parts.next()?, parts.next()?, parts.next()?);
+/// Rejects numbers the SSA never issues (area 000, 666 or 9xx, group 00, serial 0000), mixed
+/// separators, and a spaced triple that is only part of a longer list of numbers.
+fn confirm_ssn(candidate: &Candidate) -> Option<Range<usize>> {
+    let text = candidate.text;
+    let (area, group, serial) = (&text[0..3], &text[4..6], &text[7..11]);
+    let sep = text.as_bytes()[3];
     let issued = area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000";
-    issued.then_some(0..candidate.len())
+    let in_list = sep == b' '
+        && (number_then_blank(candidate.before.as_bytes(), true)
+            || number_then_blank(candidate.after.as_bytes(), false));
+    (issued && text.as_bytes()[6] == sep && !in_list && !candidate.in_decimal()).then_some(0..text.len())
+}
+
+/// Whether `side` (the text before the candidate when `before`, else after it) continues the
+/// candidate as a blank-separated list of numbers: `… 12 |123 45 6789|` or `|…| 42`.
+fn number_then_blank(side: &[u8], before: bool) -> bool {
+    let (blank, digit) =
+        if before { (side.last(), side.len().checked_sub(2).map(|i| &side[i])) } else { (side.first(), side.get(1)) };
+    blank == Some(&b' ') && digit.is_some_and(u8::is_ascii_digit)
 }
 
 /// A run qualifies when a `/`-separated part of it has a random-looking piece. The part is
 /// replaced together with its neighbours unless they read like path words (lower-case letters,
 /// digits, `-`, `_`), so `assets/<hash>` keeps `assets/` while a base64 key with `/` in it
 /// goes whole.
-fn confirm_secret(candidate: &str) -> Option<Range<usize>> {
-    let parts = group_ranges(candidate, b"/");
+fn confirm_secret(candidate: &Candidate) -> Option<Range<usize>> {
+    let candidate = candidate.text;
+    let parts = group_ranges(candidate, &['/']);
     let text = |i: usize| &candidate[parts[i].clone()];
     let first = (0..parts.len()).find(|&i| has_random_piece(text(i)))?;
     let last = (first..parts.len()).rev().find(|&i| has_random_piece(text(i)))?;
@@ -358,9 +475,12 @@ fn is_path_word(s: &str) -> bool {
 }
 
 /// 7–15 digits (E.164 allows 15); a candidate that runs on into more numbers is cut back at a
-/// separator until it fits.
-fn confirm_phone(candidate: &str) -> Option<Range<usize>> {
-    best_group_span(candidate, b" .-", true, |s| (7..=15).contains(&digits(s).count()))
+/// separator until it fits. Never the digits of a decimal number.
+fn confirm_phone(candidate: &Candidate) -> Option<Range<usize>> {
+    if candidate.in_decimal() {
+        return None;
+    }
+    best_group_span(candidate.text, &[' ', '.', '-'], true, |s| (7..=15).contains(&digits(s).count()))
 }
 
 #[cfg(test)]
@@ -523,10 +643,72 @@ mod tests {
             "$1,299.00",
             "1234567812345678",
             "ordered at 1764374400000",
-            "192.168.1.100",
+            "version 1.2.3.4",
+            "v1.2.3.4",
+            "release 10.0.19045.3803",
+            "1.2.3.4-beta",
+            "Chrome/120.0.6099.109",
+            "HTTP 404 Not Found",
+            "503 Service Unavailable",
+            "costs 1,299.99 EUR",
+            "€ 4.111,11",
+            "Born on 12 March 1984, moved 2001",
+            "a::before",
+            "::selection",
+            "std::collections::HashMap",
+            "at 12:30:45.123",
+            "items 100 200 300 400",
         ] {
             assert_untouched(s);
         }
+    }
+
+    #[test]
+    fn ip_addresses() {
+        assert_eq!(scrub("from 192.168.1.100 at noon"), "from [ip] at noon");
+        assert_eq!(scrub("host=10.0.0.1:8080"), "host=[ip]:8080");
+        assert_eq!(scrub("/admin/203.0.113.195/logs"), "/admin/[ip]/logs");
+        assert_eq!(scrub("client 2001:db8:85a3::8a2e:370:7334 refused"), "client [ip] refused");
+        assert_eq!(scrub("[fe80::1ff:fe23:4567:890a]:443"), "[[ip]]:443");
+        assert_eq!(scrub("2001:0db8:0000:0000:0000:ff00:0042:8329"), "[ip]");
+        assert_eq!(scrub("mapped ::ffff:192.0.2.128 here"), "mapped [ip] here");
+        assert_eq!(scrub("peer 2001:db8::1: timed out"), "peer [ip]: timed out");
+    }
+
+    #[test]
+    fn ip_near_misses() {
+        for s in ["1.2.3.4.5", "256.1.1.1", "01.02.03.04", "12:30:45", "cafe::bead", "a::b", "00:1a:2b:3c:4d:5e"] {
+            assert_untouched(s);
+        }
+    }
+
+    #[test]
+    fn cards_with_dots_and_no_break_spaces() {
+        assert_eq!(scrub("card 4111.1111.1111.1111 ok"), "card [card] ok");
+        assert_eq!(scrub("4111\u{a0}1111\u{a0}1111\u{a0}1111"), "[card]");
+        assert_eq!(scrub("n° 4111\u{202f}1111\u{202f}1111\u{202f}1111."), "n° [card].");
+        assert_eq!(scrub("5555\u{2009}5555\u{2009}5555\u{2009}4444"), "[card]");
+    }
+
+    #[test]
+    fn decimals_are_not_cards_or_phones() {
+        // ApexCharts/c3 path data and CSS: a long fraction is not a card (Luhn-valid by chance).
+        assert!(luhn_valid("28513035220995"));
+        assert_untouched("53.28513035220995");
+        assert_untouched("M0,53.28513035220995L10,4.285130352209951");
+        assert_untouched("left: 0.4111111111111111px");
+        assert_untouched("4111111111111111.5");
+        assert_untouched("234.567.890.123.456");
+        assert_untouched("1.5551234567");
+    }
+
+    #[test]
+    fn spaced_ssns() {
+        assert_eq!(scrub("SSN 123 45 6789 on file"), "SSN [ssn] on file");
+        assert_untouched("123 45-6789");
+        assert_untouched("points 1 123 45 6789");
+        assert_untouched("123 45 6789 12");
+        assert_untouched("000 45 6789");
     }
 
     #[test]
@@ -549,5 +731,7 @@ mod tests {
         assert!(has_random_piece("sk_live_4eC39HqLyjWDarjtT1zdp7dc"));
         assert!(!has_random_piece("how-to-install-rust-2024-edition"));
         assert!(!has_random_piece("es2015-modules"));
+        assert!(!has_random_piece("SvgjsLinearGradient10011"));
+        assert!(has_random_piece("9b5766c0"));
     }
 }

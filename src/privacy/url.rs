@@ -1,12 +1,15 @@
-//! URL normalisation: reduces a page URL or referrer to what may be stored (no fragment, no
-//! credentials, only allow-listed query parameters, identifier-like path segments as `:id`).
+//! URL normalisation: reduces a page URL, a referrer or a URL inside a page (`href`, `src`,
+//! `srcset`, CSS `url()`) to what may be stored: no fragment (but a single-page app's hash route
+//! in a page URL, or an element id inside a page), no credentials, only allow-listed query
+//! parameters, identifier-like path segments as `:id`.
 
 use std::borrow::Cow;
 
+use percent_encoding::percent_decode_str;
 use url::form_urlencoded;
-use url::Url;
+use url::{Host, Url};
 
-use super::scrub::{has_random_piece, scrub_text};
+use super::scrub::{has_random_piece, scrub_text, IP_TOKEN};
 
 /// What replaces an identifier-like path segment.
 pub const ID_SEGMENT: &str = ":id";
@@ -39,15 +42,17 @@ impl UrlPolicy {
 pub struct NormalizedUrl {
     /// `scheme://host[:port]` + normalised path + allowed query (`?` only when there is one).
     pub url: String,
-    /// The normalised path alone; always starts with `/`.
+    /// The normalised path alone; always starts with `/`. A hash route is part of it
+    /// (`/app#/settings`): single-page apps route there.
     pub path: String,
 }
 
 /// Normalises an absolute http(s) URL; `None` for anything else.
 pub fn normalize_url(raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
     let parsed = parse_web_url(raw)?;
-    let path = normalize_path(parsed.path());
+    let mut path = normalize_path(parsed.path());
     let query = allowed_query(&parsed, policy);
+    let route = parsed.fragment().and_then(hash_route);
 
     let mut url = origin(&parsed);
     url.push_str(&path);
@@ -55,7 +60,26 @@ pub fn normalize_url(raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
         url.push('?');
         url.push_str(&query);
     }
+    if let Some(route) = route {
+        url.push_str(&route);
+        path.push_str(&route);
+    }
     Some(NormalizedUrl { url, path })
+}
+
+/// A single-page app's hash route (`#/settings`, `#!/users/42`) normalised like a path, cut at
+/// its own query (`?`, `&`, `=`); `None` for any other fragment: those can carry tokens
+/// (`#access_token=…`) and are dropped.
+pub fn hash_route(fragment: &str) -> Option<String> {
+    let (bang, route) = match fragment.strip_prefix('!') {
+        Some(rest) => ("#!", rest),
+        None => ("#", fragment),
+    };
+    let route = route.split(['?', '&', '=']).next().unwrap_or_default();
+    if !route.starts_with('/') {
+        return None;
+    }
+    Some(format!("{bang}{}", normalize_path(route)))
 }
 
 /// Rewrites identifier-like segments of `path` to `:id`, keeping every `/` (also a trailing
@@ -66,16 +90,102 @@ pub fn normalize_url(raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
 pub fn normalize_path(path: &str) -> String {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let mut out = String::with_capacity(trimmed.len() + 1);
-    for segment in trimmed.split('/') {
-        out.push('/');
+    out.push('/');
+    push_segments(&mut out, trimmed);
+    out
+}
+
+/// Appends `path` with identifier-like segments as `:id`, keeping its shape (relative or not).
+fn push_segments(out: &mut String, path: &str) {
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
         out.push_str(if is_identifier(segment) { ID_SEGMENT } else { segment });
+    }
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, e.g. for a referrer; `None` otherwise.
+/// A host that is an IP address is a visitor's network, not a site: it reads `[ip]`.
+pub fn referrer_origin(raw: &str) -> Option<String> {
+    let url = parse_web_url(raw)?;
+    Some(match url.host() {
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => format!("{}://{IP_TOKEN}", url.scheme()),
+        _ => origin(&url),
+    })
+}
+
+/// Normalises a URL found inside a page, absolute (`https://…`, `//cdn…`) or relative
+/// (`theme/a.css`, `../x?y#z`), keeping its form so the replay resolves it as the page did.
+/// The path and query follow the page URL rules; a fragment survives only when it names an
+/// element (`#icon-star`, used by SVG sprites). Other schemes keep only `scheme:`, and an
+/// http(s) URL that does not parse is dropped (empty).
+pub fn normalize_reference(raw: &str, policy: &UrlPolicy) -> String {
+    let raw = raw.trim();
+    let (rest, fragment) = raw.split_once('#').map_or((raw, None), |(r, f)| (r, Some(f)));
+    let mut out = match scheme_of(rest) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            normalize_url(rest, policy).map(|n| n.url).unwrap_or_default()
+        }
+        Some(scheme) => return format!("{scheme}:"),
+        None if rest.starts_with("//") => normalize_url(&format!("https:{rest}"), policy)
+            .map(|n| n.url.trim_start_matches("https:").to_owned())
+            .unwrap_or_default(),
+        None => relative_reference(rest, policy),
+    };
+    if let Some(id) = fragment.filter(|f| is_element_id(f)) {
+        out.push('#');
+        out.push_str(id);
     }
     out
 }
 
-/// `scheme://host[:port]` of an absolute http(s) URL, e.g. for a referrer; `None` otherwise.
-pub fn referrer_origin(raw: &str) -> Option<String> {
-    parse_web_url(raw).map(|url| origin(&url))
+/// A `srcset` list (`a.png 1x, b.png 2x`): each URL normalised, descriptors scrubbed.
+pub fn normalize_srcset(raw: &str, policy: &UrlPolicy) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (i, item) in raw.split(',').map(str::trim).filter(|item| !item.is_empty()).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let (url, descriptor) = item.split_once(char::is_whitespace).unwrap_or((item, ""));
+        out.push_str(&normalize_reference(url, policy));
+        let descriptor = scrub_text(descriptor.trim());
+        if !descriptor.is_empty() {
+            out.push(' ');
+            out.push_str(&descriptor);
+        }
+    }
+    out
+}
+
+/// The scheme of an absolute URL (`mailto` of `mailto:x`); `None` for a relative reference.
+fn scheme_of(s: &str) -> Option<&str> {
+    let (scheme, _) = s.split_once(':')?;
+    let mut bytes = scheme.bytes();
+    let valid = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    valid.then_some(scheme)
+}
+
+fn relative_reference(rest: &str, policy: &UrlPolicy) -> String {
+    let (path, query) = rest.split_once('?').map_or((rest, ""), |(p, q)| (p, q));
+    let mut out = String::with_capacity(rest.len());
+    push_segments(&mut out, path);
+    let query = allowed_pairs(form_urlencoded::parse(query.as_bytes()), policy);
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query);
+    }
+    out
+}
+
+/// What an SVG `<use href="#icon">` or an in-page anchor names: an element id, not data.
+fn is_element_id(fragment: &str) -> bool {
+    let mut bytes = fragment.bytes();
+    (1..=64).contains(&fragment.len())
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        && !is_identifier(fragment)
 }
 
 fn parse_web_url(raw: &str) -> Option<Url> {
@@ -91,11 +201,15 @@ fn origin(url: &Url) -> String {
 
 /// The allowed parameters, in their original order, names and values scrubbed.
 fn allowed_query(url: &Url, policy: &UrlPolicy) -> String {
+    allowed_pairs(url.query_pairs(), policy)
+}
+
+fn allowed_pairs<'a>(pairs: impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)>, policy: &UrlPolicy) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     // A name the scrubber would rewrite carries personal data or a secret itself: drop the
     // parameter rather than keep a rewritten name the allow-list never allowed.
     let kept = |name: &str| policy.allows(name) && matches!(scrub_text(name), Cow::Borrowed(_));
-    for (name, value) in url.query_pairs().filter(|(name, _)| kept(name)) {
+    for (name, value) in pairs.filter(|(name, _)| kept(name)) {
         query.append_pair(&name, &scrub_text(&value));
     }
     query.finish()
@@ -105,9 +219,43 @@ fn is_identifier(segment: &str) -> bool {
     if segment.is_empty() {
         return false;
     }
-    let decoded = percent_decode(segment);
+    let decoded = percent_decode_str(segment).decode_utf8_lossy();
     let s = decoded.as_ref();
+    if let Some(unhashed) = fingerprinted_asset(s) {
+        return matches!(scrub_text(&unhashed), Cow::Owned(_));
+    }
     is_long_number(s) || is_uuid(s) || is_long_hex(s) || is_token(s) || matches!(scrub_text(s), Cow::Owned(_))
+}
+
+/// Extensions of files a page loads as assets, whose names build tools fingerprint.
+const ASSET_EXTENSIONS: [&str; 18] = [
+    "css", "js", "mjs", "cjs", "map", "svg", "png", "jpg", "jpeg", "gif", "webp", "avif", "ico", "woff", "woff2",
+    "ttf", "otf", "wasm",
+];
+
+/// A content-hashed asset name (`rust-logo-9a9549ea.svg`, `main.4e2f1c8a.js`): a word, a hash,
+/// an asset extension. Returns the name with its hash pieces blanked, so that only what is
+/// left (an e-mail, a phone number…) can still make the segment an identifier; `None` for any
+/// other segment, such as a name that is nothing but a hash (`0a1b…e1f.png`: could be a key).
+fn fingerprinted_asset(s: &str) -> Option<String> {
+    let (stem, ext) = s.rsplit_once('.')?;
+    if !ASSET_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e)) {
+        return None;
+    }
+    let is_sep = |c: char| matches!(c, '-' | '.' | '_' | '~');
+    let pieces = || stem.split(is_sep).filter(|p| !p.is_empty());
+    let is_word = |p: &str| p.len() >= 2 && p.bytes().all(|b| b.is_ascii_alphabetic());
+    let is_hash = |p: &str| {
+        p.len() >= 6
+            && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            && p.bytes().any(|b| b.is_ascii_digit())
+            && p.bytes().any(|b| b.is_ascii_alphabetic())
+    };
+    if !pieces().any(is_word) || !pieces().any(is_hash) {
+        return None;
+    }
+    let unhashed: Vec<&str> = stem.split(is_sep).map(|p| if is_hash(p) { "h" } else { p }).collect();
+    Some(format!("{}.{ext}", unhashed.join("-")))
 }
 
 fn is_long_number(s: &str) -> bool {
@@ -133,39 +281,6 @@ fn is_token(s: &str) -> bool {
     s.len() >= 20
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+'))
         && has_random_piece(s)
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as they are); borrowed when there are none.
-fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%').then(|| bytes.get(i + 1..i + 3)).flatten().and_then(hex_byte);
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex_byte(pair: &[u8]) -> Option<u8> {
-    let [high, low] = pair else { return None };
-    Some(hex_digit(*high)? << 4 | hex_digit(*low)?)
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]
@@ -194,6 +309,19 @@ mod tests {
         assert_eq!(n.url, "https://shop.example.com/users/:id/orders");
         assert_eq!(n.path, "/users/:id/orders");
         assert!(!n.url.contains("jane"));
+    }
+
+    #[test]
+    fn hash_routes_are_kept_like_paths_other_fragments_dropped() {
+        let n = norm("https://app.example/app?utm_source=x&q=1#/users/jane@example.com/orders/12345?tab=2");
+        assert_eq!(n.url, "https://app.example/app?utm_source=x#/users/:id/orders/:id");
+        assert_eq!(n.path, "/app#/users/:id/orders/:id");
+        assert_eq!(norm("https://app.example/#!/settings").path, "/#!/settings");
+        assert_eq!(norm("https://app.example/#/cb&access_token=eyJhbGciOiJIUzI1NiJ9").path, "/#/cb");
+        for dropped in ["#access_token=abc", "#section-2", "#", "#!x", "#%2Fsettings"] {
+            let n = norm(&format!("https://app.example/docs{dropped}"));
+            assert_eq!((n.url.as_str(), n.path.as_str()), ("https://app.example/docs", "/docs"), "{dropped}");
+        }
     }
 
     #[test]
@@ -305,6 +433,59 @@ mod tests {
     }
 
     #[test]
+    fn content_hashed_asset_names_stay() {
+        for path in [
+            "/theme/semantic-notes-9b5766c0.css",
+            "/static/rust-logo-9a9549ea.svg",
+            "/_next/static/chunks/pages/_app-0123456789abcdef0123.js",
+            "/assets/index-BxK3mP9q.js",
+            "/fonts/inter-v12-latin-a1b2c3d4e5f6a7b8c9d0e1f2.woff2",
+            "/js/main.4e2f1c8a9b3d7e6f.chunk.js",
+        ] {
+            assert_eq!(normalize_path(path), path);
+        }
+        // A name that is only a hash could be a key or a hashed e-mail; personal data stays out.
+        assert_eq!(normalize_path("/avatar/205e460b479e2e5b48aec07710c08d50.jpg"), "/avatar/:id");
+        assert_eq!(normalize_path("/u/jane@example.com-9a9549ea.png"), "/u/:id");
+        assert_eq!(normalize_path("/u/4111111111111111-9a9549ea.png"), "/u/:id");
+    }
+
+    #[test]
+    fn references_inside_a_page() {
+        let p = UrlPolicy::default();
+        let r = |raw: &str| normalize_reference(raw, &p);
+        assert_eq!(r("theme/semantic-notes-9b5766c0.css"), "theme/semantic-notes-9b5766c0.css");
+        assert_eq!(r("/orders/98765432/invoice?uid=u-991&utm_source=x"), "/orders/:id/invoice?utm_source=x");
+        assert_eq!(r("../orders/98765432/invoice#top"), "../orders/:id/invoice#top");
+        assert_eq!(r("https://Shop.example/orders/98765432?uid=1#access_token=abc"), "https://shop.example/orders/:id");
+        assert_eq!(r("//cdn.example/u/jane@example.com/a.png?x=1"), "//cdn.example/u/:id/a.png");
+        assert_eq!(r("#icon-star"), "#icon-star");
+        assert_eq!(r("sprite.svg#icon-star"), "sprite.svg#icon-star");
+        assert_eq!(r("#/orders/98765432"), "");
+        assert_eq!(r("?page=2&email=jane@example.com"), "");
+        assert_eq!(r("mailto:jane@example.com"), "mailto:");
+        assert_eq!(r("javascript:alert(document.cookie)"), "javascript:");
+        assert_eq!(r("https://exa mple.com/"), "");
+        assert_eq!(r("/call/192.168.1.20/status"), "/call/:id/status");
+    }
+
+    #[test]
+    fn srcsets() {
+        let p = UrlPolicy::default();
+        assert_eq!(
+            normalize_srcset("img/a-9a9549ea.png 1x,/u/98765432/b.png?sig=abc 2x", &p),
+            "img/a-9a9549ea.png 1x, /u/:id/b.png 2x"
+        );
+        assert_eq!(normalize_srcset("a.png 640w, b.png 1280w", &p), "a.png 640w, b.png 1280w");
+    }
+
+    #[test]
+    fn referrer_from_an_ip_host_does_not_keep_the_address() {
+        assert_eq!(referrer_origin("http://192.168.1.20:3000/admin").as_deref(), Some("http://[ip]"));
+        assert_eq!(referrer_origin("https://[2001:db8::1]/x").as_deref(), Some("https://[ip]"));
+    }
+
+    #[test]
     fn referrer_is_reduced_to_its_origin() {
         assert_eq!(referrer_origin("https://news.example.com/a?b").as_deref(), Some("https://news.example.com"));
         assert_eq!(referrer_origin("http://Example.com:8080/x#y").as_deref(), Some("http://example.com:8080"));
@@ -312,14 +493,5 @@ mod tests {
         assert_eq!(referrer_origin("android-app://com.example"), None);
         assert_eq!(referrer_origin("junk"), None);
         assert_eq!(referrer_origin(""), None);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%40b"), "a@b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%+1x"), "%+1x");
-        assert!(matches!(percent_decode("plain"), Cow::Borrowed(_)));
     }
 }

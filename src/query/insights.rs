@@ -34,6 +34,10 @@ pub struct PageStats {
     pub clicks: u64,
     pub rage_clicks: u64,
     pub dead_clicks: u64,
+    /// Clicks followed within 1 s by an error on the same page.
+    pub error_clicks: u64,
+    /// Views of this page left within 5 s by returning to the previous path.
+    pub quick_backs: u64,
 }
 
 impl Pages {
@@ -60,6 +64,8 @@ impl Pages {
                 clicks: r.clicks,
                 rage_clicks: r.rage_clicks,
                 dead_clicks: r.dead_clicks,
+                error_clicks: r.error_clicks,
+                quick_backs: r.quick_backs,
             })
             .collect();
         let next = (offset + limit < total).then_some(offset + limit);
@@ -225,10 +231,7 @@ impl Heatmap {
         elements.truncate(MAX_ELEMENTS_SHOWN);
         Heatmap {
             path: path.to_owned(),
-            kind: match kind {
-                HeatKind::Click => "click",
-                HeatKind::Move => "move",
-            },
+            kind: kind.as_str(),
             width: width.map_or("all", WidthClass::as_str),
             geometry: Geometry { columns: COLUMNS, row_px: ROW_PX, element_grid: ELEMENT_GRID },
             cells,

@@ -1,12 +1,15 @@
 //! What operators ask and what they get back: the shapes of the read API, shared by every
 //! store backend so that both answer identically.
 
+pub mod forms;
+pub mod funnel;
 pub mod insights;
 
 use serde::Serialize;
 use time::{Date, Duration, Month};
 
 use crate::model::{day_of, SessionSummary};
+use crate::rollup::track::SignalKind;
 use crate::rollup::DayRollup;
 
 /// An inclusive range of UTC days, as days since 1970-01-01.
@@ -179,6 +182,8 @@ pub struct SessionFilter {
     pub min_duration_ms: Option<i64>,
     pub replay: Option<bool>,
     pub min_rage_clicks: Option<u32>,
+    /// Sessions with at least one of these signals (empty: no condition).
+    pub signals: Vec<SignalKind>,
 }
 
 /// Most sessions one list request examines; a filtered list continues from its cursor.
@@ -191,6 +196,29 @@ impl SessionFilter {
             && self.min_duration_ms.is_none_or(|m| s.duration_ms >= m)
             && self.replay.is_none_or(|r| s.replay == r)
             && self.min_rage_clicks.is_none_or(|r| s.rage_clicks >= r)
+            && (self.signals.is_empty() || self.signals.iter().any(|k| signal_count(s, *k) > 0))
+    }
+
+    /// Parses `signal=rage,dead,error,quickback` (any of them).
+    pub fn parse_signals(list: &str) -> Result<Vec<SignalKind>, String> {
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                SignalKind::parse(s).ok_or_else(|| {
+                    format!("unknown signal {s:?}: use rage, dead, error or quickback (comma-separated)")
+                })
+            })
+            .collect()
+    }
+}
+
+/// How many times a session showed one signal.
+pub fn signal_count(s: &SessionSummary, kind: SignalKind) -> u32 {
+    match kind {
+        SignalKind::Rage => s.rage_clicks,
+        SignalKind::Dead => s.dead_clicks,
+        SignalKind::Error => s.error_clicks,
+        SignalKind::QuickBack => s.quick_backs,
     }
 }
 

@@ -22,6 +22,8 @@ pub const MAX_ELEMENTS: usize = 500;
 pub enum HeatKind {
     Click,
     Move,
+    /// Only the clicks the snippet reported as dead (same cells as `Click`, a subset).
+    Dead,
 }
 
 impl HeatKind {
@@ -29,6 +31,15 @@ impl HeatKind {
         match self {
             HeatKind::Click => b'c',
             HeatKind::Move => b'm',
+            HeatKind::Dead => b'd',
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeatKind::Click => "click",
+            HeatKind::Move => "move",
+            HeatKind::Dead => "dead",
         }
     }
 
@@ -36,6 +47,7 @@ impl HeatKind {
         match s {
             "click" => Some(HeatKind::Click),
             "move" => Some(HeatKind::Move),
+            "dead" => Some(HeatKind::Dead),
             _ => None,
         }
     }

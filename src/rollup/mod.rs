@@ -2,6 +2,8 @@
 //! and the per-session state needed to compute them. Backends store these and merge deltas
 //! into them, so queries never touch raw events.
 
+pub mod attention;
+pub mod form;
 pub mod heat;
 pub mod page;
 pub mod session;

@@ -16,6 +16,10 @@ pub struct PageRollup {
     pub clicks: u64,
     pub rage_clicks: u64,
     pub dead_clicks: u64,
+    #[serde(default)]
+    pub error_clicks: u64,
+    #[serde(default)]
+    pub quick_backs: u64,
     /// Sum over pageviews of the deepest point reached, in percent of the document.
     pub depth_sum_pct: u64,
     /// `reach[k]`: pageviews whose deepest point reached `k * 5` percent.
@@ -32,6 +36,8 @@ impl PageRollup {
         self.clicks += other.clicks;
         self.rage_clicks += other.rage_clicks;
         self.dead_clicks += other.dead_clicks;
+        self.error_clicks += other.error_clicks;
+        self.quick_backs += other.quick_backs;
         self.depth_sum_pct += other.depth_sum_pct;
         if self.reach.len() < REACH_STEPS {
             self.reach.resize(REACH_STEPS, 0);

@@ -78,6 +78,8 @@ impl SessionState {
             replay: self.replay,
             rage_clicks: self.track.rage_clicks,
             dead_clicks: self.track.dead_clicks,
+            error_clicks: self.track.error_clicks,
+            quick_backs: self.track.quick_backs,
         }
     }
 }

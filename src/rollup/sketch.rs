@@ -19,14 +19,34 @@ pub struct VisitorSketch {
 impl VisitorSketch {
     /// Visitor keys are HMAC outputs, already uniformly distributed: no further hashing needed.
     pub fn add(&mut self, visitor: &VisitorKey) {
+        let (index, rank) = Self::register(visitor);
+        self.set_max(index, rank);
+    }
+
+    /// The register `visitor` sets and the rank it sets there (ClickHouse stores these pairs
+    /// and keeps the max rank per register, so the day's sketch is a `GROUP BY`).
+    pub fn register(visitor: &VisitorKey) -> (u16, u8) {
+        let h = u64::from_be_bytes(visitor.0[..8].try_into().expect("16-byte key"));
+        let index = (h >> (64 - P)) as u16;
+        let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
+        (index, rank)
+    }
+
+    /// The sketch whose registers hold these ranks (the pairs [`Self::register`] gives).
+    pub fn from_registers(registers: impl IntoIterator<Item = (u16, u8)>) -> Self {
+        let mut s = Self::default();
+        for (index, rank) in registers {
+            s.set_max(index, rank);
+        }
+        s
+    }
+
+    fn set_max(&mut self, index: u16, rank: u8) {
         if self.registers.is_empty() {
             self.registers = vec![0; M];
         }
-        let h = u64::from_be_bytes(visitor.0[..8].try_into().expect("16-byte key"));
-        let index = (h >> (64 - P)) as usize;
-        let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
-        if self.registers[index] < rank {
-            self.registers[index] = rank;
+        if let Some(r) = self.registers.get_mut(usize::from(index)) {
+            *r = (*r).max(rank);
         }
     }
 
@@ -86,5 +106,16 @@ mod tests {
         }
         assert_eq!(small.estimate(), 10);
         assert_eq!(VisitorSketch::default().estimate(), 0);
+    }
+
+    #[test]
+    fn registers_rebuild_the_same_sketch() {
+        let mut direct = VisitorSketch::default();
+        let mut registers = vec![];
+        for n in 0..3000 {
+            direct.add(&key(n));
+            registers.push(VisitorSketch::register(&key(n)));
+        }
+        assert_eq!(VisitorSketch::from_registers(registers), direct);
     }
 }

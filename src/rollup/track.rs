@@ -1,15 +1,18 @@
 //! Per-session state that turns a stream of batches into rollup deltas: the open pageview
-//! (for scroll reach and heatmap geometry) and recent clicks (for rage clicks). It is stored
-//! with the session so a pageview spanning many batches is still counted exactly once.
+//! (for scroll reach and heatmap geometry), recent clicks and errors (for rage and error
+//! clicks) and the path before it (for quick backs). It is stored with the session so a
+//! pageview spanning many batches is still counted exactly once.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::attention::{AttentionRollup, AttentionTracking};
+use super::form::{FormTracking, PageForms};
 use super::heat::{self, ElementClicks, HeatCells, HeatKind, WidthClass};
 use super::page::{reach_pct, PageRollup};
 use super::DayRollup;
-use crate::model::{day_of, Event, EventData};
+use crate::model::{day_of, Event, EventData, View};
 
 /// Moves per pageview that count towards the move heatmap, so one restless visitor cannot
 /// dominate it.
@@ -18,6 +21,10 @@ pub const MAX_MOVES_PER_VIEW: u16 = 300;
 pub const RAGE_CLICKS: usize = 3;
 pub const RAGE_WINDOW_MS: i64 = 1000;
 pub const RAGE_RADIUS_PX: f64 = 30.0;
+/// An error click: an `err` within this many ms after a click on the same page.
+pub const ERROR_WINDOW_MS: i64 = 1000;
+/// A quick back: a pageview left within this many ms by returning to the previous path.
+pub const QUICK_BACK_MS: i64 = 5000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tracking {
@@ -26,6 +33,63 @@ pub struct Tracking {
     pub burst: Vec<(i64, f64, f64)>,
     pub rage_clicks: u32,
     pub dead_clicks: u32,
+    #[serde(default)]
+    pub error_clicks: u32,
+    #[serde(default)]
+    pub quick_backs: u32,
+    /// The last click on the open page not yet followed by an error.
+    #[serde(default)]
+    pub last_click: Option<i64>,
+    /// The last error on the open page not yet matched to a click (a click delayed by the
+    /// snippet's dead-click check can arrive in a later batch than the error it caused).
+    #[serde(default)]
+    pub last_err: Option<i64>,
+    /// The path viewed before the open page.
+    #[serde(default)]
+    pub previous_path: Option<String>,
+    /// The open pageview's forms (form analytics).
+    #[serde(default)]
+    pub forms: FormTracking,
+    /// The open pageview's viewport, visibility and activity (attention).
+    #[serde(default)]
+    pub attention: AttentionTracking,
+}
+
+/// A frustration signal, as the replay timeline marks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalKind {
+    Rage,
+    Dead,
+    Error,
+    #[serde(rename = "quickback")]
+    QuickBack,
+}
+
+impl SignalKind {
+    pub const ALL: [SignalKind; 4] = [SignalKind::Rage, SignalKind::Dead, SignalKind::Error, SignalKind::QuickBack];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Rage => "rage",
+            SignalKind::Dead => "dead",
+            SignalKind::Error => "error",
+            SignalKind::QuickBack => "quickback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One signal in a session: when (the click, or the navigation back) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signal {
+    pub t: i64,
+    pub kind: SignalKind,
+    /// The page it happened on (for a quick back: the page left).
+    pub path: String,
 }
 
 /// The pageview being recorded: where it is and how far it has been read.
@@ -40,6 +104,9 @@ pub struct OpenPage {
     pub reach_pct: u8,
     pub moves: u16,
     pub last_move_cell: Option<(u16, u16)>,
+    /// When it was viewed.
+    #[serde(default)]
+    pub start: i64,
 }
 
 /// Where one heatmap value lives.
@@ -60,9 +127,46 @@ pub struct Deltas {
     pub pages: BTreeMap<(String, i32, String), PageRollup>,
     pub heat: BTreeMap<HeatKey, HeatCells>,
     pub elements: BTreeMap<(String, String, i32), ElementClicks>,
+    /// Form analytics per `(site, path, day)`.
+    pub forms: BTreeMap<(String, String, i32), PageForms>,
+    /// Attention per `(site, day, path)`.
+    pub attention: BTreeMap<(String, i32, String), AttentionRollup>,
+    /// When set, every signal is also listed here in order (for one session's replay; the
+    /// writer leaves it unset).
+    pub signals: Option<Vec<Signal>>,
 }
 
 impl Deltas {
+    /// Adds `other` into these deltas. Elements are not pruned here (stores prune when they
+    /// keep or read them), so merged deltas add up to the same totals.
+    pub fn merge(&mut self, other: &Deltas) {
+        for (k, v) in &other.days {
+            self.days.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.pages {
+            self.pages.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.heat {
+            self.heat.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.elements {
+            let into = self.elements.entry(k.clone()).or_default();
+            for (sel, cell) in &v.by_selector {
+                let c = into.by_selector.entry(sel.clone()).or_default();
+                c.n += cell.n;
+                for (p, n) in &cell.points {
+                    *c.points.entry(*p).or_default() += n;
+                }
+            }
+        }
+        for (k, v) in &other.forms {
+            self.forms.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &other.attention {
+            self.attention.entry(k.clone()).or_default().merge(v);
+        }
+    }
+
     pub fn day(&mut self, site: &str, day: i32) -> &mut DayRollup {
         self.days.entry((site.to_owned(), day)).or_default()
     }
@@ -82,41 +186,30 @@ impl Deltas {
         };
         self.heat.entry(key).or_default().add(cell, 1);
     }
+
+    fn signal(&mut self, t: i64, kind: SignalKind, page: &OpenPage) {
+        if let Some(list) = &mut self.signals {
+            list.push(Signal { t, kind, path: page.path.clone() });
+        }
+    }
+}
+
+/// The signals of one session, from its events in time order, by the same rules the writer
+/// counts them with (for the replay timeline).
+pub fn signals_of(events: &[Event]) -> Vec<Signal> {
+    let mut deltas = Deltas { signals: Some(Vec::new()), ..Deltas::default() };
+    Tracking::default().apply("", events, &mut deltas);
+    deltas.signals.unwrap_or_default()
 }
 
 impl Tracking {
     /// Adds what `events` (one batch, in time order) contribute to the rollups.
     pub fn apply(&mut self, site: &str, events: &[Event], deltas: &mut Deltas) {
         for e in events {
+            self.forms.observe(site, e, deltas);
+            self.attention.observe(site, e, deltas);
             match &e.data {
-                EventData::View(v) => {
-                    let page = OpenPage {
-                        path: v.path.clone(),
-                        day: day_of(e.t),
-                        vw: v.vw,
-                        vh: v.vh,
-                        dw: if v.dw > 0.0 { v.dw } else { v.vw },
-                        dh: v.dh,
-                        reach_pct: reach_pct(v.vh, v.dh),
-                        moves: 0,
-                        last_move_cell: None,
-                    };
-                    let day = deltas.day(site, page.day);
-                    day.pageviews += 1;
-                    if let Some(load) = v.load_ms {
-                        day.load.record(load);
-                    }
-                    let p = deltas.page(site, &page);
-                    p.pageviews += 1;
-                    if let Some(load) = v.load_ms {
-                        p.load.record(load);
-                    }
-                    p.fold_sum_px += page.vh;
-                    p.fold_sum_pct += if page.dh > 0.0 { (page.vh / page.dh * 100.0).min(100.0) } else { 100.0 };
-                    p.deepen(None, page.reach_pct);
-                    self.page = Some(page);
-                    self.burst.clear();
-                }
+                EventData::View(v) => self.view(site, e.t, v, deltas),
                 EventData::Scroll { y } => {
                     if let Some(page) = &mut self.page {
                         let reach = reach_pct(y + page.vh, page.dh);
@@ -148,9 +241,72 @@ impl Tracking {
                     let page = page.clone();
                     deltas.heat(site, &page, HeatKind::Move, cell);
                 }
+                EventData::Err { .. } => self.error(site, e.t, deltas),
                 _ => {}
             }
         }
+    }
+
+    fn view(&mut self, site: &str, t: i64, v: &View, deltas: &mut Deltas) {
+        let page = OpenPage {
+            path: v.path.clone(),
+            day: day_of(t),
+            vw: v.vw,
+            vh: v.vh,
+            dw: if v.dw > 0.0 { v.dw } else { v.vw },
+            dh: v.dh,
+            reach_pct: reach_pct(v.vh, v.dh),
+            moves: 0,
+            last_move_cell: None,
+            start: t,
+        };
+        if let Some(left) = self.page.take() {
+            let back = self.previous_path.as_deref() == Some(v.path.as_str()) && left.path != v.path;
+            if back && t - left.start <= QUICK_BACK_MS {
+                self.quick_backs += 1;
+                deltas.page(site, &left).quick_backs += 1;
+                deltas.signal(t, SignalKind::QuickBack, &left);
+            }
+            if left.path != v.path {
+                self.previous_path = Some(left.path);
+            }
+        }
+        let day = deltas.day(site, page.day);
+        day.pageviews += 1;
+        if let Some(load) = v.load_ms {
+            day.load.record(load);
+        }
+        let p = deltas.page(site, &page);
+        p.pageviews += 1;
+        if let Some(load) = v.load_ms {
+            p.load.record(load);
+        }
+        p.fold_sum_px += page.vh;
+        p.fold_sum_pct += if page.dh > 0.0 { (page.vh / page.dh * 100.0).min(100.0) } else { 100.0 };
+        p.deepen(None, page.reach_pct);
+        self.page = Some(page);
+        self.burst.clear();
+        self.last_click = None;
+        self.last_err = None;
+    }
+
+    /// An error within [`ERROR_WINDOW_MS`] after the last click makes that click an error click
+    /// (once per click).
+    fn error(&mut self, site: &str, t: i64, deltas: &mut Deltas) {
+        match self.last_click {
+            Some(c) if (0..=ERROR_WINDOW_MS).contains(&(t - c)) => {
+                self.last_click = None;
+                self.error_click(site, c, deltas);
+            }
+            _ => self.last_err = Some(t),
+        }
+    }
+
+    fn error_click(&mut self, site: &str, t: i64, deltas: &mut Deltas) {
+        self.error_clicks += 1;
+        let Some(page) = &self.page else { return };
+        deltas.page(site, page).error_clicks += 1;
+        deltas.signal(t, SignalKind::Error, page);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -176,6 +332,13 @@ impl Tracking {
         if dead {
             self.dead_clicks += 1;
         }
+        match self.last_err {
+            Some(err) if (0..=ERROR_WINDOW_MS).contains(&(err - t)) => {
+                self.last_err = None;
+                self.error_click(site, t, deltas);
+            }
+            _ => self.last_click = Some(t),
+        }
         let Some(page) = self.page.clone() else { return };
         let p = deltas.page(site, &page);
         p.clicks += 1;
@@ -183,6 +346,15 @@ impl Tracking {
         p.dead_clicks += u64::from(dead);
         if let Some(cell) = heat::cell(x, y, page.dw) {
             deltas.heat(site, &page, HeatKind::Click, cell);
+            if dead {
+                deltas.heat(site, &page, HeatKind::Dead, cell);
+            }
+        }
+        if dead {
+            deltas.signal(t, SignalKind::Dead, &page);
+        }
+        if rage {
+            deltas.signal(t, SignalKind::Rage, &page);
         }
         deltas.elements.entry((site.to_owned(), page.path.clone(), page.day)).or_default().add(sel, offset);
     }
@@ -191,7 +363,6 @@ impl Tracking {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::View;
 
     fn view(t: i64, path: &str) -> Event {
         Event {
@@ -207,6 +378,7 @@ mod tests {
                 dh: 2000.0,
                 load_ms: Some(100.0),
                 ttfb_ms: None,
+                spa: false,
             }),
         }
     }
@@ -270,5 +442,75 @@ mod tests {
         tr.apply("s", &moves, &mut d);
         let total: u64 = d.heat.values().flat_map(|h| h.cells.values()).sum();
         assert_eq!(total, MAX_MOVES_PER_VIEW as u64);
+    }
+
+    fn at(t: i64, data: EventData) -> Event {
+        Event { t, data }
+    }
+
+    fn err(t: i64) -> Event {
+        at(t, EventData::Err { msg: "boom".into() })
+    }
+
+    fn page_of<'d>(d: &'d Deltas, path: &str) -> &'d PageRollup {
+        &d.pages[&("s".to_owned(), 0, path.to_owned())]
+    }
+
+    #[test]
+    fn an_error_within_a_second_after_a_click_makes_one_error_click() {
+        let mut tr = Tracking::default();
+        let mut d = Deltas { signals: Some(Vec::new()), ..Deltas::default() };
+        tr.apply("s", &[view(0, "/a"), click(100, 10.0, 10.0), err(600), err(700)], &mut d);
+        assert_eq!(tr.error_clicks, 1, "two errors after one click are one error click");
+        tr.apply("s", &[click(5_000, 10.0, 10.0), err(6_001)], &mut d);
+        assert_eq!(tr.error_clicks, 1, "an error 1001 ms later is not the click's");
+        // The snippet holds a click back for its dead-click check: its error can arrive first.
+        tr.apply("s", &[err(9_300)], &mut d);
+        tr.apply("s", &[click(9_000, 10.0, 10.0)], &mut d);
+        assert_eq!(tr.error_clicks, 2);
+        tr.apply("s", &[click(20_000, 10.0, 10.0), view(20_100, "/b"), err(20_200)], &mut d);
+        assert_eq!(tr.error_clicks, 2, "an error on the next page is not the click's");
+        assert_eq!(page_of(&d, "/a").error_clicks, 2);
+        let kinds: Vec<(i64, SignalKind)> = d.signals.unwrap().iter().map(|s| (s.t, s.kind)).collect();
+        assert_eq!(kinds, vec![(100, SignalKind::Error), (9_000, SignalKind::Error)]);
+    }
+
+    #[test]
+    fn returning_to_the_previous_path_within_five_seconds_is_a_quick_back() {
+        let mut tr = Tracking::default();
+        let mut d = Deltas { signals: Some(Vec::new()), ..Deltas::default() };
+        tr.apply("s", &[view(0, "/a"), view(1_000, "/b"), view(3_000, "/a")], &mut d);
+        assert_eq!(tr.quick_backs, 1);
+        assert_eq!(page_of(&d, "/b").quick_backs, 1, "counted on the page that was left");
+        assert_eq!(page_of(&d, "/a").quick_backs, 0);
+        // /a → /c after 10 s, back to /a 8 s later: too slow; /c → /c (a reload) is no return.
+        tr.apply("s", &[view(13_000, "/c"), view(21_000, "/a"), view(22_000, "/d"), view(23_000, "/d")], &mut d);
+        assert_eq!(tr.quick_backs, 1);
+        // Forward to a new path is not back, however fast.
+        tr.apply("s", &[view(23_500, "/e")], &mut d);
+        assert_eq!(tr.quick_backs, 1);
+        tr.apply("s", &[view(24_000, "/d")], &mut d);
+        assert_eq!(tr.quick_backs, 2);
+        let signals = d.signals.unwrap();
+        assert_eq!(signals.len(), 2);
+        assert_eq!((signals[0].t, signals[0].kind, signals[0].path.as_str()), (3_000, SignalKind::QuickBack, "/b"));
+    }
+
+    #[test]
+    fn dead_clicks_have_their_own_heatmap_and_signals_in_order() {
+        let mut tr = Tracking::default();
+        let mut d = Deltas { signals: Some(Vec::new()), ..Deltas::default() };
+        let dead = |t| at(t, EventData::Click { x: 10.0, y: 10.0, sel: "#b".into(), ex: None, ey: None, dead: true });
+        tr.apply("s", &[view(0, "/a"), dead(100), dead(200), dead(300), click(400, 500.0, 500.0)], &mut d);
+        assert_eq!(tr.dead_clicks, 3);
+        assert_eq!(page_of(&d, "/a").dead_clicks, 3);
+        let dead_cells: u64 =
+            d.heat.iter().filter(|(k, _)| k.kind == HeatKind::Dead).flat_map(|(_, h)| h.cells.values()).sum();
+        let click_cells: u64 =
+            d.heat.iter().filter(|(k, _)| k.kind == HeatKind::Click).flat_map(|(_, h)| h.cells.values()).sum();
+        assert_eq!((dead_cells, click_cells), (3, 4));
+        let kinds: Vec<SignalKind> = d.signals.unwrap().iter().map(|s| s.kind).collect();
+        use SignalKind::*;
+        assert_eq!(kinds, vec![Dead, Dead, Dead, Rage]);
     }
 }

@@ -145,7 +145,7 @@ async fn heatmap(app: &App, site: &str, params: &HashMap<String, String>) -> Res
     let range = day_range(params)?;
     let path = page_path(params)?;
     let kind = params.get("kind").map_or("click", String::as_str);
-    let kind = HeatKind::parse(kind).ok_or_else(|| ApiError::BadRequest("kind must be click or move".into()))?;
+    let kind = HeatKind::parse(kind).ok_or_else(|| ApiError::BadRequest("kind must be click, move or dead".into()))?;
     let width = match params.get("width").map(String::as_str) {
         None | Some("all") => None,
         Some(w) => Some(
@@ -186,6 +186,10 @@ async fn sessions(app: &App, site: &str, params: &HashMap<String, String>) -> Re
         min_duration_ms: number(params, "min_duration_ms")?,
         replay,
         min_rage_clicks: number(params, "min_rage_clicks")?,
+        signals: match params.get("signal") {
+            Some(list) => SessionFilter::parse_signals(list).map_err(ApiError::BadRequest)?,
+            None => Vec::new(),
+        },
     };
     let page = app.store.sessions(site, &SessionQuery { range, limit, cursor, filter }).await?;
     Ok(response::json(StatusCode::OK, &page))
@@ -198,7 +202,11 @@ async fn session(app: &App, site: &str, sid: &str) -> Result<Resp, ApiError> {
         app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     // Where the replay finds each page asset: the collector's copy, or nothing (never the site).
     let assets = app.assets.map_for(site, &events);
-    Ok(response::json(StatusCode::OK, &serde_json::json!({ "id": sid, "events": events, "assets": assets })))
+    let signals = crate::rollup::track::signals_of(&events);
+    Ok(response::json(
+        StatusCode::OK,
+        &serde_json::json!({ "id": sid, "events": events, "signals": signals, "assets": assets }),
+    ))
 }
 
 async fn forget_visitor(app: &App, site: &str, key: &str) -> Result<Resp, ApiError> {

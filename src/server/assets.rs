@@ -36,6 +36,13 @@ pub static SNIPPET: Asset = Asset::new(
     include_bytes!("../../js-snippet/dist/hushtale.js"),
     "public, max-age=300",
 );
+/// The snippet's lazily loaded part (single-page-app views, dead clicks, moves), loaded by
+/// every recording page right after the core starts.
+pub static MORE: Asset = Asset::new(
+    "text/javascript; charset=utf-8",
+    include_bytes!("../../js-snippet/dist/hushtale-more.js"),
+    "public, max-age=300",
+);
 /// The replay recorder, loaded lazily by sampled sessions.
 pub static REPLAY: Asset = Asset::new(
     "text/javascript; charset=utf-8",

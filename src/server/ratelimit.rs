@@ -1,5 +1,7 @@
-//! Per-IP token buckets kept in memory only (the IP is never stored or logged), for `/collect`
-//! and the visitor-rights endpoints.
+//! Per-client token buckets kept in memory only (the IP is never stored or logged), for
+//! `/collect` and the visitor-rights endpoints. The client is the address `server::client`
+//! resolved (behind a trusted proxy: the visitor, not the proxy); an IPv6 client counts by its
+//! /64, since one host usually holds a whole /64.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -37,7 +39,7 @@ impl IpLimiter {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&address_key(ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             (wait.as_secs_f64().ceil() as u32).max(1)
         })
@@ -49,6 +51,17 @@ impl IpLimiter {
             l.retain_recent();
             l.shrink_to_fit();
         }
+    }
+}
+
+/// The key one client is counted under: IPv4 as is (mapped IPv6 included), IPv6 by its /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -66,5 +79,10 @@ mod tests {
         assert!((1..=30).contains(&wait), "{wait}");
         assert!(l.check("10.0.0.2".parse().unwrap()).is_ok());
         assert!(IpLimiter::per_second(0, 0).check(ip).is_ok());
+        let l = IpLimiter::per_minute(1, 1);
+        assert!(l.check("2001:db8::1".parse().unwrap()).is_ok());
+        assert!(l.check("2001:db8::2:1".parse().unwrap()).is_err(), "one /64 is one client");
+        assert!(l.check("::ffff:10.0.0.1".parse().unwrap()).is_ok());
+        assert!(l.check("10.0.0.1".parse().unwrap()).is_err(), "mapped IPv4 is the same client");
     }
 }

@@ -40,6 +40,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
         (Method::GET, "/metrics") => public::metrics(app),
         (Method::GET | Method::HEAD, "/hushtale.js") => Ok(assets::serve(&assets::SNIPPET, req.headers())),
         (Method::GET | Method::HEAD, "/hushtale-replay.js") => Ok(assets::serve(&assets::REPLAY, req.headers())),
+        (Method::GET | Method::HEAD, "/hushtale-more.js") => Ok(assets::serve(&assets::MORE, req.headers())),
         (Method::GET | Method::HEAD, "/hushtale-player.js") => Ok(assets::serve(&assets::PLAYER, req.headers())),
         (Method::GET, "/demo") => Ok(assets::serve(&assets::DEMO, req.headers())),
         (Method::GET | Method::HEAD, p) if p.starts_with(crate::assets::ROUTE) => {
@@ -49,9 +50,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
         (Method::GET | Method::HEAD, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {
             dashboard::serve(p, req.headers()).ok_or_else(|| ApiError::NotFound(format!("no route for {path}")))
         }
-        (Method::GET, "/disable") => Ok(visitor::disable(app, req.headers())),
-        (Method::GET, "/enable") => Ok(visitor::enable_page(req.headers())),
-        (Method::POST, "/enable") => visitor::enable(app, req.headers()),
+        (Method::GET, "/disable") => Ok(visitor::disable(app, &req)),
+        (Method::GET, "/enable") => Ok(visitor::enable_page(app, &req)),
+        (Method::POST, "/enable") => visitor::enable(app, &req),
         (Method::GET, "/optout") => Ok(visitor::status(app, req.headers())),
         (Method::POST, "/me/export") => visitor::me(app, req, peer, false).await,
         (Method::POST, "/me/forget") => visitor::me(app, req, peer, true).await,

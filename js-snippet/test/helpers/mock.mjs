@@ -14,6 +14,7 @@ export function startMock({ files = {} } = {}) {
   const forgotten = new Set();
   const serve = {
     '/hushtale.js': () => readFileSync(join(root, 'dist/hushtale.js')),
+    '/hushtale-more.js': () => readFileSync(join(root, 'dist/hushtale-more.js')),
     '/hushtale-replay.js': () => readFileSync(join(root, 'dist/hushtale-replay.js')),
     '/hushtale-player.js': () => readFileSync(join(root, 'dist/hushtale-player.js')),
     '/demo': () => readFileSync(join(root, 'demo/index.html')),

@@ -6,11 +6,36 @@
 //! See [`schema`] for the tables. Raw events are one `batches` row per batch (the JSON array
 //! the request handler already encoded), partitioned by month so retention can drop whole
 //! partitions. Rollups are rows of *deltas* in SummingMergeTree tables, computed by the same
-//! [`Tracking::apply`] as sled and read back through the same builders in [`crate::query`], so
+//! [`crate::rollup::track::Tracking::apply`] as sled and read back through the same builders in [`crate::query`], so
 //! both backends answer identically. A day's visitors are counted exactly from `day_visitors`
 //! (plus a count of erased marks, so erasure does not change past totals, as in sled); visitors
 //! over several days come from the same per-day HyperLogLog sketches as sled, kept as the max
 //! rank per register in `day_sketches`.
+//!
+//! # The shape of the code (read this before adding a rollup or a query)
+//!
+//! | module | owns |
+//! |---|---|
+//! | `target` | [`ClickHouseTarget`], parsed from the `clickhouse+http://…` store URL |
+//! | `client` | `Db`: the `clickhouse` crate's client (RowBinary, validation off, for 18.16 on) |
+//! | `schema` | the `CREATE TABLE`s and the schema version |
+//! | `rows` | one row struct per table, fields in column order |
+//! | `claims` | the versioned-claim protocol below: resolving, claiming, checking |
+//! | `write` | one group commit: rounds of read → plan → claim → check → rollups |
+//! | `rollups` | [`crate::rollup::track::Deltas`] → rows of the rollup tables, and their insert |
+//! | `read`, `erase` | operator queries; erasure and retention |
+//!
+//! To add a rollup: a field in `Deltas` (shared with sled, in `rollup/track.rs`); a
+//! `CREATE TABLE IF NOT EXISTS … ENGINE = SummingMergeTree ORDER BY (site, day, …)` in
+//! `schema::TABLES` (maps as `Nested` columns named `…Map`, summed key by key); a row struct in
+//! `rows` (`#[derive(Row, Serialize, Deserialize, Clone, Default)]`, fields exactly in column
+//! order and width — rows travel as `RowBinary` unchecked, the shared backend suite is what
+//! catches a mismatch); a field in `rollups::RollupRows` filled in `RollupRows::of` and
+//! inserted in `RollupRows::insert`. To read it: a `#[derive(Row, Deserialize)]` struct whose
+//! fields are the `SELECT`'s columns in order (`sum(UInt64)` → `u64`, `sumMap(k, n)` →
+//! `(Vec<K>, Vec<u64>)`), fetched with `Db::fetch(db.query("… WHERE site = ? …").bind(site))`;
+//! always `GROUP BY` with `sum`/`sumMap`, never rely on merges having happened. Bind strings
+//! with `?`; ids go in as `client::id_sql` (hex, see there why).
 //!
 //! # Session state with many collectors: versioned claims
 //!
@@ -18,7 +43,7 @@
 //! state, and a resent `(sid, seq)` must be stored once even when it reaches two collectors.
 //! There is no sticky routing and no collector-local state: the state lives in ClickHouse, in
 //! `sessions`, as one row per *version* of each session (`site, sid, version, token`), holding
-//! the summary, the `seq`s applied so far (in arrival order) and the [`Tracking`] state.
+//! the summary, the `seq`s applied so far (in arrival order) and the [`crate::rollup::track::Tracking`] state.
 //!
 //! Each row is marked: a *claim* of a version (with the new state), a *retraction* of a
 //! claim, or a *confirmation* of one. A group commit, per session it touches:
@@ -72,11 +97,14 @@
 //! - Elements per page and day are pruned to the 500 most clicked when read, not when
 //!   written: beyond 500 selectors a day the two backends may list different tails.
 
+mod claims;
+mod client;
 mod erase;
-pub mod http;
 mod read;
-mod rowbinary;
+mod rollups;
+mod rows;
 pub mod schema;
+mod target;
 mod write;
 
 use std::sync::Arc;
@@ -84,7 +112,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ClickHouseTarget;
 use crate::model::Event;
 use crate::model::{Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
@@ -92,20 +119,21 @@ use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
 use crate::rollup::heat::{HeatKind, WidthClass};
 use crate::rollup::session::SessionState;
 use crate::store::{Store, StoreError, WriteOutcome};
-use http::Http;
+use client::Db;
+pub use target::ClickHouseTarget;
 
 /// [`Store`] on ClickHouse over HTTP. Cheap to clone; holds no session state.
 #[derive(Clone)]
 pub struct ClickHouseStore {
-    http: Http,
+    db: Db,
 }
 
 impl ClickHouseStore {
     /// Connects, creates the database and tables when missing, and checks the schema version.
     pub async fn connect(target: &ClickHouseTarget) -> Result<Self, StoreError> {
-        let http = Http::new(target);
-        schema::ensure(&http).await?;
-        Ok(Self { http })
+        let db = Db::new(target);
+        schema::ensure(&db).await?;
+        Ok(Self { db })
     }
 }
 
@@ -132,36 +160,30 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn parse_id(hex_id: &str) -> Result<[u8; 16], StoreError> {
-    let mut out = [0u8; 16];
-    hex::decode_to_slice(hex_id, &mut out).map_err(|_| corrupt(format!("bad id {hex_id:?} from ClickHouse")))?;
-    Ok(out)
-}
-
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        write::write_group(&self.http, &batches).await
+        write::write_group(&self.db, &batches).await
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
-        read::load_sites(&self.http).await
+        read::load_sites(&self.db).await
     }
 
     async fn put_site(&self, site: &SiteSettings) -> Result<(), StoreError> {
-        read::put_site(&self.http, site).await
+        read::put_site(&self.db, site).await
     }
 
     async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
-        read::stats(&self.http, site, range).await
+        read::stats(&self.db, site, range).await
     }
 
     async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError> {
-        read::sessions(&self.http, site, query).await
+        read::sessions(&self.db, site, query).await
     }
 
     async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
-        read::pages(&self.http, site, range, offset, limit).await
+        read::pages(&self.db, site, range, offset, limit).await
     }
 
     async fn heatmap(
@@ -172,15 +194,15 @@ impl Store for ClickHouseStore {
         width: Option<WidthClass>,
         range: DayRange,
     ) -> Result<Heatmap, StoreError> {
-        read::heatmap(&self.http, site, path, kind, width, range).await
+        read::heatmap(&self.db, site, path, kind, width, range).await
     }
 
     async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
-        read::scroll(&self.http, site, path, range).await
+        read::scroll(&self.db, site, path, range).await
     }
 
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
-        read::session_events(&self.http, site, sid).await
+        read::session_events(&self.db, site, sid).await
     }
 
     async fn visitor_sessions(
@@ -188,15 +210,15 @@ impl Store for ClickHouseStore {
         site: &str,
         visitor: VisitorKey,
     ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
-        read::visitor_sessions(&self.http, site, visitor).await
+        read::visitor_sessions(&self.db, site, visitor).await
     }
 
     async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError> {
-        erase::forget_visitor(&self.http, site, visitor).await
+        erase::forget_visitor(&self.db, site, visitor).await
     }
 
     async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
-        erase::expire(&self.http, site, before_ms, limit).await
+        erase::expire(&self.db, site, before_ms, limit).await
     }
 
     /// Every write was acknowledged by ClickHouse before it returned: nothing is buffered here.

@@ -3,47 +3,47 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use clickhouse::Row;
 use serde::Deserialize;
 
-use super::http::{id_lit, lit, Http};
-use super::write::{read_states, sketch_from, Resolved, SessionKey};
-use super::{corrupt, parse_id, Record};
+use super::claims::{read_states, Resolved, SessionKey, CLAIM, CONFIRM};
+use super::client::{id_list, id_sql, Db};
+use super::rows::SiteRow;
+use super::{corrupt, Record};
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
 use crate::rollup::heat::{ElementCell, ElementClicks, HeatCells, HeatKind, WidthClass};
 use crate::rollup::page::{PageRollup, REACH_STEPS};
+use crate::rollup::sketch::VisitorSketch;
 use crate::rollup::{DayRollup, Histogram};
 use crate::store::StoreError;
 
 /// Sessions fetched per query while listing.
 const LIST_CHUNK: usize = 1000;
 
-#[derive(Deserialize)]
-struct SiteRow {
+#[derive(Row, Deserialize)]
+struct Settings {
     settings: String,
 }
 
-pub async fn load_sites(http: &Http) -> Result<Vec<SiteSettings>, StoreError> {
-    let rows: Vec<SiteRow> =
-        http.select("SELECT argMax(settings, updated) AS settings FROM sites GROUP BY id ORDER BY id").await?;
+pub async fn load_sites(db: &Db) -> Result<Vec<SiteSettings>, StoreError> {
+    let q = db.query("SELECT argMax(settings, updated) AS settings FROM sites GROUP BY id ORDER BY id");
+    let rows: Vec<Settings> = Db::fetch(q).await?;
     rows.iter().map(|r| serde_json::from_str(&r.settings).map_err(corrupt)).collect()
 }
 
-pub async fn put_site(http: &Http, site: &SiteSettings) -> Result<(), StoreError> {
-    let mut rows = super::rowbinary::Rows::default();
-    rows.str(&site.id);
-    rows.bytes(&serde_json::to_vec(site).map_err(corrupt)?);
+pub async fn put_site(db: &Db, site: &SiteSettings) -> Result<(), StoreError> {
+    let settings = serde_json::to_vec(site).map_err(corrupt)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-    rows.u64(now);
-    http.insert("sites", "id, settings, updated", rows.buf).await
+    db.insert::<SiteRow>("sites", &[SiteRow { id: &site.id, settings: &settings, updated: now }]).await
 }
 
 fn histogram(count: u64, sum: f64, buckets: (Vec<u16>, Vec<u64>)) -> Histogram {
     Histogram { count, sum, buckets: buckets.0.into_iter().zip(buckets.1).collect() }
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct DayRow {
     day: i32,
     pageviews: u64,
@@ -54,13 +54,13 @@ struct DayRow {
     load: (Vec<u16>, Vec<u64>),
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct DayCount {
     day: i32,
     n: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct Register {
     day: i32,
     idx: u16,
@@ -71,20 +71,24 @@ fn day_filter(range: DayRange) -> String {
     format!("day >= {} AND day <= {}", range.from, range.to)
 }
 
-pub async fn stats(http: &Http, site: &str, range: DayRange) -> Result<Stats, StoreError> {
-    let (s, days) = (lit(site), day_filter(range));
-    let rows: Vec<DayRow> = http
-        .select(&format!(
+pub async fn stats(db: &Db, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+    let days = day_filter(range);
+    let rows: Vec<DayRow> = Db::fetch(
+        db.query(&format!(
             "SELECT day, sum(pageviews) AS pageviews, sum(sessions) AS sessions, sum(visitors_gone) AS gone, \
              sum(load_count) AS load_count, sum(load_sum) AS load_sum, sumMap(loadMap.bucket, loadMap.n) AS load \
-             FROM day_rollups WHERE site = {s} AND {days} GROUP BY day ORDER BY day"
+             FROM day_rollups WHERE site = ? AND {days} GROUP BY day ORDER BY day"
         ))
-        .await?;
-    let marks: Vec<DayCount> = http
-        .select(&format!(
-            "SELECT day, uniqExact(visitor) AS n FROM day_visitors WHERE site = {s} AND {days} GROUP BY day ORDER BY day"
+        .bind(site),
+    )
+    .await?;
+    let marks: Vec<DayCount> = Db::fetch(
+        db.query(&format!(
+            "SELECT day, uniqExact(visitor) AS n FROM day_visitors WHERE site = ? AND {days} GROUP BY day ORDER BY day"
         ))
-        .await?;
+        .bind(site),
+    )
+    .await?;
     let mut by_day: BTreeMap<i32, DayRollup> = BTreeMap::new();
     for r in rows {
         let d = by_day.entry(r.day).or_default();
@@ -96,24 +100,26 @@ pub async fn stats(http: &Http, site: &str, range: DayRange) -> Result<Stats, St
     for m in &marks {
         by_day.entry(m.day).or_default().visitors += m.n;
     }
-    let registers: Vec<Register> = http
-        .select(&format!(
-            "SELECT day, idx, max(rank) AS rank FROM day_sketches WHERE site = {s} AND {days} GROUP BY day, idx"
+    let registers: Vec<Register> = Db::fetch(
+        db.query(&format!(
+            "SELECT day, idx, max(rank) AS rank FROM day_sketches WHERE site = ? AND {days} GROUP BY day, idx"
         ))
-        .await?;
+        .bind(site),
+    )
+    .await?;
     let mut sketches: BTreeMap<i32, Vec<(u16, u8)>> = BTreeMap::new();
     for r in registers {
         sketches.entry(r.day).or_default().push((r.idx, r.rank));
     }
     for (day, regs) in sketches {
-        by_day.entry(day).or_default().visitor_sketch = sketch_from(regs);
+        by_day.entry(day).or_default().visitor_sketch = VisitorSketch::from_registers(regs);
     }
     let rollups: Vec<(i32, DayRollup)> = by_day.into_iter().collect();
     let unique = Stats::distinct_visitors(&rollups);
     Ok(Stats::from_rollups(site, range, &rollups, unique))
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct PageRow {
     path: String,
     pageviews: u64,
@@ -127,6 +133,8 @@ struct PageRow {
     reach: (Vec<u8>, Vec<u64>),
     fold_px: f64,
     fold_pct: f64,
+    errors: u64,
+    quick_backs: u64,
 }
 
 impl PageRow {
@@ -147,6 +155,8 @@ impl PageRow {
             reach,
             fold_sum_px: self.fold_px,
             fold_sum_pct: self.fold_pct,
+            error_clicks: self.errors,
+            quick_backs: self.quick_backs,
         };
         (self.path, r)
     }
@@ -155,37 +165,31 @@ impl PageRow {
 const PAGE_COLUMNS: &str = "sum(pageviews) AS pageviews, sum(load_count) AS load_count, sum(load_sum) AS load_sum, \
      sumMap(loadMap.bucket, loadMap.n) AS load, sum(clicks) AS clicks, sum(rage_clicks) AS rage, \
      sum(dead_clicks) AS dead, sum(depth_sum_pct) AS depth, sumMap(reachMap.step, reachMap.n) AS reach, \
-     sum(fold_sum_px) AS fold_px, sum(fold_sum_pct) AS fold_pct";
+     sum(fold_sum_px) AS fold_px, sum(fold_sum_pct) AS fold_pct, sum(error_clicks) AS errors, \
+     sum(quick_backs) AS quick_backs";
 
-pub async fn pages(http: &Http, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
-    let rows: Vec<PageRow> = http
-        .select(&format!(
-            "SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = {} AND {} GROUP BY path",
-            lit(site),
-            day_filter(range)
-        ))
-        .await?;
+pub async fn pages(db: &Db, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+    let sql =
+        format!("SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = ? AND {} GROUP BY path", day_filter(range));
+    let rows: Vec<PageRow> = Db::fetch(db.query(&sql).bind(site)).await?;
     Ok(Pages::from_rollups(rows.into_iter().map(PageRow::rollup), offset, limit))
 }
 
-pub async fn scroll(http: &Http, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
-    let rows: Vec<PageRow> = http
-        .select(&format!(
-            "SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = {} AND path = {} AND {} GROUP BY path",
-            lit(site),
-            lit(path),
-            day_filter(range)
-        ))
-        .await?;
+pub async fn scroll(db: &Db, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+    let sql = format!(
+        "SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = ? AND path = ? AND {} GROUP BY path",
+        day_filter(range)
+    );
+    let rows: Vec<PageRow> = Db::fetch(db.query(&sql).bind(site).bind(path)).await?;
     Ok(ScrollReach::from_rollups(path, rows.into_iter().map(|r| r.rollup().1)))
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct CellsRow {
     cells: (Vec<u32>, Vec<u64>),
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct ElementRow {
     day: i32,
     sel: String,
@@ -194,7 +198,7 @@ struct ElementRow {
 }
 
 pub async fn heatmap(
-    http: &Http,
+    db: &Db,
     site: &str,
     path: &str,
     kind: HeatKind,
@@ -203,26 +207,24 @@ pub async fn heatmap(
 ) -> Result<Heatmap, StoreError> {
     let widths: Vec<String> =
         width.map_or(WidthClass::ALL.to_vec(), |w| vec![w]).iter().map(|w| w.tag().to_string()).collect();
-    let (s, p, days) = (lit(site), lit(path), day_filter(range));
-    let rows: Vec<CellsRow> = http
-        .select(&format!(
-            "SELECT sumMap(cellsMap.cell, cellsMap.n) AS cells FROM heat_rollups WHERE site = {s} AND path = {p} \
-             AND kind = {} AND width IN ({}) AND {days}",
-            kind.tag(),
-            widths.join(", ")
-        ))
-        .await?;
+    let days = day_filter(range);
+    let sql = format!(
+        "SELECT sumMap(cellsMap.cell, cellsMap.n) AS cells FROM heat_rollups WHERE site = ? AND path = ? \
+         AND kind = {} AND width IN ({}) AND {days}",
+        kind.tag(),
+        widths.join(", ")
+    );
+    let rows: Vec<CellsRow> = Db::fetch(db.query(&sql).bind(site).bind(path)).await?;
     let cells = rows.into_iter().map(|r| HeatCells {
         cells: r.cells.0.into_iter().map(|c| ((c >> 16) as u16, (c & 0xffff) as u16)).zip(r.cells.1).collect(),
     });
     let mut elements: BTreeMap<i32, ElementClicks> = BTreeMap::new();
     if kind == HeatKind::Click {
-        let rows: Vec<ElementRow> = http
-            .select(&format!(
-                "SELECT day, sel, sum(n) AS n, sumMap(pointsMap.point, pointsMap.n) AS points FROM element_rollups \
-                 WHERE site = {s} AND path = {p} AND {days} GROUP BY day, sel"
-            ))
-            .await?;
+        let sql = format!(
+            "SELECT day, sel, sum(n) AS n, sumMap(pointsMap.point, pointsMap.n) AS points FROM element_rollups \
+             WHERE site = ? AND path = ? AND {days} GROUP BY day, sel"
+        );
+        let rows: Vec<ElementRow> = Db::fetch(db.query(&sql).bind(site).bind(path)).await?;
         for r in rows {
             let points = r.points.0.into_iter().map(|b| (b >> 8, b & 0xff)).zip(r.points.1).collect();
             elements.entry(r.day).or_default().by_selector.insert(r.sel, ElementCell { n: r.n, points });
@@ -231,26 +233,26 @@ pub async fn heatmap(
     Ok(Heatmap::from_rollups(path, kind, width, cells, elements.into_values()))
 }
 
-#[derive(Deserialize)]
+#[derive(Row, Deserialize)]
 struct ListRow {
     anchor: i64,
-    hsid: String,
+    sid: [u8; 16],
     record: String,
 }
 
-/// The newest confirmed version of each session matching `cond`, in `order`, at most `limit`.
-async fn latest(http: &Http, site: &str, cond: &str, order: &str, limit: usize) -> Result<Vec<ListRow>, StoreError> {
-    let s = lit(site);
-    http.select(&format!(
-        "SELECT anchor, lower(hex(sid)) AS hsid, record FROM sessions \
-         WHERE site = {s} AND mark = 0 AND ({cond}) \
-           AND (sid, version, token) IN (SELECT sid, version, token FROM sessions WHERE site = {s} AND mark = 2) \
+/// The newest confirmed version of each session matching `cond` (no `?` in it), in `order`,
+/// at most `limit`.
+async fn latest(db: &Db, site: &str, cond: &str, order: &str, limit: usize) -> Result<Vec<ListRow>, StoreError> {
+    let sql = format!(
+        "SELECT anchor, sid, record FROM sessions \
+         WHERE site = ? AND mark = {CLAIM} AND ({cond}) \
+           AND (sid, version, token) IN (SELECT sid, version, token FROM sessions WHERE site = ? AND mark = {CONFIRM}) \
          ORDER BY {order}, version DESC, token ASC LIMIT 1 BY sid LIMIT {limit}"
-    ))
-    .await
+    );
+    Db::fetch(db.query(&sql).bind(site).bind(site)).await
 }
 
-pub async fn sessions(http: &Http, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {
+pub async fn sessions(db: &Db, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {
     let mut upper = match q.cursor {
         Some(c) => (c.start, c.sid),
         None => (q.range.end_ms(), [0u8; 16]),
@@ -264,16 +266,16 @@ pub async fn sessions(http: &Http, site: &str, q: &SessionQuery) -> Result<Sessi
         let cond = format!(
             "anchor >= {lower} AND (anchor < {a} OR (anchor = {a} AND sid < {sid}))",
             a = upper.0,
-            sid = id_lit(&upper.1)
+            sid = id_sql(&upper.1)
         );
-        let rows = latest(http, site, &cond, "anchor DESC, sid DESC", LIST_CHUNK).await?;
+        let rows = latest(db, site, &cond, "anchor DESC, sid DESC", LIST_CHUNK).await?;
         let n = rows.len();
         for r in rows {
             if sessions.len() == q.limit || scanned == MAX_SESSIONS_SCANNED {
                 let next = last.map(|(start, sid)| SessionCursor { start, sid }.encode());
                 return Ok(SessionPage { sessions, next });
             }
-            let sid = parse_id(&r.hsid)?;
+            let sid = r.sid;
             let record: Record = serde_json::from_str(&r.record).map_err(corrupt)?;
             let summary = record.summary(&sid);
             if q.filter.matches(&summary) {
@@ -289,16 +291,16 @@ pub async fn sessions(http: &Http, site: &str, q: &SessionQuery) -> Result<Sessi
     }
 }
 
-#[derive(Deserialize)]
-struct BatchRow {
-    hsid: String,
+#[derive(Row, Deserialize)]
+struct EventsRow {
+    sid: [u8; 16],
     seq: u32,
     events: String,
 }
 
 /// The events of sessions `(sid, record)`, each in time order (equal times in arrival order).
 async fn events_of(
-    http: &Http,
+    db: &Db,
     site: &str,
     sessions: &[([u8; 16], Record)],
 ) -> Result<HashMap<[u8; 16], Vec<Event>>, StoreError> {
@@ -306,18 +308,15 @@ async fn events_of(
     if sessions.is_empty() {
         return Ok(out);
     }
-    let ids: Vec<String> = sessions.iter().map(|(sid, _)| id_lit(sid)).collect();
-    let rows: Vec<BatchRow> = http
-        .select(&format!(
-            "SELECT lower(hex(sid)) AS hsid, seq, events FROM batches WHERE site = {} AND sid IN ({}) \
-             ORDER BY sid, seq, keep DESC LIMIT 1 BY sid, seq",
-            lit(site),
-            ids.join(", ")
-        ))
-        .await?;
+    let sql = format!(
+        "SELECT sid, seq, events FROM batches WHERE site = ? AND sid IN ({}) \
+         ORDER BY sid, seq, keep DESC LIMIT 1 BY sid, seq",
+        id_list(sessions.iter().map(|(sid, _)| sid))
+    );
+    let rows: Vec<EventsRow> = Db::fetch(db.query(&sql).bind(site)).await?;
     let mut by_batch: HashMap<([u8; 16], u32), String> = HashMap::new();
     for r in rows {
-        by_batch.insert((parse_id(&r.hsid)?, r.seq), r.events);
+        by_batch.insert((r.sid, r.seq), r.events);
     }
     for (sid, record) in sessions {
         let mut batches = Vec::with_capacity(record.seqs.len());
@@ -332,35 +331,33 @@ async fn events_of(
     Ok(out)
 }
 
-pub async fn session_events(http: &Http, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
+pub async fn session_events(db: &Db, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
     let key: SessionKey = (site.to_owned(), sid.0);
-    let record = match read_states(http, std::slice::from_ref(&key), true).await?.remove(&key) {
+    let record = match read_states(db, std::slice::from_ref(&key), true).await?.remove(&key) {
         Some(Resolved::Known(s)) | Some(Resolved::InDoubt(Some(s))) => s.record,
         _ => return Ok(None),
     };
-    let mut events = events_of(http, site, &[(sid.0, record)]).await?;
+    let mut events = events_of(db, site, &[(sid.0, record)]).await?;
     Ok(events.remove(&sid.0).filter(|e| !e.is_empty()))
 }
 
 /// Every session of `visitor`, oldest first, with its state.
 pub async fn visitor_records(
-    http: &Http,
+    db: &Db,
     site: &str,
     visitor: VisitorKey,
 ) -> Result<Vec<(i64, [u8; 16], Record)>, StoreError> {
-    let rows = latest(http, site, &format!("visitor = {}", id_lit(&visitor.0)), "anchor, sid", 1_000_000).await?;
-    rows.into_iter()
-        .map(|r| Ok((r.anchor, parse_id(&r.hsid)?, serde_json::from_str(&r.record).map_err(corrupt)?)))
-        .collect()
+    let rows = latest(db, site, &format!("visitor = {}", id_sql(&visitor.0)), "anchor, sid", 1_000_000).await?;
+    rows.into_iter().map(|r| Ok((r.anchor, r.sid, serde_json::from_str(&r.record).map_err(corrupt)?))).collect()
 }
 
 pub async fn visitor_sessions(
-    http: &Http,
+    db: &Db,
     site: &str,
     visitor: VisitorKey,
 ) -> Result<Vec<(SessionSummary, Vec<Event>)>, StoreError> {
     let records: Vec<([u8; 16], Record)> =
-        visitor_records(http, site, visitor).await?.into_iter().map(|(_, sid, r)| (sid, r)).collect();
-    let mut events = events_of(http, site, &records).await?;
+        visitor_records(db, site, visitor).await?.into_iter().map(|(_, sid, r)| (sid, r)).collect();
+    let mut events = events_of(db, site, &records).await?;
     Ok(records.iter().map(|(sid, r)| (r.summary(sid), events.remove(sid).unwrap_or_default())).collect())
 }

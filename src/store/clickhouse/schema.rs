@@ -17,7 +17,10 @@
 //! end in `Map`, which SummingMergeTree adds up key by key when it merges parts. Queries never
 //! rely on merges having happened: they always `GROUP BY` with `sum`/`sumMap`.
 
-use super::http::Http;
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::client::Db;
 use crate::store::StoreError;
 
 /// Bump when a table changes; [`ensure`] refuses to run against a newer schema.
@@ -44,7 +47,7 @@ const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS page_rollups (site String, day Int32, path String, pageviews UInt64,
        load_count UInt64, load_sum Float64, loadMap Nested(bucket UInt16, n UInt64), clicks UInt64,
        rage_clicks UInt64, dead_clicks UInt64, depth_sum_pct UInt64, reachMap Nested(step UInt8, n UInt64),
-       fold_sum_px Float64, fold_sum_pct Float64)
+       fold_sum_px Float64, fold_sum_pct Float64, error_clicks UInt64, quick_backs UInt64)
      ENGINE = SummingMergeTree ORDER BY (site, day, path)",
     "CREATE TABLE IF NOT EXISTS heat_rollups (site String, path String, kind UInt8, width UInt8, day Int32,
        band UInt16, cellsMap Nested(cell UInt32, n UInt64))
@@ -54,28 +57,62 @@ const TABLES: &[&str] = &[
      ENGINE = SummingMergeTree ORDER BY (site, path, day, sel)",
 ];
 
-#[derive(serde::Deserialize)]
+/// Columns added to tables of an existing database: `(table, column, type)`. They default to
+/// 0, so older collectors writing beside newer ones stay correct and no version bump is needed.
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("page_rollups", "error_clicks", "UInt64"), ("page_rollups", "quick_backs", "UInt64")];
+
+#[derive(Row, Deserialize)]
 struct Version {
     v: u32,
 }
 
-/// Creates the database and tables when missing and records the schema version.
-pub async fn ensure(http: &Http) -> Result<(), StoreError> {
-    http.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", http.database)).await?;
-    for ddl in TABLES {
-        http.execute(ddl).await?;
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+async fn has_column(db: &Db, table: &str, column: &str) -> Result<bool, StoreError> {
+    let sql = "SELECT count() AS n FROM system.columns WHERE database = ? AND table = ? AND name = ?";
+    let rows: Vec<Count> = Db::fetch(db.query(sql).bind(&db.database).bind(table).bind(column)).await?;
+    Ok(rows.first().is_some_and(|c| c.n > 0))
+}
+
+/// Adds the [`ADDED_COLUMNS`] a database created by an older hushtale lacks (ClickHouse 18
+/// has no `ADD COLUMN IF NOT EXISTS`; a collector starting at the same moment may add one
+/// first, so a failed add is checked again).
+async fn add_columns(db: &Db) -> Result<(), StoreError> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        if has_column(db, table, column).await? {
+            continue;
+        }
+        if let Err(e) = db.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}")).await {
+            if !has_column(db, table, column).await? {
+                return Err(e);
+            }
+        }
     }
-    let found = http.select::<Version>("SELECT max(version) AS v FROM schema_version").await?;
+    Ok(())
+}
+
+/// Creates the database and tables when missing and records the schema version.
+pub async fn ensure(db: &Db) -> Result<(), StoreError> {
+    db.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", db.database)).await?;
+    for ddl in TABLES {
+        db.execute(ddl).await?;
+    }
+    add_columns(db).await?;
+    let found: Vec<Version> = Db::fetch(db.query("SELECT max(version) AS v FROM schema_version")).await?;
     let found = found.first().map_or(0, |r| r.v);
     if found > SCHEMA_VERSION {
         return Err(StoreError::Backend(format!(
             "database {} has schema version {found}, this hushtale knows only up to {SCHEMA_VERSION}: upgrade hushtale",
-            http.database
+            db.database
         )));
     }
     if found < SCHEMA_VERSION {
         // Version 1 is the first; later versions would migrate from `found` here.
-        http.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
+        db.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
     }
     Ok(())
 }

@@ -1,0 +1,200 @@
+//! Attention at write time: how long each 5 % band of a page's document was inside the
+//! viewport while the tab was visible and the visitor active, summed per site, day and path.
+//!
+//! Derived from events the snippet sends anyway — nothing extra on the wire: `view` (document
+//! and viewport height; arriving counts as activity), `scroll` (where the viewport is),
+//! `resize` (its height), `vis` (hidden or not), and every event a visitor's input causes
+//! (`move`, `click`, `scroll`, `input`, `focus`, `blur`, `submit`, `resize`, a tab shown again)
+//! as activity. Between two events the viewport is where the earlier one left it; time counts
+//! until the next event, but never more than [`ACTIVE_MS`] after the last input. Each band gets
+//! the share of that time matching the part of the band inside the viewport.
+
+use serde::{Deserialize, Serialize};
+
+use super::track::Deltas;
+use crate::model::{day_of, Event, EventData};
+
+pub const BANDS: usize = 20;
+/// A visitor counts as active this long after their last input.
+pub const ACTIVE_MS: i64 = 30_000;
+
+/// Per page and day: pageviews, and the visible-and-active ms of each band summed over them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttentionRollup {
+    pub pageviews: u64,
+    /// `BANDS` sums in ms (empty until the first counted time).
+    pub band_ms: Vec<u64>,
+}
+
+impl AttentionRollup {
+    pub fn merge(&mut self, o: &AttentionRollup) {
+        self.pageviews += o.pageviews;
+        if self.band_ms.len() < BANDS && !o.band_ms.is_empty() {
+            self.band_ms.resize(BANDS, 0);
+        }
+        for (a, b) in self.band_ms.iter_mut().zip(&o.band_ms) {
+            *a += b;
+        }
+    }
+}
+
+/// The open pageview's viewport, visibility and last input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttentionTracking {
+    /// `(path, day)` of the open pageview.
+    pub page: Option<(String, i32)>,
+    /// Time up to which attention has been counted.
+    pub counted_to: i64,
+    pub last_input: i64,
+    pub hidden: bool,
+    /// Viewport top (scrollY) and height, document height, in CSS px.
+    pub top: f64,
+    pub vh: f64,
+    pub dh: f64,
+}
+
+impl AttentionTracking {
+    /// Counts the time up to `e` for the open pageview, then applies `e`.
+    pub fn observe(&mut self, site: &str, e: &Event, deltas: &mut Deltas) {
+        self.count_until(site, e.t, deltas);
+        let input = match &e.data {
+            EventData::View(v) => {
+                let page = (v.path.clone(), day_of(e.t));
+                deltas.attention.entry((site.to_owned(), page.1, page.0.clone())).or_default().pageviews += 1;
+                *self = AttentionTracking {
+                    page: Some(page),
+                    counted_to: e.t,
+                    last_input: e.t,
+                    hidden: false,
+                    top: 0.0,
+                    vh: v.vh,
+                    dh: v.dh,
+                };
+                true
+            }
+            EventData::Scroll { y } => {
+                self.top = *y;
+                true
+            }
+            EventData::Resize { h, .. } => {
+                self.vh = *h;
+                true
+            }
+            EventData::Vis { hidden } => {
+                self.hidden = *hidden;
+                !*hidden
+            }
+            EventData::Move { .. }
+            | EventData::Click { .. }
+            | EventData::Input { .. }
+            | EventData::Focus { .. }
+            | EventData::Blur { .. }
+            | EventData::Submit { .. } => true,
+            _ => false,
+        };
+        if input {
+            self.last_input = self.last_input.max(e.t);
+        }
+    }
+
+    fn count_until(&mut self, site: &str, t: i64, deltas: &mut Deltas) {
+        let Some((path, day)) = &self.page else { return };
+        let end = t.min(self.last_input + ACTIVE_MS);
+        if !self.hidden && end > self.counted_to && self.dh > 0.0 {
+            let ms = (end - self.counted_to) as f64;
+            let r = deltas.attention.entry((site.to_owned(), *day, path.clone())).or_default();
+            if r.band_ms.len() < BANDS {
+                r.band_ms.resize(BANDS, 0);
+            }
+            let band_px = self.dh / BANDS as f64;
+            let (top, bottom) = (self.top.max(0.0), (self.top + self.vh).min(self.dh));
+            for (i, sum) in r.band_ms.iter_mut().enumerate() {
+                let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
+                let inside = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
+                *sum += (ms * inside).round() as u64;
+            }
+        }
+        self.counted_to = self.counted_to.max(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::View;
+
+    fn ev(t: i64, data: EventData) -> Event {
+        Event { t, data }
+    }
+
+    fn view(t: i64) -> Event {
+        ev(
+            t,
+            EventData::View(View {
+                url: "https://a.example/long".into(),
+                path: "/long".into(),
+                referrer: None,
+                title: None,
+                vw: 1000.0,
+                vh: 500.0,
+                dw: 1000.0,
+                dh: 5000.0,
+                load_ms: None,
+                ttfb_ms: None,
+                spa: false,
+            }),
+        )
+    }
+
+    fn bands(batches: &[Vec<Event>]) -> AttentionRollup {
+        let mut tr = AttentionTracking::default();
+        let mut d = Deltas::default();
+        for b in batches {
+            for e in b {
+                tr.observe("s", e, &mut d);
+            }
+        }
+        d.attention.into_values().next().unwrap()
+    }
+
+    #[test]
+    fn time_goes_to_the_bands_in_view_while_active_and_visible() {
+        let r = bands(&[
+            vec![view(0), ev(2000, EventData::Move { x: 1.0, y: 1.0 })],
+            // scrolled to the middle: bands 10 and 11 (2500–3000 px) in view
+            vec![ev(4000, EventData::Scroll { y: 2500.0 }), ev(7000, EventData::Vis { hidden: true })],
+            // hidden for a minute: nothing counts; back, then 30 s active and 60 s idle
+            vec![ev(67_000, EventData::Vis { hidden: false }), ev(157_000, EventData::Vis { hidden: true })],
+        ]);
+        assert_eq!(r.pageviews, 1);
+        assert_eq!(r.band_ms[0], 4000);
+        assert_eq!(r.band_ms[1], 4000);
+        assert_eq!(r.band_ms[2], 0);
+        assert_eq!(r.band_ms[10], 3000 + 30_000);
+        assert_eq!(r.band_ms[11], 3000 + 30_000);
+        assert_eq!(r.band_ms.iter().sum::<u64>(), 2 * (4000 + 33_000));
+    }
+
+    #[test]
+    fn partly_visible_bands_get_their_share_and_a_new_view_closes_the_last() {
+        let r = bands(&[vec![
+            view(0),
+            ev(0, EventData::Scroll { y: 125.0 }),
+            ev(1000, EventData::Move { x: 1.0, y: 1.0 }),
+            view(2000),
+        ]]);
+        assert_eq!(r.pageviews, 2);
+        // 125–625 px: half of band 0, all of band 1, half of band 2
+        assert_eq!(&r.band_ms[..4], &[1000, 2000, 1000, 0]);
+    }
+
+    #[test]
+    fn idle_time_stops_counting_after_thirty_seconds() {
+        let r = bands(&[vec![
+            view(0),
+            ev(100_000, EventData::Move { x: 1.0, y: 1.0 }),
+            ev(101_000, EventData::Vis { hidden: true }),
+        ]]);
+        assert_eq!(r.band_ms[0], 30_000 + 1000);
+    }
+}

@@ -284,11 +284,12 @@ impl StoredBatch {
     }
 }
 
-/// A session's events in the client's own order: batch by batch in `seq` order, each batch's
-/// events in the order they were sent. Each batch's clock correction differs (it includes that
-/// batch's network delay), so corrected times of neighbouring batches can cross; a time earlier
-/// than the one before it is raised to it, so the list is also in time order and a stable sort
-/// by `t` (as the replay does) keeps it as the client recorded it.
+/// A session's events in the client's own order: batch by batch in `seq` order, each batch in
+/// its stored order (the client's time order, same-time events as sent). Each batch's clock
+/// correction differs (it includes that batch's network delay), so corrected times of
+/// neighbouring batches can cross; a time earlier than the one before it is raised to it, so the
+/// list is also in time order and a stable sort by `t` (as the replay does) keeps it as the
+/// client recorded it.
 pub fn in_client_order(mut batches: Vec<(u32, Vec<Event>)>) -> Vec<Event> {
     batches.sort_by_key(|(seq, _)| *seq);
     let mut out: Vec<Event> = Vec::with_capacity(batches.iter().map(|(_, e)| e.len()).sum());

@@ -98,8 +98,6 @@ async function main() {
   for (const [name, sc] of Object.entries(SCENARIOS)) {
     const base = await visit(browser, none.url, sc, false);
     // hushtale
-    const context = await browser.newContext({ viewport: VIEWPORT, userAgent: UA });
-    void context;
     const rec = await record(browser, { collector: server.url, fixtures, path: sc.path, act: sc.act });
     const { page } = await openReplay(browser, server.url, 'fix', rec.sid);
     const end = Number(await page.evaluate(() => document.getElementById('vroot').dataset.end));

@@ -83,8 +83,8 @@ impl Dropped {
     }
 }
 
-/// A batch whose envelope is valid, with its surviving events in the client's order (times
-/// corrected, and raised where needed so they never go backwards).
+/// A batch whose envelope is valid, with its surviving events in corrected time order (stable:
+/// events of the same time stay in the order they were sent).
 #[derive(Debug)]
 pub struct ValidBatch {
     pub site: String,
@@ -131,8 +131,9 @@ pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<Va
     if events.is_empty() {
         return Err(IngestError::NoValidEvent(dropped.describe()));
     }
-    // Position in the batch is the client's order (the replay depends on it); times only follow.
-    crate::model::raise_to_running_max(&mut events);
+    // One correction for the whole batch, so this is the client's own time order; the sort is
+    // stable, so events of the same time (a snapshot's parts) keep the order they were sent in.
+    events.sort_by_key(|e| e.t);
     Ok(ValidBatch { site: batch.site.into_owned(), vid, sid, seq: batch.seq, events, dropped })
 }
 

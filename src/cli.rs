@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use crate::privacy::control::escape_controls;
+
 /// Where the server is and how to authenticate, plus what every report takes.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
@@ -135,12 +137,13 @@ impl std::fmt::Display for CliError {
 /// Runs `report`, printing to stdout (the answer) and stderr (errors).
 pub fn run(report: Report) -> ExitCode {
     match render(&report) {
+        // Stored text predating the control-character rule must not drive the terminal.
         Ok(out) => {
-            print!("{out}");
+            print!("{}", escape_controls(&out));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hushtale: {e}");
+            eprintln!("hushtale: {}", escape_controls(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -180,7 +180,7 @@ pub struct RawRetention {
     pub clock_skew_days: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
     /// Site id used in the snippet's `data-site` (lowercase letters, digits, `-`, `_`).

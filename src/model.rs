@@ -39,7 +39,7 @@ impl VisitorKey {
 
 /// One event as stored: scrubbed, with the server-corrected time in ms since the epoch.
 /// Serialised flat, as in the batch format: `{"t":…,"k":"click","x":…}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub t: i64,
     #[serde(flatten)]
@@ -146,7 +146,7 @@ impl Serialize for Event {
 }
 
 /// What happened. Field names match the batch format of DESIGN.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum EventData {
     View(View),
@@ -209,7 +209,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// A page view. `url` is normalised (allowed query parameters only); `path` is what rollups group by.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct View {
     pub url: String,
     pub path: String,
@@ -310,7 +310,7 @@ pub fn raise_to_running_max(events: &mut [Event]) {
 }
 
 /// What the operator API shows of one session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub id: String,
     pub visitor: String,
@@ -336,7 +336,7 @@ pub struct SessionSummary {
 }
 
 /// A site: who may send to it and how its data is treated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteSettings {
     pub id: String,
     /// Allowed `Origin`s (`scheme://host[:port]`); `["*"]` accepts any.
@@ -363,7 +363,7 @@ pub struct SiteSettings {
 /// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
 /// e-mails, dates, prices) and leaves other words readable; `all` masks every character of page
 /// text (Clarity's strict mode), because names and street addresses have no pattern.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MaskText {
     #[default]
@@ -407,6 +407,11 @@ pub fn valid_site_id(id: &str) -> bool {
 pub const DAY_MS: i64 = 86_400_000;
 
 /// Days since 1970-01-01 (UTC) for a time in ms since the epoch.
+/// The one clock: ms since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn day_of(ms: i64) -> i32 {
     ms.div_euclid(DAY_MS) as i32
 }

@@ -55,6 +55,7 @@ fn silent_sockets_are_closed_at_the_first_request_deadline_and_free_their_slots(
     // Every slot was held by a silent socket; now /healthz answers again.
     let r = other_client().get(s.url("/healthz")).send().unwrap();
     assert_eq!(r.status(), 200);
+    assert!(s.metric("hushtale_connections_closed_total{reason=\"late\"}") >= 4.0);
 }
 
 #[test]
@@ -66,6 +67,7 @@ fn an_idle_keep_alive_connection_is_closed() {
     let n = stream.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "the request was served");
     assert!(closed_by_server(&mut stream), "an idle keep-alive connection stayed open");
+    assert!(s.metric("hushtale_connections_closed_total{reason=\"idle\"}") >= 1.0);
 }
 
 #[test]
@@ -105,4 +107,6 @@ fn one_address_cannot_take_more_than_its_share_of_connections() {
     // Other addresses are served meanwhile.
     let r = other_client().get(s.url("/healthz")).send().unwrap();
     assert_eq!(r.status(), 200);
+    let metrics = other_client().get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("hushtale_connections_closed_total{reason=\"per_address\"}"), "{metrics}");
 }

@@ -108,6 +108,10 @@ fn first_party_mode_serves_everything_under_the_public_path() {
         let page = get("/enable").text().unwrap();
         assert!(page.contains("action=\"/stats/enable\"") && page.contains("href=\"/stats/disable\""), "{page}");
         assert_eq!(get("/hushtale.js").status(), 200);
+        let demo = get("/demo").text().unwrap();
+        assert!(demo.contains("src=\"/stats/hushtale.js\"") && demo.contains("href=\"/stats/disable\""), "{demo}");
+        let dashboard = get("/dashboard").text().unwrap();
+        assert!(dashboard.contains("src=\"/stats/dashboard/app.js\""), "{dashboard}");
         assert_eq!(get("/pages/style.css").status(), 200);
         let b = batch(&id(1), &id(2), 0, moves(now_ms(), 2));
         let r = http.post(s.url(&format!("{prefix}/collect"))).json(&b).send().unwrap();

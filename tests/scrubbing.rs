@@ -174,3 +174,99 @@ fn a_site_with_mask_text_all_keeps_no_readable_page_text() {
     assert_eq!(d["a"][0][3][3][1], ".page{width:53.28513035220995px}", "style sheets are not page text");
     assert_eq!(d["x"][0][1], "**** ***");
 }
+
+/// ESC/BEL sequences: clear the screen, write the clipboard (OSC 52), and a C1 CSI.
+const TERMINAL_ATTACK: &str = "#buy\u{1b}[2J\u{1b}]52;c;ZXZpbA==\u{7}\u{9b}31m";
+
+fn has_controls(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n')
+}
+
+fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hushtale"))
+        .args(args)
+        .env_remove("HUSHTALE_URL")
+        .env_remove("HUSHTALE_ADMIN_TOKEN")
+        .output()
+        .expect("run hushtale")
+}
+
+#[test]
+fn control_characters_never_reach_storage_nor_the_operators_terminal() {
+    let mut s = TestServer::start();
+    let (vid, sid) = (id(309), id(310));
+    let t = now_ms();
+    let body = batch(
+        &vid,
+        &sid,
+        0,
+        vec![
+            view(t, "https://shop.example/pricing", 10.0),
+            click(t + 1, 960.0, 1210.0, TERMINAL_ATTACK),
+            json!({"k": "err", "t": t + 2, "msg": "boom\u{1b}[2J\nat line\t2"}),
+            json!({"k": "snap", "t": t + 3, "d": {"a": [[0, 0, 1, ["pre", "fn main() {\n\tok\u{1b}[H\u{85}\n}"]]]}}),
+        ],
+    );
+    assert_eq!(s.post_json(&body).status(), 204);
+
+    let events = session_events(&s, &sid);
+    assert_eq!(event(&events, "click")["sel"], "#buy[2J]52;c;ZXZpbA==31m");
+    assert_eq!(event(&events, "err")["msg"], "boom[2J at line 2");
+    assert_eq!(event(&events, "snap")["d"]["a"][0][3][1], "fn main() {\n\tok[H\n}", "layout whitespace stays");
+
+    let today = today();
+    let out = run_cli(&[
+        "heatmap", "--path", "/pricing", "--kind", "click", "--site", "demo", "--url", &s.base, "--token", TOKEN,
+        "--from", &today, "--to", &today,
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && text.contains("#buy[2J]52;c;ZXZpbA==31m"), "{text}");
+    assert!(!has_controls(&text), "{text:?}");
+
+    assert_eq!(s.stop(), Some(0));
+    for (path, bytes) in disk_bytes(s.data_dir()) {
+        assert!(
+            !bytes.windows(4).any(|w| w == b"[2J\x07" || w == b"\x1b[2J"),
+            "an escape sequence in {}",
+            path.display()
+        );
+    }
+}
+
+/// Data stored by an older version (or any answer at all) is escaped before it is printed.
+#[test]
+fn the_cli_escapes_control_characters_in_whatever_the_server_answers() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let answer =
+        json!({"path": "/pricing", "kind": "click", "width": "all", "geometry": {"columns": 50, "row_px": 20.0},
+                        "cells": [{"x": 1, "y": 1, "n": 2}], "elements": [{"sel": TERMINAL_ATTACK, "n": 2}]})
+        .to_string();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    let args = ["heatmap", "--path", "/pricing", "--site", "demo", "--url", &base, "--token", TOKEN];
+    let out = run_cli(&args);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!has_controls(&text), "{text:?}");
+    assert!(text.contains("#buy\\u001b[2J\\u001b]52;c;ZXZpbA==\\u0007\\u009b31m"), "{text}");
+
+    let out = run_cli(&[&args[..], &["--json"]].concat());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!has_controls(&text), "{text:?}");
+    let v: Value = serde_json::from_str(&text).expect("--json output stays JSON");
+    assert_eq!(v["elements"][0]["sel"], TERMINAL_ATTACK);
+    server.join().unwrap();
+}

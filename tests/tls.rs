@@ -4,6 +4,7 @@
 
 mod tls_support;
 
+use rustls::pki_types::pem::PemObject;
 use tls_support::{get, runtime, Server, TestCa};
 
 #[test]
@@ -32,6 +33,44 @@ fn certificate_files_serve_http2_and_http1_by_alpn() {
     // Plain HTTP to the HTTPS port gets no answer.
     let plain = reqwest::blocking::Client::new().get(format!("http://{}/healthz", s.addr())).send();
     assert!(plain.is_err() || plain.unwrap().status() != 200);
+}
+
+#[test]
+fn renewed_certificate_files_are_served_after_sighup_and_a_bad_pair_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let write = |(cert, key): (String, String)| {
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+    };
+    write(ca.issue_now(&["localhost"]));
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
+    );
+    let served = || {
+        runtime().block_on(get(&s.addr(), "localhost", &ca.cert_pem, &[b"http/1.1"], "/healthz")).unwrap().chain[0]
+            .to_vec()
+    };
+    let first = served();
+    // certbot renews: new files, then `systemctl reload` sends SIGHUP.
+    let renewed = ca.issue_now(&["localhost"]);
+    write(renewed.clone());
+    s.signal("HUP");
+    let want = rustls::pki_types::CertificateDer::from_pem_slice(renewed.0.as_bytes()).unwrap().to_vec();
+    let started = std::time::Instant::now();
+    while served() != want {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the renewed certificate was never served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_ne!(want, first);
+    // A half-written renewal (a key that does not fit) is refused; the good certificate stays.
+    let (other_cert, _) = ca.issue_now(&["localhost"]);
+    std::fs::write(&cert_path, other_cert).unwrap();
+    s.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(served(), want);
 }
 
 #[test]

@@ -21,7 +21,8 @@ export const whenUnauthorized = (f) => (onUnauthorized = f);
 export async function api(path, params, t = token.get()) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) if (v != null && v !== '') q.set(k, v);
-  const url = '/api/' + path + (q.size ? '?' + q : '');
+  // relative to this file (…/dashboard/api.js), so a first-party path prefix carries through
+  const url = new URL('../api/' + path + (q.size ? '?' + q : ''), import.meta.url);
   const r = await fetch(url, { headers: { Authorization: 'Bearer ' + t }, cache: 'no-store', credentials: 'omit' });
   if (r.status == 401) {
     onUnauthorized();

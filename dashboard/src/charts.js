@@ -48,6 +48,10 @@ const COLUMNS = [
   { key: 'avg_scroll_pct', label: 'Scroll depth', fmt: pct, num: true },
   { key: 'clicks', label: 'Clicks', fmt: num, num: true },
   { key: 'rage_clicks', label: 'Rage clicks', fmt: num, num: true },
+  // a page's dead clicks open the heatmap of those clicks
+  { key: 'dead_clicks', label: 'Dead clicks', fmt: num, num: true, heat: 'dead' },
+  { key: 'error_clicks', label: 'Error clicks', fmt: num, num: true },
+  { key: 'quick_backs', label: 'Quick backs', fmt: num, num: true },
 ];
 
 function pagesTable(pages, ctx) {
@@ -73,7 +77,9 @@ function pagesTable(pages, ctx) {
         h('tr', {},
           COLUMNS.map((c, i) =>
             h('td', { class: c.num ? 'num' : 'path' },
-              i == 0 ? h('a', { href: `#/heatmaps?path=${encodeURIComponent(p.path)}`, title: 'Heatmap of this page' }, p.path) : c.fmt(p[c.key]))
+              i == 0 ? h('a', { href: `#/heatmaps?path=${encodeURIComponent(p.path)}`, title: 'Heatmap of this page' }, p.path)
+                : c.heat && p[c.key] > 0 ? h('a', { href: `#/heatmaps?${new URLSearchParams({ path: p.path, kind: c.heat })}`, class: `sig-${c.heat}`, title: `Heatmap of the ${c.label.toLowerCase()} on this page` }, c.fmt(p[c.key]))
+                : c.fmt(p[c.key]))
           ))
       )
     );

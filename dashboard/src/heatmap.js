@@ -11,11 +11,13 @@ const widthClass = (w) => (w < 768 ? 'mobile' : w < 1024 ? 'tablet' : 'desktop')
 const MAX_H = 16000;
 const snapCache = new Map(); // site|path → {events, width} | null
 
-/** Does the recorded page address `u` belong to the normalised `path` (with :id segments)? */
+/** Does the recorded page address `u` belong to the normalised `path` (with :id segments and,
+ * for a single-page app, its hash route)? */
 export function samePath(u, path) {
   let p;
   try {
-    p = new URL(u).pathname;
+    const url = new URL(u);
+    p = url.pathname + (/^#!?\//.test(url.hash) ? url.hash.split(/[?&=]/)[0] : '');
   } catch (e) {
     return false;
   }
@@ -24,7 +26,12 @@ export function samePath(u, path) {
   return re.test(norm(p));
 }
 
-/** The events of the most recent full snapshot of `path` (the snap and its continuation parts). */
+/** How long after a single-page-app view its route is taken to have rendered. */
+const ROUTE_SETTLE_MS = 2000;
+
+/** The events of the most recent full snapshot of `path` (the snap and its continuation parts);
+ * for a single-page-app route (a `view` with `spa`), the snapshot before it and the mutations
+ * until the route settled (the next view, or 2 s), so the page shows as that route rendered. */
 export function snapshotOf(events, path) {
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i];
@@ -32,6 +39,15 @@ export function snapshotOf(events, path) {
       const parts = [e];
       for (let j = i + 1; j < events.length && events[j].k == 'snap' && !(events[j].d && events[j].d.u); j++) parts.push(events[j]);
       return { events: parts, width: Number(e.d.w) || 1280, t: e.t };
+    }
+    if (e.k == 'view' && e.spa && e.path == path) {
+      let j = i;
+      while (j >= 0 && !(events[j].k == 'snap' && events[j].d && events[j].d.u)) j--;
+      if (j < 0) continue;
+      const next = events.find((x, k) => k > i && x.k == 'view');
+      const until = Math.min(e.t + ROUTE_SETTLE_MS, next ? next.t - 1 : Infinity);
+      const parts = events.slice(j).filter((x) => (x.k == 'snap' || x.k == 'mut') && x.t <= until);
+      return { events: parts, width: Number(events[j].d.w) || 1280, t: e.t };
     }
   }
   return null;
@@ -166,7 +182,7 @@ export async function heatmaps(root, ctx) {
   const status = h('span', { class: 'muted', id: 'heat-status' }, 'Loading…');
   const bar = h('div', { class: 'toolbar card' },
     h('label', {}, 'Page ', h('select', { id: 'heat-path', onchange: (e) => update({ path: e.target.value }) }, paths.map((p) => h('option', { value: p, selected: p == path }, p)))),
-    seg('kind', kind, [['click', 'Clicks'], ['move', 'Moves']]),
+    seg('kind', kind, [['click', 'Clicks'], ['dead', 'Dead clicks'], ['move', 'Moves']]),
     seg('width', width, [['mobile', 'Mobile'], ['tablet', 'Tablet'], ['desktop', 'Desktop'], ['all', 'All widths']]),
     status);
   const stageWrap = h('div', { class: 'heat-wrap' });
@@ -212,7 +228,7 @@ export async function heatmaps(root, ctx) {
   canvas.height = H;
   stage.append(canvas);
   const { points, anchored } = heatPoints(hm, doc, docW);
-  drawHeat(canvas, points, kind == 'click' ? 26 : 34);
+  drawHeat(canvas, points, kind == 'move' ? 34 : 26);
 
   // The fold and the scroll-reach strip, in document px.
   if (reach.fold_px) {
@@ -242,7 +258,7 @@ export async function heatmaps(root, ctx) {
   const total = hm.cells.reduce((s, c) => s + c.n, 0);
   legend.append(
     h('div', { class: 'ramp' }, h('span', {}, 'fewer'), h('i'), h('span', {}, 'more')),
-    h('span', {}, `${num(total)} ${kind == 'click' ? 'clicks' : 'pointer cells'} · ${width == 'all' ? 'all widths' : `${width} (${W} px)`}`),
+    h('span', {}, `${num(total)} ${{ click: 'clicks', dead: 'dead clicks', move: 'pointer cells' }[kind]} · ${width == 'all' ? 'all widths' : `${width} (${W} px)`}`),
     h('span', { class: 'muted' }, snap ? `Page as recorded ${new Date(snap.t).toISOString().slice(0, 16).replace('T', ' ')} UTC${anchored ? ' · clicks anchored to the elements clicked' : ''}` : 'No snapshot: grid on a page outline'),
     h('span', { class: 'muted' }, `Scroll: ${reach.pageviews} views · average depth ${pct(reach.avg_depth_pct)}`)
   );

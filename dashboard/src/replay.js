@@ -6,6 +6,7 @@
 import { api, site } from './api.js';
 import { builder, lastFullSnap } from './dom.js';
 import { duration, frameReady, h, replayFrame, when } from './util.js';
+import { signalRows, timelineMarks } from './signals.js';
 
 const TRAIL_MS = 1500;
 const RIPPLE_MS = 700;
@@ -69,7 +70,7 @@ function describe(e) {
 
 export async function replayView(root, ctx) {
   const sid = ctx.arg;
-  const { events: raw, assets = {} } = await api(site(ctx.site, `sessions/${encodeURIComponent(sid)}`));
+  const { events: raw, signals, assets = {} } = await api(site(ctx.site, `sessions/${encodeURIComponent(sid)}`));
   const missing = Object.values(assets).filter((v) => !v).length;
   const events = raw.filter((e) => e && typeof e.t == 'number').sort((a, b) => a.t - b.t);
   if (!events.length) {
@@ -121,6 +122,7 @@ export async function replayView(root, ctx) {
   // Timeline marks and inactive stretches.
   const pos = (t) => `${(100 * (t - t0)) / Math.max(1, end)}%`;
   for (const e of events) if (MARKS[e.k]) marks.append(h('i', { class: `mark mark-${e.k}`, style: `left:${pos(e.t)}`, title: `${MARKS[e.k]} at ${duration(e.t - t0)}` }));
+  marks.append(...timelineMarks(events, signals, pos, t0));
   for (let i = 1; i < events.length; i++) {
     const gap = events[i].t - events[i - 1].t;
     if (gap > IDLE_MS) idle.append(h('i', { style: `left:${pos(events[i - 1].t)};width:${(100 * gap) / Math.max(1, end)}%`, title: `inactive for ${duration(gap)}` }));
@@ -131,8 +133,12 @@ export async function replayView(root, ctx) {
     const li = h('li', { class: `ev ev-${e.k}`, dataset: { t: String(e.t - t0) } },
       h('button', { type: 'button', onclick: () => (pause(), seek(e.t - t0)) }, h('span', { class: 'ev-t' }, duration(e.t - t0)), h('span', { class: 'ev-k' }, NAMES[e.k] || e.k), h('span', { class: 'ev-d' }, describe(e))));
     rows.push([e.t - t0, li]);
-    list.append(li);
   }
+  for (const [t, label, d] of signalRows(signals))
+    rows.push([t - t0, h('li', { class: 'ev ev-signal', dataset: { t: String(t - t0) } },
+      h('button', { type: 'button', onclick: () => (pause(), seek(t - t0)) }, h('span', { class: 'ev-t' }, duration(t - t0)), h('span', { class: 'ev-k' }, label), h('span', { class: 'ev-d' }, d)))]);
+  rows.sort((a, b) => a[0] - b[0]);
+  list.append(...rows.map(([, li]) => li));
 
   // ----- the DOM in the frame -----
   const doc = await frameReady(frame);

@@ -52,7 +52,7 @@ export function frameReady(iframe) {
 export function replayFrame(cls) {
   return h('iframe', {
     class: cls,
-    src: '/dashboard/frame',
+    src: new URL('frame', import.meta.url).pathname, // …/dashboard/frame, under any path prefix
     sandbox: 'allow-same-origin',
     referrerpolicy: 'no-referrer',
     tabindex: '-1',

@@ -134,7 +134,8 @@ test('the pages table matches the API and sorts by any column', async () => {
   assert.equal(got.length, pages.length);
   const fmt = (v, unit) => (v == null ? '–' : `${Math.round(v)}${unit}`);
   for (const [i, p] of pages.entries()) {
-    assert.deepEqual(got[i], [p.path, String(p.pageviews), fmt(p.avg_load_ms, ' ms'), fmt(p.p95_load_ms, ' ms'), fmt(p.avg_scroll_pct, ' %'), String(p.clicks), String(p.rage_clicks)]);
+    assert.deepEqual(got[i], [p.path, String(p.pageviews), fmt(p.avg_load_ms, ' ms'), fmt(p.p95_load_ms, ' ms'), fmt(p.avg_scroll_pct, ' %'), String(p.clicks), String(p.rage_clicks),
+      String(p.dead_clicks), String(p.error_clicks), String(p.quick_backs)]);
   }
   await page.click('th[data-key="clicks"] button');
   got = await rows();
@@ -304,6 +305,50 @@ test('sessions: the filtered list shows entry page, device, duration, rage click
   await page.waitForSelector(`#vroot[data-ready] tr[data-sid="${data.replay.sid}"]`);
   await page.click(`tr[data-sid="${data.replay.sid}"] button.play`);
   await ready(page, 'replay');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('signals: pages table columns, the dead-click heatmap, session badges and filter, replay timeline marks', async () => {
+  const { page, errors } = await open();
+  const pages = (await api(server.url, `sites/shop/pages?from=${day(29)}&to=${day(0)}`)).pages;
+  const pricing = pages.find((p) => p.path == '/pricing');
+  assert.deepEqual([pricing.dead_clicks, pricing.rage_clicks, pricing.error_clicks], [4, 1, 1]);
+  assert.equal(pages.find((p) => p.path == '/contact').quick_backs, 1);
+  // A page's dead-click count opens the heatmap of those clicks.
+  const link = page.locator('#pages-table tbody tr', { hasText: '/pricing' }).locator('a.sig-dead');
+  assert.equal(await link.textContent(), '4');
+  await link.click();
+  await ready(page, 'heatmaps');
+  const params = new URLSearchParams(await page.evaluate(() => location.hash.split('?')[1]));
+  assert.deepEqual([params.get('path'), params.get('kind')], ['/pricing', 'dead']);
+  assert.equal(await page.getAttribute('.seg button[data-value="dead"]', 'aria-pressed'), 'true');
+  assert.match(await page.textContent('.heat-legend'), /(^|\D)4 dead clicks/);
+
+  // Sessions: badges, and the signal filter (any of the ticked ones).
+  await page.evaluate(() => (location.hash = '#/sessions?signal=quickback'));
+  await page.waitForFunction(() => document.getElementById('vroot').dataset.ready && document.querySelectorAll('#sessions-table tbody tr').length == 1);
+  const sid = data.frustrated.sid;
+  assert.equal(await page.getAttribute('#sessions-table tbody tr', 'data-sid'), sid);
+  const badges = await page.$$eval(`tr[data-sid="${sid}"] .badge`, (b) => b.map((x) => x.textContent));
+  assert.deepEqual(badges, ['1 rage', '4 dead', '1 error', '1 quick back']);
+  assert.ok(await page.isChecked('#signal-filter input[value="quickback"]'));
+  await page.check('#signal-filter input[value="dead"]');
+  await page.click('#session-filters button[type=submit]');
+  await page.waitForFunction(() => location.hash.includes('signal=dead%2Cquickback') || location.hash.includes('signal=dead,quickback'));
+  await page.waitForSelector('#vroot[data-ready] #sessions-table');
+  const api_ids = (await api(server.url, `sites/shop/sessions?from=${day(29)}&to=${day(0)}&signal=dead,quickback`)).sessions.map((x) => x.id);
+  assert.deepEqual(await page.$$eval('#sessions-table tbody tr', (t) => t.map((r) => r.dataset.sid)), api_ids);
+
+  // The replay timeline marks each signal and each single-page-app route.
+  const detail = await api(server.url, `sites/shop/sessions/${sid}`);
+  await page.evaluate((s) => (location.hash = '#/replay/' + s), sid);
+  await ready(page, 'replay');
+  const marks = await page.$$eval('.mark-signal', (m) => m.map((x) => x.dataset.signal));
+  assert.deepEqual(marks, detail.signals.map((x) => x.kind));
+  assert.deepEqual(marks.sort(), ['dead', 'dead', 'dead', 'dead', 'error', 'quickback', 'rage']);
+  assert.deepEqual(await page.$$eval('.mark-route', (m) => m.map((x) => x.dataset.route)), ['/contact', '/pricing']);
+  assert.equal(await page.locator('#replay-events .ev-signal').count(), 7);
   assert.deepEqual(errors, []);
   await page.close();
 });

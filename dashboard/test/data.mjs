@@ -175,11 +175,16 @@ export async function seed(server) {
     if (i < 2) ev.push({ k: 'click', t: T + 3000, x: LEARN.x, y: LEARN.y, sel: '#learn', ex: 500, ey: 500 });
     await collect(origin, { site: 'shop', ...ids(), ua: i == 3 ? MOBILE_UA : UA, events: ev });
   }
-  // A frustrated visitor: a rage click burst on a plan card that does nothing.
+  // A frustrated visitor: a rage click burst on a plan card that does nothing (dead clicks, one
+  // followed by an error), then a single-page-app route to /contact, left within 5 s by going
+  // back to /pricing (a quick back).
+  const frustrated = ids();
   {
     const T = now - 400_000;
-    await collect(origin, { site: 'shop', ...ids(), events: [view(origin + '/pricing', 900, T),
-      ...[0, 150, 300, 450].map((d) => ({ k: 'click', t: T + 1000 + d, x: 1000, y: 400, sel: '.plan.team', ex: 500, ey: 300 })), view(origin + '/contact', 350, T + 5000)] });
+    await collect(origin, { site: 'shop', ...frustrated, events: [view(origin + '/pricing', 900, T),
+      ...[0, 150, 300, 450].map((d) => ({ k: 'click', t: T + 1000 + d, x: 1000, y: 400, sel: '.plan.team', ex: 500, ey: 300, dead: true })),
+      { k: 'err', t: T + 1200, msg: 'TypeError: plan is undefined' },
+      view(origin + '/contact', 350, T + 5000, { spa: true }), view(origin + '/pricing', 0, T + 7000, { spa: true })] });
   }
   // A mobile visitor reading the blog.
   {
@@ -193,5 +198,5 @@ export async function seed(server) {
   const replay = { ...ids() };
   const r = replayEvents(origin, now - 60_000);
   await collect(origin, { site: 'shop', ...replay, events: r.events });
-  return { replay: { sid: replay.sid, ...r }, hostile: { sid: hostile.sid, ...h } };
+  return { replay: { sid: replay.sid, ...r }, hostile: { sid: hostile.sid, ...h }, frustrated: { sid: frustrated.sid } };
 }

@@ -53,6 +53,24 @@ test('the most recent snapshot of a page comes with its continuation parts', () 
   assert.equal(snapshotOf(ev, '/c'), null);
 });
 
+test('a single-page-app route is shown as it rendered: the snapshot before it and the mutations until it settled', () => {
+  const ev = [
+    { k: 'snap', t: 1, d: { u: 'https://s/app', w: 1024, a: [] } },
+    { k: 'snap', t: 1, d: { a: [1] } },
+    { k: 'view', t: 100, path: '/app/a', spa: true },
+    { k: 'mut', t: 300, d: { a: [2] } },
+    { k: 'click', t: 400 },
+    { k: 'view', t: 900, path: '/app#/b', spa: true },
+    { k: 'mut', t: 1000, d: { a: [3] } },
+  ];
+  const a = snapshotOf(ev, '/app/a');
+  assert.equal(a.width, 1024);
+  assert.deepEqual(a.events.map((e) => e.t), [1, 1, 300], 'stops before the next route');
+  assert.deepEqual(snapshotOf(ev, '/app#/b').events.map((e) => e.t), [1, 1, 300, 1000]);
+  assert.ok(samePath('https://s/app#/b', '/app#/b'));
+  assert.ok(!samePath('https://s/app#section', '/app#/b'));
+});
+
 test('grid cells map to document pixels without a snapshot', () => {
   const hm = { kind: 'click', geometry: { columns: 50, row_px: 20, element_grid: 10 }, cells: [{ x: 0, y: 0, n: 2 }, { x: 49, y: 10, n: 1 }], elements: [] };
   const { points, anchored } = heatPoints(hm, null, 1000);

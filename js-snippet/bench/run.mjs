@@ -6,8 +6,10 @@
 // longest main-thread task (from a trace). Prints a Markdown table.
 //
 //   npm run bench              (BENCH_RUNS=3 npm run bench for medians of three visits)
+//   BENCH_BASELINE=DIR npm run bench   adds a row for the dist/ files in DIR (an older build), run
+//                                      side by side with the current one
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -42,8 +44,14 @@ const RRWEB_TAGS = `<script src="/rrweb.js"></script><script>
 const variants = {
   none: { page: demo.replace(TAG, ''), bundle: 0 },
   '@rrweb/record 2.1.6': { page: demo.replace(TAG, RRWEB_TAGS), bundle: gz(RRWEB) },
-  hushtale: { page: demo, bundle: gz(join(root, 'dist/hushtale.js')) + gz(join(root, 'dist/hushtale-replay.js')) },
+  hushtale: { page: demo, bundle: ['hushtale.js', 'hushtale-more.js', 'hushtale-replay.js'].reduce((n, f) => n + gz(join(root, 'dist', f)), 0) },
 };
+const BASELINE = process.env.BENCH_BASELINE;
+if (BASELINE)
+  variants['hushtale (baseline)'] = {
+    page: demo.replace(TAG, TAG.replace('src="/', 'src="/baseline/')),
+    bundle: ['hushtale.js', 'hushtale-more.js', 'hushtale-replay.js'].reduce((n, f) => n + (existsSync(join(BASELINE, f)) ? gz(join(BASELINE, f)) : 0), 0),
+  };
 
 let wire = 0;
 const detail = {}; // BENCH_DETAIL=1: hushtale's raw bytes per event kind
@@ -51,7 +59,8 @@ const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
-    const path = req.url.split('?')[0];
+    // the baseline's collector is under /baseline: same answers
+    const path = req.url.split('?')[0].replace(/^\/baseline(?=\/(collect|optout)$)/, '');
     const send = (type, body) => (res.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-store' }), res.end(body));
     if (path == '/collect') {
       const body = Buffer.concat(chunks);
@@ -68,7 +77,8 @@ const server = http.createServer((req, res) => {
     }
     if (path == '/optout') return send('application/json', '{"opted_out":false}');
     if (path == '/rrweb.js') return send('text/javascript', readFileSync(RRWEB));
-    if (path == '/hushtale.js' || path == '/hushtale-replay.js') return send('text/javascript', readFileSync(join(root, 'dist', path)));
+    if (/^\/hushtale(-more|-replay)?\.js$/.test(path)) return send('text/javascript', readFileSync(join(root, 'dist', path)));
+    if (BASELINE && /^\/baseline\/hushtale(-more|-replay)?\.js$/.test(path)) return send('text/javascript', readFileSync(join(BASELINE, path.slice(10))));
     const v = variants[decodeURIComponent(path.slice(1))];
     if (v) return send('text/html', v.page);
     res.writeHead(404);

@@ -11,3 +11,16 @@ export const maskAll = (s) => s.replace(/\S/g, '*');
 
 /** Replace tokens that contain a digit or an "@". */
 export const mask = (s) => s.replace(TOKEN, maskAll);
+
+/**
+ * Resolves to `recorder`, or to one that masks all page text when the collector says the site
+ * asks for it (`mask_text = "all"`). Called by the lazily loaded recorder while its script runs
+ * (`document.currentScript` is its own tag), so the core carries none of this.
+ */
+export const siteMasked = (recorder) =>
+  fetch(document.currentScript.src.replace(/[^/]*$/, 'optout?site=') + document.querySelector('script[data-site]')?.dataset.site, {
+    credentials: 'include',
+  })
+    .then((r) => r.json())
+    .catch(() => ({}))
+    .then((s) => (s.mask_text == 'all' ? (H) => recorder({ ...H, m: H.a }) : recorder));

@@ -294,3 +294,34 @@ test('a very large page is snapshotted in pieces the collector accepts, and repl
   assert.equal(count, rows, 'every row is in the replay');
   await context.close();
 });
+
+test('a site with mask_text "all" has its page text masked by the snippet already, and the replay shows no words', async () => {
+  const created = await fetch(srv.url + '/api/sites', {
+    method: 'POST',
+    headers: { Authorization: 'Bearer test-token', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ id: 'strict', origins: ['*'], mask_text: 'all' }),
+  });
+  assert.equal(created.status, 201, await created.text());
+  const context = await newContext();
+  await context.route('**/demo', async (route) => {
+    const r = await route.fetch();
+    route.fulfill({ response: r, body: (await r.text()).replace('data-site="demo"', 'data-site="strict"') });
+  });
+  const page = await context.newPage();
+  await page.goto(srv.url + '/demo');
+  await page.waitForFunction(() => sessionStorage.hushtale_sid_strict, null, { timeout: 15000 });
+  const sid = await page.evaluate(() => JSON.parse(sessionStorage.hushtale_sid_strict).sid);
+  await sleep(1500);
+  await leave(page);
+  const events = await waitFor('the strict session', async () => {
+    const r = await srv.api('/api/sites/strict/sessions/' + sid);
+    return r.status == 200 && r.body.events.some((e) => e.k == 'snap') && r.body.events;
+  });
+  const sent = sentFor(sid).map((s) => s.text).join('\n');
+  assert.ok(sent.includes('"k":"snap"'), 'a snapshot was sent');
+  for (const words of ['Welcome to the spring catalogue', 'spring', 'catalogue'])
+    assert.ok(!sent.includes(words), `the snippet sent readable page text: ${words}`);
+  const r = await replay(context, events);
+  assert.ok(r.h1.length > 10 && !/[A-Za-z]/.test(r.h1), 'the heading keeps its length, not its words: ' + r.h1);
+  await context.close();
+});

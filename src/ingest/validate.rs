@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use super::wire::{WireBatch, WireEvent, HARD_MAX_EVENTS};
 use super::IngestError;
 use crate::model::{Event, EventData, Id128, View};
+use crate::privacy::control;
 
 /// Per-batch limits (see `[limits]` in the config).
 #[derive(Debug, Clone)]
@@ -167,8 +168,8 @@ fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Re
         "submit" => EventData::Submit { form: text(e.form, limits.max_sel_len)? },
         "vis" => EventData::Vis { hidden: e.hidden.ok_or(DropReason::MissingField)? },
         "err" => EventData::Err { msg: text(e.msg, limits.max_msg_len)? },
-        "snap" => EventData::Snap { d: e.d.ok_or(DropReason::MissingField)? },
-        "mut" => EventData::Mut { d: e.d.ok_or(DropReason::MissingField)? },
+        "snap" => EventData::Snap { d: document(e.d)? },
+        "mut" => EventData::Mut { d: document(e.d)? },
         _ => return Err(DropReason::UnknownKind),
     };
     Ok(Event { t, data })
@@ -194,12 +195,19 @@ fn view(e: WireEvent<'_>, limits: &Limits) -> Result<EventData, DropReason> {
     }))
 }
 
+/// Every stored string passes here (or [`document`]): control characters never reach storage.
 fn text(value: Option<Cow<'_, str>>, max: usize) -> Result<String, DropReason> {
     let value = value.ok_or(DropReason::MissingField)?;
     if value.len() > max {
         return Err(DropReason::TooLong);
     }
-    Ok(value.into_owned())
+    Ok(control::strip_controls(value))
+}
+
+fn document(value: Option<serde_json::Value>) -> Result<serde_json::Value, DropReason> {
+    let mut d = value.ok_or(DropReason::MissingField)?;
+    control::strip_controls_in_document(&mut d);
+    Ok(d)
 }
 
 fn opt_text(value: Option<Cow<'_, str>>, max: usize) -> Result<Option<String>, DropReason> {

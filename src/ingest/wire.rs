@@ -10,7 +10,8 @@ use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 /// so that a small body of tiny events cannot blow up into a huge vector.
 pub const HARD_MAX_EVENTS: usize = 10_000;
 
-#[derive(Debug, serde::Deserialize)]
+/// A batch as the snippet sends it.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct WireBatch<'a> {
     pub v: u32,
     #[serde(borrow)]
@@ -22,6 +23,7 @@ pub struct WireBatch<'a> {
     pub seq: u32,
     pub sent: f64,
     #[serde(borrow)]
+    #[schema(value_type = Vec<WireEvent>)]
     pub events: BoundedEvents<'a>,
 }
 
@@ -33,7 +35,7 @@ pub struct BoundedEvents<'a> {
 }
 
 /// One event with every field any kind may carry; which ones must be present depends on `k`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct WireEvent<'a> {
     #[serde(borrow)]
     pub k: Option<Cow<'a, str>>,

@@ -6,6 +6,7 @@
 //! User-Agent is reduced to a device class ([`useragent`]) and the visitor id is replaced by a
 //! keyed hash ([`keys`]).
 
+pub mod control;
 pub mod keys;
 pub mod optout;
 pub mod replay;

@@ -13,7 +13,7 @@ fn round1(v: f64) -> f64 {
 }
 
 /// `GET /api/sites/{site}/pages`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Pages {
     pub pages: Vec<PageStats>,
     /// Distinct paths in the range.
@@ -22,7 +22,7 @@ pub struct Pages {
     pub next: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PageStats {
     pub path: String,
     pub pageviews: u64,
@@ -74,7 +74,7 @@ impl Pages {
 }
 
 /// `GET /api/sites/{site}/scroll`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScrollReach {
     pub path: String,
     pub pageviews: u64,
@@ -87,7 +87,7 @@ pub struct ScrollReach {
     pub fold_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReachStep {
     pub pct: u8,
     pub share: f64,
@@ -123,7 +123,7 @@ impl ScrollReach {
 }
 
 /// `GET /api/sites/{site}/heatmap`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Heatmap {
     pub path: String,
     pub kind: &'static str,
@@ -136,7 +136,7 @@ pub struct Heatmap {
     pub elements: Vec<ElementHeat>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Geometry {
     /// Cell `x` is a column: the document width is split into `columns` equal columns.
     pub columns: u16,
@@ -146,14 +146,14 @@ pub struct Geometry {
     pub element_grid: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HeatCell {
     pub x: u16,
     pub y: u16,
     pub n: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ElementHeat {
     pub sel: String,
     pub n: u64,

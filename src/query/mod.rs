@@ -4,6 +4,7 @@
 pub mod forms;
 pub mod funnel;
 pub mod insights;
+pub mod params;
 
 use serde::Serialize;
 use time::{Date, Duration, Month};
@@ -73,14 +74,14 @@ pub fn format_day(day: i32) -> String {
 }
 
 /// `GET /api/sites/{site}/stats`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub site: String,
     pub days: Vec<DayStats>,
     pub totals: Totals,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayStats {
     pub day: String,
     pub pageviews: u64,
@@ -93,7 +94,7 @@ pub struct DayStats {
 
 /// Totals over the range; `visitors` counts each visitor once however many days they came
 /// (exact within one day, estimated to about 1.6 % across several).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub pageviews: u64,
     pub sessions: u64,
@@ -241,10 +242,26 @@ impl SessionCursor {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SessionPage {
     pub sessions: Vec<SessionSummary>,
     pub next: Option<String>,
+}
+
+/// `POST /me/export`: everything kept about one visitor.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct VisitorExport {
+    pub site: String,
+    /// The pseudonymous key the visitor is stored under.
+    pub visitor_key: String,
+    pub sessions: Vec<ExportedSession>,
+}
+
+/// One session of a [`VisitorExport`]: its summary and its events in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ExportedSession {
+    pub session: SessionSummary,
+    pub events: Vec<crate::model::Event>,
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub struct Tracking {
 }
 
 /// A frustration signal, as the replay timeline marks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
     Rage,
@@ -84,7 +84,7 @@ impl SignalKind {
 }
 
 /// One signal in a session: when (the click, or the navigation back) and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Signal {
     pub t: i64,
     pub kind: SignalKind,

@@ -1,123 +1,57 @@
-//! The operator API under `/api/`: bearer-token auth, sites, stats, sessions. Never CORS.
+//! The operator API under `/api/`: sites, stats, pages, heatmaps, scroll reach, sessions and
+//! erasure. Every handler here is routed as `Operator` (bearer token, never CORS, `no-store`).
 
-use std::collections::HashMap;
-
-use http::{Method, Request, StatusCode};
-use hyper::body::Incoming;
-use subtle::ConstantTimeEq;
+use http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::body;
-use super::collect::now_ms;
-use super::response::{self, Resp};
-use crate::app::App;
+use super::response::{self, ErrorBody, Resp};
+use super::routes::Call;
 use crate::config::{validate_site, RawSite};
 use crate::error::ApiError;
-use crate::model::{Id128, VisitorKey};
-use crate::query::{DayRange, SessionCursor, SessionFilter, SessionQuery};
-use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::model::{now_ms, Event, Id128, SiteSettings, VisitorKey};
+use crate::query::insights::{Heatmap, Pages, ScrollReach};
+use crate::query::params::{HeatmapQuery, PagesQuery, ScrollQuery, SessionsQuery, StatsQuery};
+use crate::query::{SessionPage, Stats};
+use crate::rollup::track::Signal;
 
 /// Largest body accepted by the operator API.
 const MAX_API_BODY: usize = 64 * 1024;
-/// Default and largest page of sessions.
-const DEFAULT_SESSION_PAGE: usize = 50;
-const MAX_SESSION_PAGE: usize = 1000;
 
-pub async fn handle(app: &App, method: Method, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    authorize(app, &req)?;
-    let path = req.uri().path().to_owned();
-    let params = query_params(req.uri().query());
-    let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
-    let resp = match (method, segments.as_slice()) {
-        (Method::GET, ["sites"]) => list_sites(app),
-        (Method::POST, ["sites"]) => create_site(app, req).await,
-        (Method::GET, ["sites", site, "stats"]) => stats(app, site, &params).await,
-        (Method::GET, ["sites", site, "sessions"]) => sessions(app, site, &params).await,
-        (Method::GET, ["sites", site, "pages"]) => pages(app, site, &params).await,
-        (Method::GET, ["sites", site, "heatmap"]) => heatmap(app, site, &params).await,
-        (Method::GET, ["sites", site, "scroll"]) => scroll(app, site, &params).await,
-        (Method::GET, ["sites", site, "sessions", sid]) => session(app, site, sid).await,
-        (Method::DELETE, ["sites", site, "visitors", key]) => forget_visitor(app, site, key).await,
-        (
-            _,
-            ["sites"]
-            | ["sites", _, "stats" | "sessions" | "pages" | "heatmap" | "scroll"]
-            | ["sites", _, "sessions" | "visitors", _],
-        ) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound(format!("no route for {path}"))),
-    }?;
-    Ok(response::no_store(resp))
+/// `GET /api/sites`.
+#[derive(Serialize, ToSchema)]
+pub struct SiteList {
+    pub sites: Vec<SiteSettings>,
 }
 
-fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let given = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    if bool::from(given.as_bytes().ct_eq(app.admin_token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
-    }
+/// `GET /api/sites/{site}/sessions/{sid}`: what the replay player needs.
+#[derive(Serialize, ToSchema)]
+pub struct SessionEvents {
+    pub id: String,
+    /// In the client's order: batch by batch (`seq`), then in time order; times never go back.
+    pub events: Vec<Event>,
+    /// Frustration signals, for the replay timeline.
+    pub signals: Vec<Signal>,
+    /// Every page asset (stylesheet, image, font) the recording names, by absolute URL: the
+    /// collector's captured copy (`/dashboard/asset/{sha256}`), or null when it was not captured
+    /// (not one of the site's asset origins, refused, failed, or not fetched yet). A replay loads
+    /// assets only from here.
+    pub assets: std::collections::BTreeMap<String, Option<String>>,
 }
 
-fn query_params(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
+/// The `{site}` of the path, which must be a configured site.
+fn site<'c>(call: &'c Call<'_>) -> Result<&'c str, ApiError> {
+    let site = call.param("site");
+    call.app.sites.get(site).map(|_| site).ok_or_else(|| ApiError::not_found(format!("site {site:?}")))
 }
 
-fn known_site(app: &App, site: &str) -> Result<(), ApiError> {
-    app.sites.get(site).map(|_| ()).ok_or_else(|| ApiError::not_found(format!("site {site:?}")))
-}
-
-fn day_range(params: &HashMap<String, String>) -> Result<DayRange, ApiError> {
-    DayRange::parse(params.get("from").map(String::as_str), params.get("to").map(String::as_str), now_ms())
-        .map_err(ApiError::BadRequest)
-}
-
-fn list_sites(app: &App) -> Result<Resp, ApiError> {
-    let sites: Vec<_> = app.sites.all().iter().map(|s| s.settings.clone()).collect();
-    Ok(response::json(StatusCode::OK, &serde_json::json!({ "sites": sites })))
-}
-
-async fn create_site(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let (parts, incoming) = req.into_parts();
-    let bytes = body::read_limited(&parts.headers, incoming, MAX_API_BODY, app.config.server.body_timeout).await?;
-    let raw: RawSite =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid site: {e}")))?;
-    let settings = validate_site(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if app.sites.get(&settings.id).is_some() {
-        return Err(ApiError::Conflict(format!("site {:?} exists", settings.id)));
-    }
-    app.store.put_site(&settings).await?;
-    app.sites.insert(settings.clone());
-    tracing::info!(site = %settings.id, "site created");
-    Ok(response::json(StatusCode::CREATED, &settings))
-}
-
-async fn stats(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let range = day_range(params)?;
-    let stats = app.store.stats(site, range).await?;
-    Ok(response::json(StatusCode::OK, &stats))
-}
-
-/// An optional numeric parameter, named in the error when it does not parse.
-fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError> {
-    params
-        .get(name)
-        .map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name} must be a number"))))
-        .transpose()
-}
-
-fn required<'p>(params: &'p HashMap<String, String>, name: &str) -> Result<&'p str, ApiError> {
-    params.get(name).map(String::as_str).ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))
+fn bad(message: String) -> ApiError {
+    ApiError::BadRequest(message)
 }
 
 /// A page path as the rollups know it: the normalised path of a URL or of a path.
-fn page_path(params: &HashMap<String, String>) -> Result<String, ApiError> {
-    let raw = required(params, "path")?;
+fn page_path(raw: &str) -> Result<String, ApiError> {
     if raw.starts_with("http://") || raw.starts_with("https://") {
         return crate::privacy::url::normalize_url(raw, &Default::default())
             .map(|n| n.path)
@@ -129,91 +63,156 @@ fn page_path(params: &HashMap<String, String>) -> Result<String, ApiError> {
     Ok(crate::privacy::url::normalize_path(raw))
 }
 
-async fn pages(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let range = day_range(params)?;
-    let limit = number(params, "limit")?.unwrap_or(DEFAULT_SESSION_PAGE);
-    if !(1..=MAX_SESSION_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_SESSION_PAGE}")));
+#[utoipa::path(get, path = "/api/sites", summary = "List sites",
+    responses((status = 200, description = "Every site.", body = SiteList)))]
+pub async fn list_sites(call: Call<'_>) -> Result<Resp, ApiError> {
+    let sites = call.app.sites.all().iter().map(|s| s.settings.clone()).collect();
+    Ok(response::json(StatusCode::OK, &SiteList { sites }))
+}
+
+#[utoipa::path(post, path = "/api/sites", summary = "Create a site",
+    request_body(content = RawSite, description = "The site; unset fields take their defaults."),
+    responses(
+        (status = 201, description = "Created.", body = SiteSettings),
+        (status = 400, description = "Invalid site.", body = ErrorBody),
+        (status = 408, description = "The body took too long to arrive.", body = ErrorBody),
+        (status = 409, description = "A site with this id exists.", body = ErrorBody),
+        (status = 413, description = "Body too large.", body = ErrorBody),
+        (status = 415, description = "Not JSON.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn create_site(call: Call<'_>) -> Result<Resp, ApiError> {
+    let app = call.app;
+    let (parts, incoming) = call.req.into_parts();
+    let bytes = body::read_limited(&parts.headers, incoming, MAX_API_BODY, app.config.server.body_timeout).await?;
+    let raw: RawSite = serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid site: {e}")))?;
+    let settings = validate_site(raw).map_err(|e| bad(e.to_string()))?;
+    if app.sites.get(&settings.id).is_some() {
+        return Err(ApiError::Conflict("a site with this id exists".into()));
     }
-    let offset = number(params, "offset")?.unwrap_or(0);
-    Ok(response::json(StatusCode::OK, &app.store.pages(site, range, offset, limit).await?))
+    app.store.put_site(&settings).await?;
+    app.sites.insert(settings.clone());
+    tracing::info!("site created");
+    Ok(response::json(StatusCode::CREATED, &settings))
 }
 
-async fn heatmap(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let range = day_range(params)?;
-    let path = page_path(params)?;
-    let kind = params.get("kind").map_or("click", String::as_str);
-    let kind = HeatKind::parse(kind).ok_or_else(|| ApiError::BadRequest("kind must be click, move or dead".into()))?;
-    let width = match params.get("width").map(String::as_str) {
-        None | Some("all") => None,
-        Some(w) => Some(
-            WidthClass::parse(w)
-                .ok_or_else(|| ApiError::BadRequest("width must be mobile, tablet, desktop or all".into()))?,
-        ),
-    };
-    Ok(response::json(StatusCode::OK, &app.store.heatmap(site, &path, kind, width, range).await?))
+#[utoipa::path(get, path = "/api/sites/{site}/stats", summary = "Per-day figures",
+    params(("site" = String, Path, description = "Site id."), StatsQuery),
+    responses(
+        (status = 200, description = "One row per day of the range, and totals.", body = Stats),
+        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
+        (status = 404, description = "No such site.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn stats(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let q: StatsQuery = call.query()?;
+    let stats = call.app.store.stats(site, q.range(now_ms()).map_err(bad)?).await?;
+    Ok(response::json(StatusCode::OK, &stats))
 }
 
-async fn scroll(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let range = day_range(params)?;
-    let path = page_path(params)?;
-    Ok(response::json(StatusCode::OK, &app.store.scroll(site, &path, range).await?))
+#[utoipa::path(get, path = "/api/sites/{site}/pages", summary = "Per-page figures",
+    params(("site" = String, Path, description = "Site id."), PagesQuery),
+    responses(
+        (status = 200, description = "Pages by pageviews, most viewed first.", body = Pages),
+        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
+        (status = 404, description = "No such site.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn pages(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let q: PagesQuery = call.query()?;
+    let (range, limit) = (q.range(now_ms()).map_err(bad)?, q.limit().map_err(bad)?);
+    let pages = call.app.store.pages(site, range, q.offset.unwrap_or(0), limit).await?;
+    Ok(response::json(StatusCode::OK, &pages))
 }
 
-async fn sessions(app: &App, site: &str, params: &HashMap<String, String>) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let range = day_range(params)?;
-    let limit = number(params, "limit")?.unwrap_or(DEFAULT_SESSION_PAGE);
-    if !(1..=MAX_SESSION_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_SESSION_PAGE}")));
-    }
-    let cursor = match params.get("cursor") {
-        Some(c) => Some(SessionCursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?),
-        None => None,
-    };
-    let replay = match params.get("replay").map(String::as_str) {
-        None => None,
-        Some("true" | "1") => Some(true),
-        Some("false" | "0") => Some(false),
-        Some(_) => return Err(ApiError::BadRequest("replay must be true or false".into())),
-    };
-    let filter = SessionFilter {
-        entry: params.get("entry").cloned(),
-        device: params.get("device").cloned(),
-        min_duration_ms: number(params, "min_duration_ms")?,
-        replay,
-        min_rage_clicks: number(params, "min_rage_clicks")?,
-        signals: match params.get("signal") {
-            Some(list) => SessionFilter::parse_signals(list).map_err(ApiError::BadRequest)?,
-            None => Vec::new(),
-        },
-    };
-    let page = app.store.sessions(site, &SessionQuery { range, limit, cursor, filter }).await?;
+#[utoipa::path(get, path = "/api/sites/{site}/heatmap", summary = "Click or move heatmap of one page",
+    description = "x is a column of the document width, y a row of row_px CSS px. Moves count at most 300 cells per page view.",
+    params(("site" = String, Path, description = "Site id."), HeatmapQuery),
+    responses(
+        (status = 200, description = "The heatmap.", body = Heatmap),
+        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
+        (status = 404, description = "No such site.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn heatmap(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let q: HeatmapQuery = call.query()?;
+    let (range, path) = (q.range(now_ms()).map_err(bad)?, page_path(&q.path)?);
+    let heatmap = call.app.store.heatmap(site, &path, q.kind.into(), q.width.class(), range).await?;
+    Ok(response::json(StatusCode::OK, &heatmap))
+}
+
+#[utoipa::path(get, path = "/api/sites/{site}/scroll", summary = "Scroll reach of one page",
+    params(("site" = String, Path, description = "Site id."), ScrollQuery),
+    responses(
+        (status = 200, description = "Share of pageviews that reached each depth.", body = ScrollReach),
+        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
+        (status = 404, description = "No such site.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn scroll(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let q: ScrollQuery = call.query()?;
+    let (range, path) = (q.range(now_ms()).map_err(bad)?, page_path(&q.path)?);
+    Ok(response::json(StatusCode::OK, &call.app.store.scroll(site, &path, range).await?))
+}
+
+#[utoipa::path(get, path = "/api/sites/{site}/sessions", summary = "Sessions, newest first",
+    params(("site" = String, Path, description = "Site id."), SessionsQuery),
+    responses(
+        (status = 200, description = "A page of sessions; `next` continues the list.", body = SessionPage),
+        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
+        (status = 404, description = "No such site.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn sessions(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let q: SessionsQuery = call.query()?;
+    let page = call.app.store.sessions(site, &q.into_query(now_ms()).map_err(bad)?).await?;
     Ok(response::json(StatusCode::OK, &page))
 }
 
-async fn session(app: &App, site: &str, sid: &str) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let id = Id128::parse(sid).ok_or_else(|| ApiError::BadRequest("session id must be 32 lowercase hex".into()))?;
+#[utoipa::path(get, path = "/api/sites/{site}/sessions/{sid}", summary = "A session's events, for replay",
+    params(
+        ("site" = String, Path, description = "Site id."),
+        ("sid" = String, Path, description = "Session id, 32 lowercase hex.", pattern = "^[0-9a-f]{32}$"),
+    ),
+    responses(
+        (status = 200, description = "The session's events in time order.", body = SessionEvents),
+        (status = 400, description = "The session id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such site or session.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn session(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let sid = call.param("sid");
+    let id = Id128::parse(sid).ok_or_else(|| bad("session id must be 32 lowercase hex".into()))?;
     let events =
-        app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
-    // Where the replay finds each page asset: the collector's copy, or nothing (never the site).
-    let assets = app.assets.map_for(site, &events);
+        call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     let signals = crate::rollup::track::signals_of(&events);
-    Ok(response::json(
-        StatusCode::OK,
-        &serde_json::json!({ "id": sid, "events": events, "signals": signals, "assets": assets }),
-    ))
+    // Where the replay finds each page asset: the collector's copy, or nothing (never the site).
+    let assets = call.app.assets.map_for(site, &events);
+    Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events, signals, assets }))
 }
 
-async fn forget_visitor(app: &App, site: &str, key: &str) -> Result<Resp, ApiError> {
-    known_site(app, site)?;
-    let visitor =
-        VisitorKey::parse(key).ok_or_else(|| ApiError::BadRequest("visitor key must be 32 lowercase hex".into()))?;
-    let erased = app.writer.forget(site, visitor).await.map_err(ApiError::Internal)?;
-    tracing::info!(site, sessions = erased, "visitor erased by an operator");
+#[utoipa::path(delete, path = "/api/sites/{site}/visitors/{visitor_key}", summary = "Erase one pseudonymous visitor",
+    params(
+        ("site" = String, Path, description = "Site id."),
+        ("visitor_key" = String, Path, description = "The `visitor` of a session, 32 lowercase hex.", pattern = "^[0-9a-f]{32}$"),
+    ),
+    responses(
+        (status = 204, description = "Erased (durably), or there was nothing to erase."),
+        (status = 400, description = "The key is malformed.", body = ErrorBody),
+        (status = 404, description = "No such site.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ))]
+pub async fn forget_visitor(call: Call<'_>) -> Result<Resp, ApiError> {
+    let site = site(&call)?;
+    let key = call.param("visitor_key");
+    let visitor = VisitorKey::parse(key).ok_or_else(|| bad("visitor key must be 32 lowercase hex".into()))?;
+    let erased = call.app.writer.forget(site, visitor).await.map_err(ApiError::Internal)?;
+    tracing::info!(sessions = erased, "visitor erased by an operator");
     Ok(response::empty(StatusCode::NO_CONTENT))
 }

@@ -90,24 +90,29 @@ impl Activity {
         RequestGuard(self.clone())
     }
 
+    /// Has any request arrived on this connection?
+    pub fn served_any(&self) -> bool {
+        self.requests.load(Ordering::Relaxed) > 0
+    }
+
     /// Resolves when the connection should be closed: no request within `first` of the
-    /// connection opening, or nothing in flight for `idle`.
+    /// connection opening, or nothing in flight for `idle`. Wakes only when a deadline could
+    /// have passed, not on a fixed tick.
     pub async fn expired(&self, first: Duration, idle: Duration) {
-        let tick = (first.min(idle) / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
         let (first, idle) = (first.as_millis() as u64, idle.as_millis() as u64);
         loop {
-            tokio::time::sleep(tick).await;
             let now = self.now_ms();
-            if self.requests.load(Ordering::Relaxed) == 0 {
-                if now >= first {
-                    return;
-                }
-                continue;
-            }
-            let idle_for = now.saturating_sub(self.last_ms.load(Ordering::Acquire));
-            if self.in_flight.load(Ordering::Acquire) == 0 && idle_for >= idle {
+            let due = if self.requests.load(Ordering::Relaxed) == 0 {
+                first
+            } else if self.in_flight.load(Ordering::Acquire) > 0 {
+                now + idle // look again once this request could have gone idle
+            } else {
+                self.last_ms.load(Ordering::Acquire) + idle
+            };
+            if due <= now {
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(due - now)).await;
         }
     }
 }

@@ -43,7 +43,7 @@ static INDEX: Asset = embed!("index.html", "text/html; charset=utf-8");
 static FRAME: Asset = embed!("frame.html", "text/html; charset=utf-8");
 
 /// Files under `/dashboard/`, by name.
-static FILES: [(&str, Asset); 11] = [
+static FILES: [(&str, Asset); 12] = [
     ("app.css", embed!("app.css", CSS)),
     ("app.js", embed!("app.js", JS)),
     ("api.js", embed!("api.js", JS)),
@@ -52,6 +52,7 @@ static FILES: [(&str, Asset); 11] = [
     ("heatmap.js", embed!("heatmap.js", JS)),
     ("replay.js", embed!("replay.js", JS)),
     ("sessions.js", embed!("sessions.js", JS)),
+    ("signals.js", embed!("signals.js", JS)),
     ("util.js", embed!("util.js", JS)),
     ("vendor/uPlot.iife.min.js", embed!("vendor/uPlot.iife.min.js", JS)),
     ("vendor/uPlot.min.css", embed!("vendor/uPlot.min.css", CSS)),

@@ -6,16 +6,20 @@ mod acme;
 mod api;
 pub mod assets;
 mod body;
+mod certfiles;
 pub mod client;
 mod collect;
 pub use collect::now_ms;
 mod conn;
 mod cors;
 mod dashboard;
+mod firstparty;
+mod openapi;
 mod public;
 pub mod ratelimit;
 pub mod response;
 mod router;
+mod routes;
 pub mod tls;
 mod visitor;
 
@@ -25,7 +29,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{PathAndQuery, Uri};
 use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -37,6 +40,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::telemetry::metrics::ReasonLabel;
 use conn::{Activity, PerAddress, TrackedBody};
 use tls::TlsAcceptor;
 
@@ -80,7 +84,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, tls: Option<TlsAcceptor
             match per_address.acquire(peer.ip()) {
                 Some(slot) => Some(slot),
                 None => {
-                    tracing::debug!("refused a connection: too many open from one address");
+                    app.metrics.connections_closed.get_or_create(&ReasonLabel { reason: "per_address" }).inc();
                     continue; // dropping the stream closes it
                 }
             }
@@ -122,6 +126,7 @@ async fn connection(
     watcher: Watcher,
 ) {
     let activity = Activity::new();
+    let metrics = app.metrics.clone();
     let (first, idle) = (app.config.server.header_timeout, app.config.server.idle_timeout);
     let work = {
         let activity = activity.clone();
@@ -138,7 +143,10 @@ async fn connection(
     };
     tokio::select! {
         _ = work => {}
-        _ = activity.expired(first, idle) => tracing::debug!("closed a late or idle connection"),
+        _ = activity.expired(first, idle) => {
+            let reason = if activity.served_any() { "idle" } else { "late" };
+            metrics.connections_closed.get_or_create(&ReasonLabel { reason }).inc();
+        }
     }
 }
 
@@ -159,35 +167,13 @@ async fn http<I>(
         async move {
             let client = client::resolve(&app.config.trusted_proxies, peer.ip(), is_tls, req.headers());
             client::normalise_headers(req.headers_mut(), client);
-            strip_base_path(&app.config.base_path, &mut req);
-            let resp = router::handle(&app, req, client.ip).await;
+            firstparty::strip_base_path(&app.config.base_path, &mut req);
+            let resp = firstparty::rebase_html(&app.config.base_path, router::handle(&app, req, client.ip).await);
             Ok::<_, Infallible>(resp.map(|body| TrackedBody::new(body, guard)))
         }
     });
     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
-/// First-party mode behind a proxy that keeps the prefix: `/stats/collect` is `/collect`.
-/// Requests without the prefix (a proxy that strips it, or a direct call) are served as they are.
-fn strip_base_path(base: &str, req: &mut Request<Incoming>) {
-    if base.is_empty() {
-        return;
-    }
-    let Some(rest) = req.uri().path_and_query().and_then(|pq| pq.as_str().strip_prefix(base)) else {
-        return;
-    };
-    let rest = match rest.as_bytes().first() {
-        None | Some(b'?') => format!("/{rest}"),
-        Some(b'/') => rest.to_owned(),
-        Some(_) => return, // `/statsfoo` is not under `/stats`
-    };
-    let Ok(pq) = PathAndQuery::try_from(rest) else { return };
-    let mut parts = req.uri().clone().into_parts();
-    parts.path_and_query = Some(pq);
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
     }
 }

@@ -30,10 +30,18 @@ pub fn empty(status: StatusCode) -> Resp {
     r
 }
 
+/// Every 4xx/5xx body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What was wrong.
+    pub error: String,
+}
+
 /// `{"error": "..."}` with the error's status (and `Retry-After` where it applies).
 pub fn error(e: &ApiError) -> Resp {
-    let body = serde_json::json!({ "error": e.public_message() });
-    let mut r = with_body(e.status(), "application/json", Bytes::from(body.to_string()));
+    let body = serde_json::to_vec(&ErrorBody { error: e.public_message() }).unwrap_or_default();
+    let mut r = with_body(e.status(), "application/json", Bytes::from(body));
     if let Some(secs) = e.retry_after() {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }

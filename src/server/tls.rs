@@ -1,17 +1,16 @@
-//! HTTPS on the listener: rustls with certificate files (`--tls-cert/--tls-key`) or automatic
-//! certificates (`server::acme`); HTTP/2 and HTTP/1.1 offered by ALPN.
+//! HTTPS on the listener: rustls with certificate files (`server::certfiles`, reloaded when
+//! renewed) or automatic certificates (`server::acme`); HTTP/2 and HTTP/1.1 offered by ALPN.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::acme::{self, AcmeTls};
+use super::certfiles::CertFiles;
 use crate::config::{Config, TlsSource};
 
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -54,19 +53,13 @@ impl TlsAcceptor {
 }
 
 fn from_files(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!("TLS certificate {}: no PEM certificate in it", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key {}: {e}", key.display()))?;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let files = CertFiles::load(cert, key, provider.clone())?;
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS certificate and key do not fit together: {e}"))?;
+        .with_cert_resolver(files);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }

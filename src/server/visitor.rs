@@ -15,7 +15,7 @@ use cookie::{Cookie, SameSite};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, StatusCode, Uri};
 use hyper::body::Incoming;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::response::{self, Resp};
 use super::{body, cors};
@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::model::Id128;
 use crate::privacy::optout::{has_optout_cookie, OPTOUT_COOKIE};
+use crate::query::{ExportedSession, VisitorExport};
 
 const DISABLE_PAGE: &str = include_str!("pages/disable.html");
 const ENABLE_PAGE: &str = include_str!("pages/enable.html");
@@ -189,11 +190,12 @@ fn own_origin(app: &App, headers: &HeaderMap) -> Option<String> {
 }
 
 /// `GET /optout`: whether this browser carries the collector's opt-out cookie.
-pub fn status(app: &App, headers: &HeaderMap) -> Resp {
-    let mut r = response::no_store(response::json(
-        StatusCode::OK,
-        &serde_json::json!({ "opted_out": has_optout_cookie(headers) }),
-    ));
+pub fn status(app: &App, headers: &HeaderMap, query: Option<&str>) -> Resp {
+    // The snippet asks with `?site=ID` to learn how its replay masks page text.
+    let site = query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "site"));
+    let mask_text = site.and_then(|(_, id)| app.sites.get(&id)).map(|s| s.settings.mask_text);
+    let answer = OptOutStatus { opted_out: has_optout_cookie(headers), mask_text };
+    let mut r = response::no_store(response::json(StatusCode::OK, &answer));
     match cors::origin(headers) {
         Some(o) if app.sites.any_allows_origin(o) => cors::allow(&mut r, o),
         _ => cors::vary_origin(&mut r),
@@ -201,10 +203,22 @@ pub fn status(app: &App, headers: &HeaderMap) -> Resp {
     r
 }
 
-#[derive(Deserialize)]
-struct MeRequest {
+/// The body of `POST /me/export` and `POST /me/forget`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MeRequest {
+    /// Site id.
     site: String,
+    /// The visitor's own id, 32 lowercase hex.
     vid: String,
+}
+
+/// `GET /optout`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OptOutStatus {
+    pub opted_out: bool,
+    /// How the replay masks page text on the site named by `?site=`, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_text: Option<crate::model::MaskText>,
 }
 
 /// `POST /me/export` and `POST /me/forget`: the visitor proves who they are with their own `vid`.
@@ -229,22 +243,10 @@ pub async fn me(app: &App, req: Request<Incoming>, peer: IpAddr, forget: bool) -
         response::empty(StatusCode::NO_CONTENT)
     } else {
         let sessions = app.store.visitor_sessions(&site.settings.id, visitor).await?;
-        let sessions: Vec<serde_json::Value> = sessions
-            .into_iter()
-            .map(|(summary, events)| {
-                let mut v = serde_json::to_value(summary).unwrap_or_default();
-                v["events"] = serde_json::to_value(events).unwrap_or_default();
-                v
-            })
-            .collect();
-        response::json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "site": site.settings.id,
-                "visitor_key": visitor.to_hex(),
-                "sessions": sessions,
-            }),
-        )
+        let sessions =
+            sessions.into_iter().map(|(summary, events)| ExportedSession { session: summary, events }).collect();
+        let export = VisitorExport { site: site.settings.id.clone(), visitor_key: visitor.to_hex(), sessions };
+        response::json(StatusCode::OK, &export)
     };
     r = response::no_store(r);
     if let Some(o) = origin {

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub flush_seconds: Histogram,
     pub group_batches: Histogram,
     pub responses: Family<StatusLabel, Counter>,
+    /// Connections the server closed on its own: `late` (no first request in time), `idle`,
+    /// `per_address` (over `max_connections_per_ip`).
+    pub connections_closed: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -47,6 +50,7 @@ impl Metrics {
             flush_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             responses: Family::default(),
+            connections_closed: Family::default(),
         };
         let mut r = Registry::with_prefix("hushtale");
         r.register("batches_accepted", "Batches durably stored", m.batches_accepted.clone());
@@ -68,6 +72,11 @@ impl Metrics {
         r.register("flush_seconds", "Time to write and flush one group commit", m.flush_seconds.clone());
         r.register("group_batches", "Batches per group commit", m.group_batches.clone());
         r.register("http_responses", "HTTP responses by status", m.responses.clone());
+        r.register(
+            "connections_closed",
+            "Connections closed by the server: late first request, idle, or over the per-address cap",
+            m.connections_closed.clone(),
+        );
         (m, r)
     }
 

@@ -88,6 +88,11 @@ impl Server {
         self.base.split("://").nth(1).unwrap().to_owned()
     }
 
+    /// Sends a signal (`HUP`, `TERM`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+    }
+
     pub fn stop(mut self) {
         Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         self.child.wait().unwrap();

@@ -27,21 +27,25 @@ struct Pending {
     n: u64,
 }
 
-/// Runs `ALTER TABLE table DELETE WHERE cond` (`?`s bound to `site`) and waits until
-/// ClickHouse has applied it.
+/// Runs `ALTER TABLE table DELETE WHERE cond` (`?`s bound to `site`) on every shard and
+/// waits until ClickHouse has applied it.
 async fn delete(db: &Db, table: &str, cond: &str, site: &str) -> Result<(), StoreError> {
-    let sql = format!("ALTER TABLE {table} DELETE WHERE {cond}");
-    let sites = sql.matches('?').count();
-    let mut q = db.query(&sql);
-    for _ in 0..sites {
-        q = q.bind(site);
+    for shard in db.shards() {
+        let table = shard.local(table);
+        let sql = format!("ALTER TABLE {table} DELETE WHERE {cond}");
+        let q = (0..sql.matches('?').count()).fold(shard.query(&sql), |q, _| q.bind(site));
+        q.execute().await.map_err(|e| StoreError::Backend(format!("ClickHouse: {e}")))?;
+        wait_for_mutations(&shard, &table).await?;
     }
-    q.execute().await.map_err(|e| StoreError::Backend(format!("ClickHouse: {e}")))?;
+    Ok(())
+}
+
+async fn wait_for_mutations(shard: &Db, table: &str) -> Result<(), StoreError> {
     let started = Instant::now();
     loop {
-        let q = db
+        let q = shard
             .query("SELECT count() AS n FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0")
-            .bind(&db.database)
+            .bind(&shard.database)
             .bind(table);
         let left: Vec<Pending> = Db::fetch(q).await?;
         if left.first().is_none_or(|p| p.n == 0) {
@@ -119,7 +123,9 @@ pub async fn expire(db: &Db, site: &str, before_ms: i64, limit: usize) -> Result
     );
     let parts: Vec<Partition> = Db::fetch(q.bind(site)).await?;
     for part in parts.iter().filter(|p| p.others == 0 && i32::from(p.newest) < cutoff_day) {
-        db.execute(&format!("ALTER TABLE batches DROP PARTITION {}", part.p)).await?;
+        for shard in db.shards() {
+            shard.execute(&format!("ALTER TABLE {} DROP PARTITION {}", shard.local("batches"), part.p)).await?;
+        }
     }
 
     let sql = format!(

@@ -1,5 +1,5 @@
-//! The ClickHouse store: many stateless collectors writing to one ClickHouse server (or a
-//! cluster), answering the same API as the embedded sled store.
+//! The ClickHouse store: many stateless collectors writing to one ClickHouse server or a
+//! sharded cluster, answering the same API as the embedded sled store.
 //!
 //! # What lives where
 //!
@@ -45,35 +45,53 @@
 //! `sessions`, as one row per *version* of each session (`site, sid, version, token`), holding
 //! the summary, the `seq`s applied so far (in arrival order) and the [`crate::rollup::track::Tracking`] state.
 //!
-//! Each row is marked: a *claim* of a version (with the new state), a *retraction* of a
-//! claim, or a *confirmation* of one. A group commit, per session it touches:
+//! Each row is marked: a *claim* of a version (with the new state and the version's rollup
+//! rows), a *retraction* of a claim, a *confirmation* of one, or *counted* (its rollups are
+//! all in). A group commit, per session it touches:
 //!
 //! 1. reads every row of the session (small rows, no records) and resolves the newest
 //!    *confirmed* version `v`, then fetches only that version's state (two queries for the
-//!    whole group). If a newer claim is neither confirmed nor retracted yet, another collector
-//!    is mid-commit: wait and read again;
+//!    whole group). If a newer claim is neither confirmed nor retracted yet, or `v` is not
+//!    counted yet, another collector is mid-commit: wait and read again;
 //! 2. drops batches whose `seq` that version already holds (→ [`WriteOutcome::Duplicate`]),
 //!    applies the rest, and computes the rollup deltas;
 //! 3. inserts the new batches' events (harmless if this attempt loses: reads only show batches
 //!    that a confirmed session version lists, and pick one copy per `seq`);
-//! 4. inserts its claim: version `v+1`, a random 64-bit token, the new state;
-//! 5. reads all claims of version `v+1` back. If any *other* unretracted claim is there, it
+//! 4. inserts its claim: a version above every version the session has, a random 64-bit
+//!    token, the new state and the rollup rows it will add;
+//! 5. reads all claims of that version back. If any *other* unretracted claim is there, it
 //!    lost: it inserts a retraction and retries the session from step 1 (random back-off, for
 //!    at most 30 s, then the group fails with 5xx and the client resends). If its claim is
 //!    alone, it won, and inserts a confirmation;
-//! 6. winners' rollup deltas and visitor marks are inserted, then the requests get their 204.
+//! 6. counts: the winners' rollup rows go into each rollup table in one insert with a marker
+//!    row per version (see `rollups`), their visitor marks too, then `counted` marks; then the
+//!    requests get their 204.
 //!
 //! At most one claim per version wins: a claim wins only if its check (step 5) saw no other
 //! claim, so of two claims the later-inserted one always sees the earlier and loses (both may
 //! lose, never both win). Writers and readers build only on confirmed claims, and a confirmed
 //! claim is never retracted, so no state is built on one that later loses. This needs only
 //! what every ClickHouse version offers: an acknowledged INSERT is visible to the next SELECT
-//! on that server.
+//! on that server (on a cluster: on the shard that took it, which every read consults).
 //!
-//! A collector that dies between claiming and confirming leaves an unsettled claim; writers
-//! wait for it up to 10 s, then treat it as void. That is safe because it never confirmed, so
-//! it neither counted rollups nor answered 204 — provided a live collector confirms within its
-//! 2 s lease or not at all (a claim checked later than that is withdrawn and retried instead).
+//! # Crashes: nothing lost, nothing counted twice
+//!
+//! A collector that dies (`kill -9`) mid-commit leaves its session unsettled; writers wait for
+//! it while its rows stand still for 10 s, then give up on it:
+//!
+//! - died before confirming: the claim is void (it neither counted nor answered 204); the
+//!   next claim goes above it;
+//! - died after confirming, before `counted`: the version is kept, and whoever wins the next
+//!   version of the session counts it first — table by table, only where its marker is
+//!   missing (an insert lands whole or not at all, so a marker proves the rows are in). A
+//!   session that gets no further batch is found by a sweep every collector runs every 5 s,
+//!   which claims an empty next version to do the same.
+//!
+//! `tests/crash.rs` kills a collector at random moments round after round and checks that
+//! every acknowledged batch is stored once and pageviews and sessions are counted exactly.
+//! Timing assumption: a live collector confirms within its 2 s lease (a claim checked later is
+//! withdrawn and retried) and counts within the 10 s others wait; a ClickHouse stalled for
+//! longer than that could let a version be built or counted twice.
 //!
 //! Why not the alternatives: `insert_deduplication_token` and block deduplication only exist
 //! for Replicated tables (or from 21.x), and they dedupe identical *blocks*, not batches
@@ -83,14 +101,12 @@
 //!
 //! # Limits (said plainly)
 //!
-//! - Not atomic across tables: a collector killed between winning its claim (step 5) and
-//!   inserting the rollups (step 6) leaves that group's rollups uncounted (events and sessions
-//!   are intact; nothing is ever counted twice). sled commits all of it atomically.
-//! - Timing assumption: a confirmation sent within the 2 s lease becomes visible within the
-//!   10 s that writers wait for an unsettled claim (a ClickHouse stalled for longer than that
-//!   could let two versions be built on the same parent).
-//! - On a cluster the claim check needs read-your-writes: shard `sessions` and `batches` by
-//!   `sid`, and use `insert_quorum` + `select_sequential_consistency` on Replicated tables.
+//! - Cluster (`?cluster=NAME&shards=H:P,…`): every shard one server, no replicas — a shard
+//!   that is down makes reads and claim checks fail (5xx, the client resends) rather than
+//!   answer from part of the data. With Replicated shards the claim check would also need
+//!   `insert_quorum` + `select_sequential_consistency`.
+//! - Marker rows (one per session version and rollup table it added to) are kept; they are
+//!   small and no query reads them.
 //! - Old session versions are kept until the session expires (one small row per group that
 //!   touched the session); erasure and retention use `ALTER … DELETE` mutations, which rewrite
 //!   parts and are waited for before answering.
@@ -131,8 +147,9 @@ pub struct ClickHouseStore {
 impl ClickHouseStore {
     /// Connects, creates the database and tables when missing, and checks the schema version.
     pub async fn connect(target: &ClickHouseTarget) -> Result<Self, StoreError> {
-        let db = Db::new(target);
+        let db = Db::connect(target).await?;
         schema::ensure(&db).await?;
+        tokio::spawn(write::sweep(db.clone()));
         Ok(Self { db })
     }
 }

@@ -333,8 +333,8 @@ async fn events_of(
 
 pub async fn session_events(db: &Db, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError> {
     let key: SessionKey = (site.to_owned(), sid.0);
-    let record = match read_states(db, std::slice::from_ref(&key), true).await?.remove(&key) {
-        Some(Resolved::Known(s)) | Some(Resolved::InDoubt(Some(s))) => s.record,
+    let record = match read_states(db, std::slice::from_ref(&key), |_, _| true).await?.remove(&key) {
+        Some((Resolved::Known(s), _)) | Some((Resolved::InDoubt(Some(s)), _)) => s.record,
         _ => return Ok(None),
     };
     let mut events = events_of(db, site, &[(sid.0, record)]).await?;

@@ -1,9 +1,19 @@
 //! Rollup deltas as rows: what a group commit adds to the SummingMergeTree rollup tables
 //! (ClickHouse sums them when it merges parts; reads `GROUP BY` with `sum`/`sumMap`), and the
 //! visitor marks and sketch registers it adds to the Replacing tables.
+//!
+//! Counting is idempotent per session version: each table's rows go in one `INSERT` together
+//! with a *marker* row per version they count (`site` = the version's [`tag`], which no site
+//! id can equal, so no query ever reads it). The insert lands whole or not at all, so a marker
+//! in a table proves that version's rows are in it; counting a version again after a crash
+//! inserts only into the tables without its marker. Visitor marks need no marker: inserting
+//! them twice changes nothing.
 
-use std::collections::BTreeSet;
+use clickhouse::{Row, RowOwned, RowWrite};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use super::claims::SessionKey;
 use super::client::Db;
 use super::rows::{DayRollupRow, ElementRollupRow, HeatRollupRow, PageRollupRow, SketchRow, VisitorRow};
 use crate::model::VisitorKey;
@@ -15,15 +25,41 @@ use crate::rollup::DayRollup;
 use crate::store::StoreError;
 
 /// Who came on which day: `(site, day, visitor)`.
-pub type Marks = BTreeSet<(String, i32, VisitorKey)>;
+pub type Marks = std::collections::BTreeSet<(String, i32, VisitorKey)>;
+
+/// A row of a SummingMergeTree rollup table.
+pub trait RollupRow: RowOwned + RowWrite + Serialize + DeserializeOwned + Send + Sync {
+    const TABLE: &'static str;
+    /// The marker row of `tag`: `site` = `tag`, and a summed column not zero (SummingMergeTree
+    /// drops rows whose sums are all zero when it merges).
+    fn marker(tag: &str) -> Self;
+}
+
+/// The marker `site` of one session version: `#` cannot start a site id.
+pub fn tag(key: &SessionKey, version: u32, token: u64) -> String {
+    format!("#{}/{}/{version}/{token:x}", key.0, hex::encode(key.1))
+}
 
 /// The rows some deltas add to each rollup table.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RollupRows {
     pub days: Vec<DayRollupRow>,
     pub pages: Vec<PageRollupRow>,
     pub heat: Vec<HeatRollupRow>,
     pub elements: Vec<ElementRollupRow>,
+}
+
+/// What a claim keeps until its version is counted: its rollup rows and visitor marks.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Pending {
+    pub rows: RollupRows,
+    pub marks: Vec<(String, i32, VisitorKey)>,
+}
+
+/// Rows that count for the session versions `tags`.
+pub struct Part<'a> {
+    pub tags: Vec<String>,
+    pub rows: &'a RollupRows,
 }
 
 impl RollupRows {
@@ -35,26 +71,58 @@ impl RollupRows {
             elements: d.elements.iter().flat_map(|((site, path, day), e)| element_rows(site, path, *day, e)).collect(),
         }
     }
+}
 
-    /// Inserts the rows, one `INSERT` per table, the tables concurrently.
-    pub async fn insert(&self, db: &Db) -> Result<(), StoreError> {
-        let (a, b, c, d) = tokio::join!(
-            db.insert::<DayRollupRow>("day_rollups", &self.days),
-            db.insert::<PageRollupRow>("page_rollups", &self.pages),
-            db.insert::<HeatRollupRow>("heat_rollups", &self.heat),
-            db.insert::<ElementRollupRow>("element_rollups", &self.elements),
-        );
-        a.and(b).and(c).and(d)
+/// Inserts `parts`, one `INSERT` per table (the tables concurrently), each with the markers of
+/// its parts' tags. `only_missing`: leave out, table by table, the parts already counted there.
+pub async fn insert(db: &Db, parts: &[Part<'_>], only_missing: bool) -> Result<(), StoreError> {
+    let (a, b, c, d) = tokio::join!(
+        table(db, parts, |r| &r.days, only_missing),
+        table(db, parts, |r| &r.pages, only_missing),
+        table(db, parts, |r| &r.heat, only_missing),
+        table(db, parts, |r| &r.elements, only_missing),
+    );
+    a.and(b).and(c).and(d)
+}
+
+#[derive(Row, Deserialize)]
+struct Site {
+    site: String,
+}
+
+async fn table<T: RollupRow + Clone>(
+    db: &Db,
+    parts: &[Part<'_>],
+    pick: impl Fn(&RollupRows) -> &Vec<T>,
+    only_missing: bool,
+) -> Result<(), StoreError> {
+    let mut counted = std::collections::HashSet::new();
+    let tags: Vec<&String> = parts.iter().flat_map(|p| &p.tags).collect();
+    if only_missing && !tags.is_empty() {
+        let sql =
+            format!("SELECT DISTINCT site FROM {} WHERE site IN ({})", T::TABLE, vec!["?"; tags.len()].join(", "));
+        let q = tags.iter().fold(db.query(&sql), |q, t| q.bind(t.as_str()));
+        counted.extend(Db::fetch::<Site>(q).await?.into_iter().map(|s| s.site));
     }
+    let mut rows = Vec::new();
+    // Parts without rows for this table need no marker: counting them again adds nothing.
+    let todo = |p: &&Part| !pick(p.rows).is_empty() && !p.tags.iter().all(|t| counted.contains(t));
+    for part in parts.iter().filter(todo) {
+        rows.extend(pick(part.rows).iter().cloned());
+        rows.extend(part.tags.iter().map(|t| T::marker(t)));
+    }
+    db.insert::<T>(T::TABLE, &rows).await
 }
 
 /// Inserts visitor marks and their sketch registers. Both tables keep one row per key, so
 /// inserting the same marks again changes nothing.
-pub async fn insert_marks(db: &Db, marks: &Marks) -> Result<(), StoreError> {
+pub async fn insert_marks<'a>(
+    db: &Db,
+    marks: impl Iterator<Item = &'a (String, i32, VisitorKey)> + Clone,
+) -> Result<(), StoreError> {
     let visitors: Vec<VisitorRow> =
-        marks.iter().map(|(site, day, v)| VisitorRow { site, day: *day, visitor: v.0 }).collect();
+        marks.clone().map(|(site, day, v)| VisitorRow { site, day: *day, visitor: v.0 }).collect();
     let sketches: Vec<SketchRow> = marks
-        .iter()
         .map(|(site, day, v)| {
             let (idx, rank) = VisitorSketch::register(v);
             SketchRow { site, day: *day, idx, rank }
@@ -65,6 +133,34 @@ pub async fn insert_marks(db: &Db, marks: &Marks) -> Result<(), StoreError> {
         db.insert::<SketchRow>("day_sketches", &sketches)
     );
     a.and(b)
+}
+
+impl RollupRow for DayRollupRow {
+    const TABLE: &'static str = "day_rollups";
+    fn marker(tag: &str) -> Self {
+        Self { site: tag.to_owned(), sessions: 1, ..Default::default() }
+    }
+}
+
+impl RollupRow for PageRollupRow {
+    const TABLE: &'static str = "page_rollups";
+    fn marker(tag: &str) -> Self {
+        Self { site: tag.to_owned(), pageviews: 1, ..Default::default() }
+    }
+}
+
+impl RollupRow for HeatRollupRow {
+    const TABLE: &'static str = "heat_rollups";
+    fn marker(tag: &str) -> Self {
+        Self { site: tag.to_owned(), cells: vec![0], counts: vec![1], ..Default::default() }
+    }
+}
+
+impl RollupRow for ElementRollupRow {
+    const TABLE: &'static str = "element_rollups";
+    fn marker(tag: &str) -> Self {
+        Self { site: tag.to_owned(), n: 1, ..Default::default() }
+    }
 }
 
 fn day_row(site: &str, day: i32, r: &DayRollup) -> DayRollupRow {

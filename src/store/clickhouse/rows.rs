@@ -20,7 +20,7 @@ pub struct BatchRow<'a> {
     pub events: &'a [u8],
 }
 
-/// `sessions`: a claim, retraction, confirmation or completion of one session version.
+/// `sessions`: a claim, retraction, confirmation or count of one session version.
 #[derive(Row, Serialize)]
 pub struct SessionRow<'a> {
     pub site: &'a str,
@@ -34,6 +34,9 @@ pub struct SessionRow<'a> {
     /// The session's [`super::Record`] as JSON on claims; empty on the other marks.
     #[serde(with = "serde_bytes")]
     pub record: &'a [u8],
+    /// The claim's rollup rows ([`super::rollups::Pending`]) as JSON; empty on other marks.
+    #[serde(with = "serde_bytes")]
+    pub rollups: &'a [u8],
 }
 
 /// `sites`: a site created through the API; the newest `updated` wins.
@@ -64,6 +67,7 @@ pub struct SketchRow<'a> {
 
 /// `day_rollups`.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct DayRollupRow {
     pub site: String,
     pub day: i32,
@@ -80,6 +84,7 @@ pub struct DayRollupRow {
 
 /// `page_rollups`.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct PageRollupRow {
     pub site: String,
     pub day: i32,
@@ -107,6 +112,7 @@ pub struct PageRollupRow {
 
 /// `heat_rollups`: cells `(x << 16) | y` of one band of a heatmap.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct HeatRollupRow {
     pub site: String,
     pub path: String,
@@ -122,6 +128,7 @@ pub struct HeatRollupRow {
 
 /// `element_rollups`: clicks on one selector, points `(ex << 8) | ey` inside its box.
 #[derive(Row, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct ElementRollupRow {
     pub site: String,
     pub path: String,

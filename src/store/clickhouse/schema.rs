@@ -5,7 +5,7 @@
 //! | `schema_version` | MergeTree | version | versions applied |
 //! | `sites` | ReplacingMergeTree(updated) | id | sites created through the API |
 //! | `batches` | ReplacingMergeTree(keep) by month of arrival | site, sid, seq | raw events: one row per batch, the events as the JSON array the writer received |
-//! | `sessions` | MergeTree by month of the session's anchor | site, sid, version, token | session state: claims (`mark` 0), retractions (1), confirmations (2); see the module doc of `clickhouse` |
+//! | `sessions` | MergeTree by month of the session's anchor | site, sid, version, token | session state: claims (`mark` 0, with the version's pending rollup rows), retractions (1), confirmations (2), counted (3); see the module doc of `clickhouse` |
 //! | `day_visitors` | ReplacingMergeTree | site, day, visitor | who came on which day (for exact unique visitors) |
 //! | `day_sketches` | ReplacingMergeTree(rank) | site, day, idx | the day's visitor HyperLogLog: max rank per register |
 //! | `day_rollups` | SummingMergeTree | site, day | pageviews, sessions, load histogram, erased visitors |
@@ -15,16 +15,26 @@
 //!
 //! Maps (histogram buckets, reach steps, cells, element points) are `Nested` columns whose names
 //! end in `Map`, which SummingMergeTree adds up key by key when it merges parts. Queries never
-//! rely on merges having happened: they always `GROUP BY` with `sum`/`sumMap`.
+//! rely on merges having happened: they always `GROUP BY` with `sum`/`sumMap`. The rollup
+//! tables also hold marker rows (`site` starting with `#`, see `rollups`) that no query reads.
+//!
+//! On a cluster (`?cluster=NAME`) each table is created on every shard as `NAME_local`, with
+//! `NAME` a `Distributed` table over all of them: collectors insert into their own server's
+//! local tables (one insert stays one block on one server, so it lands whole) and every query
+//! reads the `Distributed` tables. `ON CLUSTER` would need ZooKeeper; this needs only
+//! `remote_servers`.
 
 use clickhouse::Row;
 use serde::Deserialize;
 
+use super::claims::{CONFIRM, COUNTED};
 use super::client::Db;
 use crate::store::StoreError;
 
 /// Bump when a table changes; [`ensure`] refuses to run against a newer schema.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `sessions` gains `rollups` (a claim's rollup rows, until counted) and `written`, and
+/// versions are marked counted.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied DateTime DEFAULT now())
@@ -35,7 +45,8 @@ const TABLES: &[&str] = &[
        day Date, keep UInt64, events String)
      ENGINE = ReplacingMergeTree(keep) PARTITION BY toYYYYMM(day) ORDER BY (site, sid, seq)",
     "CREATE TABLE IF NOT EXISTS sessions (site String, sid FixedString(16), version UInt32, token UInt64,
-       mark UInt8, anchor Int64, day Date, visitor FixedString(16), record String)
+       mark UInt8, anchor Int64, day Date, visitor FixedString(16), record String, rollups String,
+       written DateTime DEFAULT now())
      ENGINE = MergeTree PARTITION BY toYYYYMM(day) ORDER BY (site, sid, version, token)",
     "CREATE TABLE IF NOT EXISTS day_visitors (site String, day Int32, visitor FixedString(16))
      ENGINE = ReplacingMergeTree ORDER BY (site, day, visitor)",
@@ -59,8 +70,12 @@ const TABLES: &[&str] = &[
 
 /// Columns added to tables of an existing database: `(table, column, type)`. They default to
 /// 0, so older collectors writing beside newer ones stay correct and no version bump is needed.
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("page_rollups", "error_clicks", "UInt64"), ("page_rollups", "quick_backs", "UInt64")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("page_rollups", "error_clicks", "UInt64"),
+    ("page_rollups", "quick_backs", "UInt64"),
+    ("sessions", "rollups", "String"),
+    ("sessions", "written", "DateTime DEFAULT now()"),
+];
 
 #[derive(Row, Deserialize)]
 struct Version {
@@ -95,11 +110,11 @@ async fn add_columns(db: &Db) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates the database and tables when missing and records the schema version.
+/// Creates the database and tables when missing (on every shard) and records the schema
+/// version.
 pub async fn ensure(db: &Db) -> Result<(), StoreError> {
-    db.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", db.database)).await?;
-    for ddl in TABLES {
-        db.execute(ddl).await?;
+    for shard in db.shards() {
+        create(&shard, db.cluster()).await?;
     }
     add_columns(db).await?;
     let found: Vec<Version> = Db::fetch(db.query("SELECT max(version) AS v FROM schema_version")).await?;
@@ -110,9 +125,43 @@ pub async fn ensure(db: &Db) -> Result<(), StoreError> {
             db.database
         )));
     }
+    if found == 1 && db.cluster().is_none() {
+        // Version 1 inserted rollups right after confirming: its confirmed versions count.
+        db.execute(&format!(
+            "INSERT INTO sessions (site, sid, version, token, mark, anchor, day, visitor, record, rollups) \
+             SELECT site, sid, version, token, {COUNTED}, anchor, day, visitor, '', '' FROM sessions \
+             WHERE mark = {CONFIRM}"
+        ))
+        .await?;
+    }
     if found < SCHEMA_VERSION {
-        // Version 1 is the first; later versions would migrate from `found` here.
         db.execute(&format!("INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")).await?;
     }
     Ok(())
 }
+
+/// The database and tables on one server. On a cluster each table is `NAME_local` there, plus
+/// `NAME`, a `Distributed` table over every shard's `NAME_local` (so any server answers
+/// queries); the schema version stays a plain table on each server.
+async fn create(shard: &Db, cluster: Option<&str>) -> Result<(), StoreError> {
+    shard.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {}", shard.database)).await?;
+    for ddl in TABLES {
+        let name = ddl.trim_start_matches(CREATE).split_whitespace().next().unwrap_or_default();
+        match cluster {
+            Some(cluster) if name != "schema_version" => {
+                let local = shard.local(name);
+                shard.execute(&ddl.replacen(&format!("{CREATE}{name} "), &format!("{CREATE}{local} "), 1)).await?;
+                shard
+                    .execute(&format!(
+                        "{CREATE}{name} AS {local} ENGINE = Distributed({cluster}, {}, {local}, rand())",
+                        shard.database
+                    ))
+                    .await?;
+            }
+            _ => shard.execute(ddl).await?,
+        }
+    }
+    Ok(())
+}
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS ";

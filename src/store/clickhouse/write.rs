@@ -2,12 +2,12 @@
 //! read → plan → claim → check until every session of the group is stored or a duplicate),
 //! then the rollups of the sessions whose claims won.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::claims::{self, read_states, Resolved, SessionKey, State, Version, CLAIM, CONFIRM, RETRACT};
+use super::claims::{self, read_states, Resolved, SessionKey, State, Version, CLAIM, CONFIRM, COUNTED, RETRACT};
 use super::client::Db;
-use super::rollups::{insert_marks, Marks, RollupRows};
+use super::rollups::{self, insert_marks, tag, Marks, Part, Pending, RollupRows};
 use super::rows::BatchRow;
 use super::{corrupt, Record};
 use crate::model::{day_of, StoredBatch};
@@ -30,16 +30,64 @@ struct Plan {
     marks: Marks,
     /// Indexes (into the group) of the batches this plan stores.
     stored: Vec<usize>,
+    /// Older confirmed versions whose rollups this plan counts if its claim wins.
+    uncounted: Vec<(u32, u64)>,
 }
 
 /// Sessions still to store, in first-seen order, each with its batches in arrival order.
-type Pending = Vec<(SessionKey, Vec<usize>)>;
+type ToDo = Vec<(SessionKey, Vec<usize>)>;
+
+/// Since when a session in doubt has stood still, and its progress then (see [`claims::Read`]).
+type Doubted = HashMap<SessionKey, (usize, Instant)>;
 
 pub async fn write_group(db: &Db, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError> {
+    commit_rounds(db, batches, by_session(batches), Doubted::new()).await
+}
+
+/// Counts the rollups of sessions whose writer died between confirming a version and counting
+/// it, found by [`claims::uncounted_sessions`] after standing still for [`ABANDONED_AFTER`]:
+/// a version with no new batches is built on the given-up one, and its winner counts what is
+/// missing. A session that moved since it was found is waited for as usual.
+pub async fn count_abandoned(db: &Db, sessions: Vec<(SessionKey, usize)>) -> Result<(), StoreError> {
+    let long_ago = Instant::now().checked_sub(ABANDONED_AFTER * 2).unwrap_or_else(Instant::now);
+    let doubted = sessions.iter().map(|(k, progress)| (k.clone(), (*progress, long_ago))).collect();
+    let pending = sessions.into_iter().map(|(k, _)| (k, Vec::new())).collect();
+    commit_rounds(db, &[], pending, doubted).await.map(|_| ())
+}
+
+/// How often a collector looks for uncounted sessions.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs [`count_abandoned`] every [`SWEEP_EVERY`], for as long as the store lives.
+pub async fn sweep(db: Db) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let found = match claims::uncounted_sessions(&db, ABANDONED_AFTER).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for uncounted sessions failed");
+                continue;
+            }
+        };
+        if found.is_empty() {
+            continue;
+        }
+        tracing::info!(sessions = found.len(), "counting the rollups of sessions whose writer died");
+        if let Err(e) = count_abandoned(&db, found).await {
+            tracing::warn!(error = %e, "counting abandoned sessions failed; will retry");
+        }
+    }
+}
+
+async fn commit_rounds(
+    db: &Db,
+    batches: &[StoredBatch],
+    mut pending: ToDo,
+    mut doubted: Doubted,
+) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; batches.len()];
-    let mut pending = by_session(batches);
     let started = Instant::now();
-    let mut doubted: HashMap<SessionKey, Instant> = HashMap::new();
     let mut attempt = 0u64;
     while !pending.is_empty() {
         attempt += 1;
@@ -66,8 +114,8 @@ pub async fn write_group(db: &Db, batches: &[StoredBatch]) -> Result<Vec<WriteOu
     outcomes.into_iter().map(|o| o.ok_or_else(|| StoreError::Backend("batch without an outcome".into()))).collect()
 }
 
-fn by_session(batches: &[StoredBatch]) -> Pending {
-    let mut pending: Pending = Vec::new();
+fn by_session(batches: &[StoredBatch]) -> ToDo {
+    let mut pending: ToDo = Vec::new();
     let mut index: HashMap<SessionKey, usize> = HashMap::new();
     for (i, b) in batches.iter().enumerate() {
         let key = (b.site.clone(), b.sid.0);
@@ -85,49 +133,54 @@ fn by_session(batches: &[StoredBatch]) -> Pending {
 async fn plan_round(
     db: &Db,
     batches: &[StoredBatch],
-    pending: Pending,
-    doubted: &mut HashMap<SessionKey, Instant>,
+    pending: ToDo,
+    doubted: &mut Doubted,
     outcomes: &mut [Option<WriteOutcome>],
-) -> Result<(Vec<Plan>, Pending), StoreError> {
-    // Sessions unsettled for too long: their claimant died before confirming.
-    let abandoned = |k: &SessionKey| doubted.get(k).is_some_and(|t| t.elapsed() > ABANDONED_AFTER);
-    let (given_up, waiting): (Vec<SessionKey>, Vec<SessionKey>) =
-        pending.iter().map(|(k, _)| k.clone()).partition(|k| abandoned(k));
-    let mut states = read_states(db, &waiting, false).await?;
-    states.extend(read_states(db, &given_up, true).await?);
+) -> Result<(Vec<Plan>, ToDo), StoreError> {
+    // Sessions that stood still, unsettled, for too long: their writer died mid-commit.
+    let abandoned = |k: &SessionKey, progress: usize| {
+        doubted.get(k).is_some_and(|(p, since)| *p == progress && since.elapsed() > ABANDONED_AFTER)
+    };
+    let keys: Vec<SessionKey> = pending.iter().map(|(k, _)| k.clone()).collect();
+    let mut states = read_states(db, &keys, abandoned).await?;
     let mut plans = Vec::new();
     let mut deferred = Vec::new();
     for (key, idxs) in pending {
-        let state = match states.remove(&key).unwrap_or(Resolved::New) {
+        let (resolved, progress) = states.remove(&key).unwrap_or((Resolved::New(0), 0));
+        let state = match resolved {
             Resolved::InDoubt(_) => {
-                doubted.entry(key.clone()).or_insert_with(Instant::now);
+                let since = doubted.entry(key.clone()).or_insert((progress, Instant::now()));
+                if since.0 != progress {
+                    *since = (progress, Instant::now());
+                }
                 deferred.push((key, idxs));
                 continue;
             }
-            Resolved::Known(s) => Some(s),
-            Resolved::New => None,
+            Resolved::Known(s) => Ok(s),
+            Resolved::New(newest) => Err(newest),
         };
         plans.extend(plan(key, state, &idxs, batches, outcomes));
     }
     Ok((plans, deferred))
 }
 
-/// Applies the batches `idxs` of one session on top of `state`; `None` when all are duplicates.
+/// Applies the batches `idxs` of one session on top of `state` (or, for a new session, above
+/// the highest version any claim has); `None` when there is nothing to claim.
 fn plan(
     key: SessionKey,
-    state: Option<State>,
+    state: Result<State, u32>,
     idxs: &[usize],
     batches: &[StoredBatch],
     outcomes: &mut [Option<WriteOutcome>],
 ) -> Option<Plan> {
     let mut deltas = Deltas::default();
-    let (version, anchor, mut record) = match state {
-        Some(s) => (s.version + 1, s.anchor, s.record),
-        None => {
-            let first = &batches[idxs[0]];
+    let (version, anchor, mut record, uncounted) = match state {
+        Ok(s) => (s.newest + 1, s.anchor, s.record, s.uncounted),
+        Err(newest) => {
+            let first = &batches[*idxs.first()?];
             let record = Record::new(first);
             deltas.day(&first.site, day_of(record.state.start)).sessions += 1;
-            (1, first.received, record)
+            (newest + 1, first.received, record, Vec::new())
         }
     };
     let mut marks = Marks::new();
@@ -145,12 +198,12 @@ fn plan(
         }
         stored.push(i);
     }
-    if stored.is_empty() {
+    if stored.is_empty() && uncounted.is_empty() {
         return None;
     }
     let visitor = record.state.visitor.0;
     let version = Version { key, version, token: rand::random(), anchor, visitor };
-    Some(Plan { version, record, deltas, marks, stored })
+    Some(Plan { version, record, deltas, marks, stored, uncounted })
 }
 
 /// Stores the plans' events, claims their versions, confirms the winners and counts their
@@ -160,28 +213,42 @@ async fn commit(
     batches: &[StoredBatch],
     plans: Vec<Plan>,
     outcomes: &mut [Option<WriteOutcome>],
-) -> Result<Pending, StoreError> {
+) -> Result<ToDo, StoreError> {
     insert_batches(db, batches, &plans).await?;
-    let records: Vec<Vec<u8>> =
-        plans.iter().map(|p| serde_json::to_vec(&p.record)).collect::<Result<_, _>>().map_err(corrupt)?;
+    let data = claim_data(&plans)?;
     let claimed = Instant::now();
-    claims::insert_marks(db, plans.iter().zip(&records).map(|(p, r)| (&p.version, Some(r.as_slice()))), CLAIM).await?;
+    let claims = plans.iter().zip(&data).map(|(p, (r, u))| (&p.version, Some((r.as_slice(), u.as_slice()))));
+    claims::mark(db, claims, CLAIM).await?;
     let lost = claims::lost_claims(db, &plans.iter().map(|p| &p.version).collect::<Vec<_>>()).await?;
     // Past the lease, a win is not confirmed: a waiting writer may already treat it as
     // abandoned. Withdraw it like a loss and try again.
     let late = claimed.elapsed() > LEASE;
     let (won, lost): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| !late && !lost.contains(&p.version.key));
     let (confirmed, withdrawn) = tokio::join!(
-        claims::insert_marks(db, won.iter().map(|p| (&p.version, None)), CONFIRM),
-        claims::insert_marks(db, lost.iter().map(|p| (&p.version, None)), RETRACT)
+        claims::mark(db, won.iter().map(|p| (&p.version, None)), CONFIRM),
+        claims::mark(db, lost.iter().map(|p| (&p.version, None)), RETRACT)
     );
     confirmed?;
     withdrawn?;
-    insert_rollups(db, &won).await?;
+    count(db, &won).await?;
     for &i in won.iter().flat_map(|p| &p.stored) {
         outcomes[i] = Some(WriteOutcome::Stored);
     }
     Ok(lost.into_iter().map(|p| (p.version.key, p.stored)).collect())
+}
+
+/// A claim's record and rollups, as JSON.
+type Encoded = (Vec<u8>, Vec<u8>);
+
+/// Each plan's claim data: its record, and its rollups until they are counted.
+fn claim_data(plans: &[Plan]) -> Result<Vec<Encoded>, StoreError> {
+    plans
+        .iter()
+        .map(|p| {
+            let pending = Pending { rows: RollupRows::of(&p.deltas), marks: p.marks.iter().cloned().collect() };
+            Ok((serde_json::to_vec(&p.record).map_err(corrupt)?, serde_json::to_vec(&pending).map_err(corrupt)?))
+        })
+        .collect()
 }
 
 async fn insert_batches(db: &Db, batches: &[StoredBatch], plans: &[Plan]) -> Result<(), StoreError> {
@@ -204,15 +271,44 @@ async fn insert_batches(db: &Db, batches: &[StoredBatch], plans: &[Plan]) -> Res
     db.insert::<BatchRow>("batches", &rows).await
 }
 
-/// The won plans' rollup deltas, merged into one set of rows, and their visitor marks.
-async fn insert_rollups(db: &Db, won: &[Plan]) -> Result<(), StoreError> {
+/// Counts the won plans' rollups (merged into one set of rows) and the rollups of the older
+/// versions they took over (only into the tables that lack them), then marks all of them
+/// counted. A crash anywhere in here leaves the versions uncounted for the next writer.
+async fn count(db: &Db, won: &[Plan]) -> Result<(), StoreError> {
+    if won.is_empty() {
+        return Ok(());
+    }
+    let taken_over: Vec<(SessionKey, u32, u64)> =
+        won.iter().flat_map(|p| p.uncounted.iter().map(|(v, t)| (p.version.key.clone(), *v, *t))).collect();
+    let older = claims::pending_rollups(db, &taken_over).await?;
     let mut deltas = Deltas::default();
-    let mut marks = BTreeSet::new();
+    let mut marks = Marks::new();
     for p in won {
         deltas.merge(&p.deltas);
         marks.extend(p.marks.iter().cloned());
     }
+    for (_, pending) in &older {
+        marks.extend(pending.marks.iter().cloned());
+    }
     let rows = RollupRows::of(&deltas);
-    let (rollups, visitors) = tokio::join!(rows.insert(db), insert_marks(db, &marks));
-    rollups.and(visitors)
+    let own = [Part {
+        tags: won.iter().map(|p| tag(&p.version.key, p.version.version, p.version.token)).collect(),
+        rows: &rows,
+    }];
+    let older_parts: Vec<Part> =
+        older.iter().map(|(t, pending)| Part { tags: vec![t.clone()], rows: &pending.rows }).collect();
+    let (a, b, c) = tokio::join!(
+        rollups::insert(db, &own, false),
+        rollups::insert(db, &older_parts, true),
+        insert_marks(db, marks.iter())
+    );
+    a.and(b).and(c)?;
+    let older_versions: Vec<Version> = won
+        .iter()
+        .flat_map(|p| {
+            p.uncounted.iter().map(|(version, token)| Version { version: *version, token: *token, ..p.version.clone() })
+        })
+        .collect();
+    let counted = won.iter().map(|p| &p.version).chain(&older_versions);
+    claims::mark(db, counted.map(|v| (v, None)), COUNTED).await
 }

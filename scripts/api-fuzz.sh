@@ -16,7 +16,7 @@ if ! [ -x "$VENV/bin/schemathesis" ]; then
 fi
 cargo build --release --quiet --bin hushtale
 DATA=$(mktemp -d)
-TOKEN=api-fuzz-token
+TOKEN=api-fuzz-operator-token
 printf '[rate_limit]\ncollect_per_second = 0\nvisitor_per_minute = 0\n' >"$DATA/hushtale.toml"
 HUSHTALE_ADMIN_TOKEN=$TOKEN RUST_LOG=error "$TARGET/release/hushtale" serve --listen 127.0.0.1:0 \
   --data "$DATA/data" --config "$DATA/hushtale.toml" >"$DATA/stdout" 2>"$DATA/stderr" &

@@ -13,8 +13,9 @@ CH=${HUSHTALE_TEST_CLICKHOUSE:?run under scripts/with-clickhouse.sh}
 SHARDS=${HUSHTALE_TEST_CLICKHOUSE_SHARDS:-}
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 1; }
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --locked
-BIN="$TARGET/release/hushtale"
+# HUSHTALE_BIN: a binary already built (skips the release build).
+BIN=${HUSHTALE_BIN:-}
+if [ -z "$BIN" ]; then cargo build --release --quiet --locked; BIN="$TARGET/release/hushtale"; fi
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -40,7 +41,7 @@ free_port() { while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); d
 start() { # name config port
   mkdir -p "$WORK/$1"
   [ -f "$WORK/secret" ] && cp "$WORK/secret" "$WORK/$1/secret"
-  HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn "$BIN" --listen "127.0.0.1:$3" --data "$WORK/$1" --config "$2" >/dev/null 2>&1 &
+  HUSHTALE_ADMIN_TOKEN=bench-operator-token RUST_LOG=warn "$BIN" --listen "127.0.0.1:$3" --data "$WORK/$1" --config "$2" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$3/healthz" >/dev/null && break; sleep 0.05; done
   [ -f "$WORK/secret" ] || cp "$WORK/$1/secret" "$WORK/secret"
@@ -80,5 +81,5 @@ if [ -n "$SHARDS" ]; then
   run "2-shard cluster, two collectors" "$P_A" "$P_B"
 fi
 for p in "$P_SLED" "$P_CH1"; do
-  echo "port $p: $(curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$p/api/sites/demo/stats" | head -c 160)"
+  echo "port $p: $(curl -s -H 'Authorization: Bearer bench-operator-token' "http://127.0.0.1:$p/api/sites/demo/stats" | head -c 160)"
 done

@@ -6,7 +6,7 @@ use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 use crate::privacy::VisitorKeyer;
-use crate::server::ratelimit::IpLimiter;
+use crate::server::ratelimit::{AuthThrottle, IpLimiter};
 use crate::sites::Sites;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -14,7 +14,7 @@ use crate::telemetry::Metrics;
 
 pub struct App {
     pub config: Config,
-    pub sites: Sites,
+    pub sites: Arc<Sites>,
     pub store: Arc<dyn Store>,
     pub writer: Writer,
     pub metrics: Metrics,
@@ -26,4 +26,6 @@ pub struct App {
     pub visitor_limiter: IpLimiter,
     /// Replay assets captured by the collector (see [`crate::assets`]).
     pub assets: crate::assets::Assets,
+    /// Failed operator-token attempts per address.
+    pub auth_throttle: AuthThrottle,
 }

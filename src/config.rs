@@ -47,6 +47,9 @@ pub struct RawConfig {
     /// HTTPS: certificate files or automatic certificates from an ACME CA.
     #[serde(default)]
     pub tls: RawTls,
+    /// Bearer token `GET /metrics` asks for (env `HUSHTALE_METRICS_TOKEN`), at least 16
+    /// characters. Default none: the metrics are public.
+    pub metrics_token: Option<String>,
     /// Proxies whose `Forwarded`/`X-Forwarded-For`/`X-Forwarded-Proto` are believed, as CIDRs
     /// (`["127.0.0.1/32", "10.0.0.0/8"]`). Default none: those headers are ignored.
     pub trusted_proxies: Option<Vec<String>>,
@@ -272,6 +275,8 @@ pub struct Config {
     /// No site configured: the `demo` site accepts any origin.
     pub demo_mode: bool,
     pub admin_token: Option<String>,
+    /// Needed by `GET /metrics` when set (the operator token works too).
+    pub metrics_token: Option<String>,
     pub optout: OptOutPolicy,
     pub events: EventLimits,
     pub server: ServerLimits,
@@ -323,6 +328,20 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("invalid config: {0}")]
     Invalid(String),
+}
+
+/// Shortest token accepted: shorter ones can be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// `token`, unless it is too short to stand against guessing.
+pub fn strong_token(name: &str, token: Option<String>) -> Result<Option<String>, ConfigError> {
+    match token {
+        Some(t) if t.chars().count() < MIN_TOKEN_LEN => Err(ConfigError::Invalid(format!(
+            "{name} is {} characters long; use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 16`)",
+            t.chars().count()
+        ))),
+        t => Ok(t),
+    }
 }
 
 impl RawConfig {
@@ -425,7 +444,11 @@ impl RawConfig {
             trusted_proxies,
             sites,
             demo_mode,
-            admin_token: over.admin_token.filter(|t| !t.is_empty()),
+            admin_token: strong_token("HUSHTALE_ADMIN_TOKEN", over.admin_token.filter(|t| !t.is_empty()))?,
+            metrics_token: strong_token(
+                "metrics_token",
+                std::env::var("HUSHTALE_METRICS_TOKEN").ok().or(self.metrics_token).filter(|t| !t.is_empty()),
+            )?,
             optout: OptOutPolicy {
                 honour_dnt: self.privacy.honour_dnt.unwrap_or(true),
                 honour_gpc: self.privacy.honour_gpc.unwrap_or(true),
@@ -525,8 +548,9 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
         .origins
         .into_iter()
         .map(|o| {
-            normalize_origin(&o)
-                .ok_or_else(|| ConfigError::Invalid(format!("origin {o:?} is not scheme://host[:port] or \"*\"")))
+            normalize_origin(&o).ok_or_else(|| {
+                ConfigError::Invalid(format!("origin {o:?} is not scheme://host[:port], \"*\" or \"null\""))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let retention_days = raw.retention_days.unwrap_or_else(default_retention_days);
@@ -557,7 +581,7 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
 }
 
 fn normalize_origin(o: &str) -> Option<String> {
-    if o == "*" {
+    if o == "*" || o == "null" {
         return Some(o.to_owned());
     }
     let u = url::Url::parse(o).ok()?;

@@ -27,6 +27,7 @@ pub mod app;
 pub mod assets;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod error;
 pub mod ingest;
 pub mod model;
@@ -63,14 +64,18 @@ pub enum RunError {
     Store(#[from] store::StoreError),
     #[error("{0}")]
     Tls(String),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 /// Runs the collector on `listener` until `shutdown` resolves; then stops accepting, lets open
-/// requests finish, drains the write queue and flushes. Tests bind port 0 and call this too.
+/// requests finish, drains the write queue and flushes. `main` calls this; the integration tests
+/// start the real binary on port 0 (`tests/common/mod.rs`).
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let data_err = |source| RunError::Data { path: config.data.display().to_string(), source };
-    std::fs::create_dir_all(&config.data).map_err(data_err)?;
+    datadir::create_private(&config.data).map_err(data_err)?;
     let token = secrets::admin_token(&config.data, config.admin_token.as_deref()).map_err(data_err)?;
+    config::strong_token("the operator token", Some(token.value().to_owned()))?;
     let secret = secrets::server_secret(&config.data).map_err(data_err)?;
 
     let store: Arc<dyn Store> = match &config.store {
@@ -80,6 +85,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             Arc::new(ClickHouseStore::connect(target).await?)
         }
     };
+    datadir::make_private(&config.data).map_err(data_err)?;
     let sites = Sites::new(config.sites.clone());
     for site in store.load_sites().await? {
         if sites.get(&site.id).is_none() {
@@ -102,19 +108,24 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         assets,
         collect_limiter: server::ratelimit::IpLimiter::per_second(rate.collect_per_second, rate.collect_burst),
         visitor_limiter: server::ratelimit::IpLimiter::per_minute(rate.visitor_per_minute, rate.visitor_per_minute),
+        auth_throttle: Default::default(),
         keyer: privacy::VisitorKeyer::new(&secret),
         admin_token: token.value().to_owned(),
         config,
-        sites,
+        sites: Arc::new(sites),
         store: store.clone(),
         writer,
         metrics,
         registry,
     });
-    let housekeeping = tokio::spawn(store::retention::run(app.clone()));
+    let retention =
+        store::retention::run(app.writer.clone(), app.sites.clone(), app.config.retention.clone(), app.assets.clone());
+    let housekeeping = [tokio::spawn(retention), tokio::spawn(server::ratelimit::prune(app.clone()))];
     server::serve(listener, app.clone(), tls, shutdown).await;
-    housekeeping.abort();
-    let _ = housekeeping.await;
+    for task in housekeeping {
+        task.abort();
+        let _ = task.await;
+    }
     // Connections are closed: dropping the last writer handle lets the writer drain and stop.
     drop(app);
     writer_task.finish().await;

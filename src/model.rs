@@ -145,7 +145,7 @@ impl Serialize for Event {
     }
 }
 
-/// What happened. Field names match the batch format of DESIGN.md.
+/// What happened. Field names match the batch format of `../shared/DESIGN.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum EventData {
@@ -393,8 +393,10 @@ impl SiteSettings {
         self.origins.iter().any(|o| o == "*")
     }
 
+    /// `Origin: null` can come from any sandboxed frame anywhere: not even `"*"` accepts it,
+    /// only a site that lists `"null"` itself.
     pub fn allows_origin(&self, origin: &str) -> bool {
-        self.accepts_any_origin() || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        (self.accepts_any_origin() && origin != "null") || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 }
 

@@ -6,7 +6,9 @@
 #   collect-json  hushtale POST /collect, 50-event JSON batches (204 = durably stored)
 #   collect-mp    the same batches as MessagePack + gzip
 # Usage: benches/load/run.sh [seconds=10] [connections=64] [wrk threads=1]
-# Env: LOAD_DATA_ROOT (where data folders go; default target dir), PERF=1 (record a perf
+# Env: LOAD_DATA_ROOT (where data folders go; default target dir), HUSHTALE_BIN (a prebuilt
+# hushtale binary to measure instead of building one, e.g. to compare two builds), CEILING_BIN
+# (likewise for the ceiling), PERF=1 (record a perf
 # profile of collect-json into $LOAD_OUT/perf-collect.data), LOAD_OUT (results; default a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,11 +20,11 @@ command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 
 command -v curl >/dev/null || { echo "curl missing: apt-get install -y curl"; exit 1; }
 
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin hushtale
-CEILING=$(cargo bench --quiet --no-run --bench ceiling --message-format=json 2>/dev/null |
-  grep '"name":"ceiling"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -n "${HUSHTALE_BIN:-}" ] || cargo build --release --quiet --bin hushtale
+CEILING=${CEILING_BIN:-$(cargo bench --quiet --no-run --bench ceiling --message-format=json 2>/dev/null |
+  grep '"name":"ceiling"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)}
 [ -x "$CEILING" ] || { echo "could not build the ceiling bench target"; exit 1; }
-HUSHTALE=$TARGET/release/hushtale
+HUSHTALE=${HUSHTALE_BIN:-$TARGET/release/hushtale}
 
 ROOT=$(mktemp -d "${LOAD_DATA_ROOT:-$TARGET}/load.XXXXXX")
 OUT=${LOAD_OUT:-$ROOT/out}
@@ -46,7 +48,7 @@ start() {
   echo "$name did not start:"; cat "$ROOT/$name.stderr"; exit 1
 }
 start_hushtale() {
-  start "$1" env HUSHTALE_ADMIN_TOKEN=bench RUST_LOG=warn "$HUSHTALE" serve --listen 127.0.0.1:0 \
+  start "$1" env HUSHTALE_ADMIN_TOKEN=bench-operator-token RUST_LOG=warn "$HUSHTALE" serve --listen 127.0.0.1:0 \
     --data "$ROOT/data-$1" --config "$ROOT/hushtale.toml"
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }

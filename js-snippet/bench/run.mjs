@@ -140,8 +140,10 @@ const browser = await launch();
 const results = {};
 for (let r = 0; r < RUNS; r++)
   for (const name of Object.keys(variants).filter((n) => !process.env.BENCH_ONLY || n == 'none' || n.includes(process.env.BENCH_ONLY))) {
-    process.stderr.write(`run ${r + 1}/${RUNS}: ${name}\n`);
-    (results[name] ||= []).push(await measure(browser, name));
+    process.stderr.write(`run ${r + 1}/${RUNS}: ${name}`);
+    const m = await measure(browser, name);
+    process.stderr.write(` — script ${m.script.toFixed(0)} ms\n`);
+    (results[name] ||= []).push(m);
   }
 await browser.close();
 server.close();

@@ -298,7 +298,7 @@ test('a very large page is snapshotted in pieces the collector accepts, and repl
 test('a site with mask_text "all" has its page text masked by the snippet already, and the replay shows no words', async () => {
   const created = await fetch(srv.url + '/api/sites', {
     method: 'POST',
-    headers: { Authorization: 'Bearer test-token', 'Content-Type': 'application/json' },
+    headers: { Authorization: 'Bearer test-operator-token', 'Content-Type': 'application/json' },
     body: JSON.stringify({ id: 'strict', origins: ['*'], mask_text: 'all' }),
   });
   assert.equal(created.status, 201, await created.text());

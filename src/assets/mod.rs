@@ -236,7 +236,7 @@ impl Inner {
                 Some(Entry::Failed) => return None,
                 None => {}
             }
-            let now = crate::server::now_ms();
+            let now = crate::model::now_ms();
             let fetched = match self.fetcher.fetch(&job.policy, url.clone()).await {
                 Ok(f) => f,
                 Err(e) => {

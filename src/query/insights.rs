@@ -5,12 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::round1;
 use crate::rollup::heat::{ElementClicks, HeatCells, HeatKind, WidthClass, COLUMNS, ELEMENT_GRID, ROW_PX};
 use crate::rollup::page::{PageRollup, REACH_STEP_PCT};
-
-fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
 
 /// `GET /api/sites/{site}/pages`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

@@ -104,8 +104,9 @@ pub struct Totals {
     pub p95_load_ms: Option<f64>,
 }
 
-fn round1(v: Option<f64>) -> Option<f64> {
-    v.map(|v| (v * 10.0).round() / 10.0)
+/// One decimal, as every figure of the API is shown.
+pub fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 impl Stats {
@@ -145,9 +146,9 @@ impl Stats {
                 pageviews: r.pageviews,
                 sessions: r.sessions,
                 visitors: r.visitors,
-                avg_load_ms: round1(r.load.mean()),
-                p50_load_ms: round1(r.load.quantile(0.5)),
-                p95_load_ms: round1(r.load.quantile(0.95)),
+                avg_load_ms: r.load.mean().map(round1),
+                p50_load_ms: r.load.quantile(0.5).map(round1),
+                p95_load_ms: r.load.quantile(0.95).map(round1),
             });
         }
         Stats {
@@ -157,9 +158,9 @@ impl Stats {
                 pageviews: total.pageviews,
                 sessions: total.sessions,
                 visitors: unique_visitors,
-                avg_load_ms: round1(total.load.mean()),
-                p50_load_ms: round1(total.load.quantile(0.5)),
-                p95_load_ms: round1(total.load.quantile(0.95)),
+                avg_load_ms: total.load.mean().map(round1),
+                p50_load_ms: total.load.quantile(0.5).map(round1),
+                p95_load_ms: total.load.quantile(0.95).map(round1),
             },
         }
     }

@@ -102,7 +102,7 @@ impl PagesQuery {
     }
 }
 
-/// Which heatmap: clicks or pointer moves.
+/// Which heatmap: clicks, pointer moves, or only the dead clicks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KindParam {

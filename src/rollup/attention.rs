@@ -51,14 +51,19 @@ pub struct AttentionTracking {
     pub top: f64,
     pub vh: f64,
     pub dh: f64,
+    /// Band time counted for the open pageview but not yet added to the deltas: adding it per
+    /// event would build a map key per event on the writer's hot path. Empty between batches.
+    #[serde(skip)]
+    pub pending_ms: Vec<u64>,
 }
 
 impl AttentionTracking {
     /// Counts the time up to `e` for the open pageview, then applies `e`.
     pub fn observe(&mut self, site: &str, e: &Event, deltas: &mut Deltas) {
-        self.count_until(site, e.t, deltas);
+        self.count_until(e.t);
         let input = match &e.data {
             EventData::View(v) => {
+                self.settle(site, deltas);
                 let page = (v.path.clone(), day_of(e.t));
                 deltas.attention.entry((site.to_owned(), page.1, page.0.clone())).or_default().pageviews += 1;
                 *self = AttentionTracking {
@@ -69,6 +74,7 @@ impl AttentionTracking {
                     top: 0.0,
                     vh: v.vh,
                     dh: v.dh,
+                    pending_ms: std::mem::take(&mut self.pending_ms),
                 };
                 true
             }
@@ -97,21 +103,41 @@ impl AttentionTracking {
         }
     }
 
-    fn count_until(&mut self, site: &str, t: i64, deltas: &mut Deltas) {
+    /// Adds the band time counted so far to the open pageview's rollup in `deltas`. Called at
+    /// the end of every batch and before a new pageview.
+    pub fn settle(&mut self, site: &str, deltas: &mut Deltas) {
         let Some((path, day)) = &self.page else { return };
+        if self.pending_ms.iter().all(|ms| *ms == 0) {
+            return;
+        }
+        let r = deltas.attention.entry((site.to_owned(), *day, path.clone())).or_default();
+        if r.band_ms.len() < BANDS {
+            r.band_ms.resize(BANDS, 0);
+        }
+        for (sum, pending) in r.band_ms.iter_mut().zip(self.pending_ms.iter_mut()) {
+            *sum += std::mem::take(pending);
+        }
+    }
+
+    fn count_until(&mut self, t: i64) {
+        let Some(_) = &self.page else { return };
         let end = t.min(self.last_input + ACTIVE_MS);
         if !self.hidden && end > self.counted_to && self.dh > 0.0 {
             let ms = (end - self.counted_to) as f64;
-            let r = deltas.attention.entry((site.to_owned(), *day, path.clone())).or_default();
-            if r.band_ms.len() < BANDS {
-                r.band_ms.resize(BANDS, 0);
-            }
             let band_px = self.dh / BANDS as f64;
             let (top, bottom) = (self.top.max(0.0), (self.top + self.vh).min(self.dh));
-            for (i, sum) in r.band_ms.iter_mut().enumerate() {
-                let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
-                let inside = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
-                *sum += (ms * inside).round() as u64;
+            // Only the bands the viewport overlaps get time; the rest would add 0.
+            let first = ((top / band_px).floor() as usize).min(BANDS);
+            let last = ((bottom / band_px).ceil().max(0.0) as usize).min(BANDS);
+            if first < last {
+                if self.pending_ms.len() < BANDS {
+                    self.pending_ms.resize(BANDS, 0);
+                }
+                for (i, sum) in self.pending_ms.iter_mut().enumerate().take(last).skip(first) {
+                    let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
+                    let inside = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
+                    *sum += (ms * inside).round() as u64;
+                }
             }
         }
         self.counted_to = self.counted_to.max(t);
@@ -153,6 +179,7 @@ mod tests {
             for e in b {
                 tr.observe("s", e, &mut d);
             }
+            tr.settle("s", &mut d);
         }
         d.attention.into_values().next().unwrap()
     }

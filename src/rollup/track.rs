@@ -216,8 +216,7 @@ impl Tracking {
                         if reach > page.reach_pct {
                             let from = page.reach_pct;
                             page.reach_pct = reach;
-                            let page = page.clone();
-                            deltas.page(site, &page).deepen(Some(from), reach);
+                            deltas.page(site, page).deepen(Some(from), reach);
                         }
                     }
                 }
@@ -238,13 +237,13 @@ impl Tracking {
                     }
                     page.moves += 1;
                     page.last_move_cell = Some(cell);
-                    let page = page.clone();
-                    deltas.heat(site, &page, HeatKind::Move, cell);
+                    deltas.heat(site, page, HeatKind::Move, cell);
                 }
                 EventData::Err { .. } => self.error(site, e.t, deltas),
                 _ => {}
             }
         }
+        self.attention.settle(site, deltas);
     }
 
     fn view(&mut self, site: &str, t: i64, v: &View, deltas: &mut Deltas) {

@@ -15,7 +15,7 @@ use super::{body, cors};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ingest::{decode, validate, Encoding, Format, IngestError};
-use crate::model::{Client, EventData};
+use crate::model::{now_ms, Client, EventData};
 use crate::privacy::{self, useragent, OptOutSignal};
 use crate::store::writer::SubmitError;
 use crate::store::WriteOutcome;
@@ -163,5 +163,3 @@ pub fn preflight(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
-
-pub use crate::model::now_ms;

@@ -9,8 +9,10 @@ use super::response::Resp;
 /// How long browsers may cache a preflight answer, in seconds.
 pub const PREFLIGHT_MAX_AGE: u32 = 86_400;
 
+/// The request's `Origin`. `null` (sandboxed frames, `file:` pages, some redirects) is an origin
+/// like any other: only a site that lists `"null"` accepts it.
 pub fn origin(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).filter(|o| *o != "null")
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 
 /// Lets `origin` read this response (and its `Retry-After`) with credentials.

@@ -9,7 +9,6 @@ mod body;
 mod certfiles;
 pub mod client;
 mod collect;
-pub use collect::now_ms;
 mod conn;
 mod cors;
 mod dashboard;

@@ -62,6 +62,11 @@ fn operator(operation: &mut Operation) {
         .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
         .build();
     operation.responses.responses.insert("401".into(), unauthorized.into());
+    let throttled = ResponseBuilder::new()
+        .description("Too many wrong tokens from this address; retry after `Retry-After` seconds.")
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
+        .build();
+    operation.responses.responses.insert("429".into(), throttled.into());
 }
 
 #[cfg(test)]

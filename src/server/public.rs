@@ -78,13 +78,18 @@ pub async fn healthz(_call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics",
-    description = "OpenMetrics text; every metric name starts with `hushtale_`.",
+    description = "OpenMetrics text; every metric name starts with `hushtale_`. With `metrics_token` configured it needs `Authorization: Bearer` with that token (or the operator token).",
     responses(
         (status = 200, description = "The metrics.", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "`metrics_token` is set and was not sent.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody),
         (status = 500, description = "Encoding failed.", body = ErrorBody),
     ))]
 pub async fn metrics(call: Call<'_>) -> Result<Resp, ApiError> {
     let app = call.app;
+    if let Some(token) = &app.config.metrics_token {
+        super::router::authorize(app, &call.req, call.peer, &[token, &app.admin_token])?;
+    }
     app.metrics.queue_depth.set(app.writer.depth() as i64);
     let mut text = String::with_capacity(8 * 1024);
     prometheus_client::encoding::text::encode(&mut text, &app.registry)
@@ -180,13 +185,15 @@ pub async fn dashboard_file(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/disable", summary = "Opt this browser out",
-    description = "Explains what is recorded and sets the cookie `hushtale_optout=1` for 400 days.",
+    description = "Explains what is recorded and sets the cookie `hushtale_optout=1` for 400 days (`Path` is the base path of `public_url`; `SameSite=None; Secure` over HTTPS), and says plainly that a cross-site collector cannot be reached this way where third-party cookies are blocked.",
+    params(("embed" = Option<String>, Query, description = "`1`: the compact widget a site frames on its privacy page (framable by the configured sites' origins; over HTTPS its cookie is `Partitioned`).")),
     responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
 pub async fn disable(call: Call<'_>) -> Result<Resp, ApiError> {
     Ok(visitor::disable(call.app, &call.req))
 }
 
 #[utoipa::path(get, path = "/enable", summary = "Opt-in page",
+    params(("embed" = Option<String>, Query, description = "`1`: the compact widget a site frames on its privacy page (framable by the configured sites' origins; over HTTPS its cookie is `Partitioned`).")),
     responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
 pub async fn enable_page(call: Call<'_>) -> Result<Resp, ApiError> {
     Ok(visitor::enable_page(call.app, &call.req))
@@ -194,6 +201,7 @@ pub async fn enable_page(call: Call<'_>) -> Result<Resp, ApiError> {
 
 #[utoipa::path(post, path = "/enable", summary = "Opt this browser back in",
     description = "Clears the opt-out cookie, only for a form posted from this server's own origin (`Origin`, else `Referer`).",
+    params(("embed" = Option<String>, Query, description = "`1`: the compact widget a site frames on its privacy page (framable by the configured sites' origins; over HTTPS its cookie is `Partitioned`).")),
     responses(
         (status = 303, description = "Opted back in; back to `/enable`."),
         (status = 403, description = "Not posted from this server's own page.", body = ErrorBody),

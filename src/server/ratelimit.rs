@@ -86,3 +86,57 @@ mod tests {
         assert!(l.check("10.0.0.1".parse().unwrap()).is_err(), "mapped IPv4 is the same client");
     }
 }
+
+/// Runs until aborted: forgets idle addresses of the server's limiters, so that their memory
+/// follows the addresses seen lately, not all seen since start.
+pub async fn prune(app: std::sync::Arc<crate::app::App>) {
+    let mut tick = tokio::time::interval(app.config.retention.interval);
+    loop {
+        tick.tick().await;
+        app.collect_limiter.prune();
+        app.visitor_limiter.prune();
+        app.auth_throttle.prune();
+    }
+}
+
+/// Failed bearer attempts per client address: after [`AuthThrottle::MAX_FAILURES`] wrong tokens
+/// within a window, the address gets 429 for the rest of the window, right token or not, so a
+/// token cannot be guessed at network speed.
+#[derive(Default)]
+pub struct AuthThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl AuthThrottle {
+    pub const MAX_FAILURES: u32 = 10;
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    /// Most addresses remembered; beyond it the oldest windows are forgotten first.
+    const MAX_ADDRESSES: usize = 100_000;
+
+    /// `Err(seconds)` while `ip` is shut out.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u32> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(&ip) {
+            Some((n, since)) if *n >= Self::MAX_FAILURES && since.elapsed() < Self::WINDOW => {
+                Err((Self::WINDOW - since.elapsed()).as_secs() as u32 + 1)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= Self::MAX_ADDRESSES {
+            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = failures.entry(ip).or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    pub fn prune(&self) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+    }
+}

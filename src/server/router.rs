@@ -55,14 +55,17 @@ async fn route(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, 
     match route.access {
         Access::Public => (route.handler)(routes::call(app, req, peer, params)).await,
         Access::Operator => {
-            authorize(app, &req)?;
+            authorize(app, &req, peer, &[&app.admin_token])?;
             let resp = (route.handler)(routes::call(app, req, peer, params)).await?;
             Ok(response::no_store(resp))
         }
     }
 }
 
-fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
+/// Checks the bearer token against `tokens`; wrong tokens are counted per address and an address
+/// with too many is refused (429) before its token is even looked at.
+pub(super) fn authorize(app: &App, req: &Request<Incoming>, peer: IpAddr, tokens: &[&str]) -> Result<(), ApiError> {
+    app.auth_throttle.check(peer).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let given = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -70,9 +73,10 @@ fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
-    if bool::from(given.as_bytes().ct_eq(app.admin_token.as_bytes())) {
+    if tokens.iter().any(|t| bool::from(given.as_bytes().ct_eq(t.as_bytes()))) {
         Ok(())
     } else {
+        app.auth_throttle.failed(peer);
         Err(ApiError::Unauthorized)
     }
 }

@@ -4,29 +4,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::App;
-use crate::model::DAY_MS;
+use crate::config::Retention;
+use crate::model::{now_ms, DAY_MS};
+use crate::sites::Sites;
+use crate::store::writer::Writer;
 
 /// Pause between steps, letting group commits run in between.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
 
-pub async fn run(app: Arc<App>) {
-    let mut tick = tokio::time::interval(app.config.retention.interval);
+/// Runs until aborted: every `config.interval`, expires what each site no longer keeps (its
+/// captured replay assets too).
+pub async fn run(writer: Writer, sites: Arc<Sites>, config: Retention, assets: crate::assets::Assets) {
+    let mut tick = tokio::time::interval(config.interval);
     loop {
         tick.tick().await;
-        app.collect_limiter.prune();
-        app.visitor_limiter.prune();
-        let now = crate::server::now_ms() + app.config.retention.clock_skew_ms;
-        for site in app.sites.all() {
+        let now = now_ms() + config.clock_skew_ms;
+        for site in sites.all() {
             let before = now - site.settings.retention_days as i64 * DAY_MS;
-            let (assets, id) = (app.assets.clone(), site.settings.id.clone());
+            let (assets, id) = (assets.clone(), site.settings.id.clone());
             let _ = tokio::task::spawn_blocking(move || assets.expire(&id, before)).await;
             let mut total = 0;
             loop {
-                match app.writer.expire(&site.settings.id, before, app.config.retention.step).await {
+                match writer.expire(&site.settings.id, before, config.step).await {
                     Ok(n) => {
                         total += n;
-                        if n < app.config.retention.step {
+                        if n < config.step {
                             break;
                         }
                     }

@@ -13,7 +13,7 @@ import { chromium } from 'playwright-core';
 import { startMock } from './mock.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const TOKEN = 'test-token';
+export const TOKEN = 'test-operator-token';
 
 export function findBinary() {
   const candidates = [process.env.HUSHTALE_BIN, join(root, '../target/release/hushtale'), join(root, '../target/debug/hushtale')];

@@ -32,7 +32,11 @@ fn check_url(data: &[u8]) {
     let Some(n) = normalize_url(raw, &policy) else { return };
     assert!(n.url.starts_with("http://") || n.url.starts_with("https://"), "{raw:?} -> {}", n.url);
     assert!(n.path.starts_with('/'), "{raw:?} -> path {}", n.path);
-    assert!(!n.url.contains('#'), "fragment kept: {raw:?} -> {}", n.url);
+    // Only a hash route (`#/…`, `#!/…`, a single-page app's path) survives, as a path.
+    if let Some((_, route)) = n.url.split_once('#') {
+        assert!(route.starts_with('/') || route.starts_with("!/"), "fragment kept: {raw:?} -> {}", n.url);
+        assert!(!route.contains(['#', '?']), "hash route with a query or fragment: {raw:?} -> {}", n.url);
+    }
     let parsed = url::Url::parse(&n.url).unwrap_or_else(|e| panic!("{raw:?} -> {} is not a URL: {e}", n.url));
     assert!(parsed.username().is_empty() && parsed.password().is_none(), "credentials kept: {}", n.url);
     for (name, _) in parsed.query_pairs() {
@@ -85,4 +89,166 @@ fn scrub_regressions() {
 #[test]
 fn digits_glued_to_an_email_are_scrubbed_too() {
     assert_eq!(scrub_text("write jane.doe@example.cde0532013000 now"), "write [email][phone] now");
+}
+
+/// Same as fuzz/fuzz_targets/gzip.rs.
+fn check_gzip(data: &[u8]) {
+    use std::io::{Read, Write};
+
+    use hushtale::ingest::{decode, Encoding, IngestError};
+    const LIMIT: usize = 64 * 1024;
+    let inflate = |gz: &[u8]| {
+        let mut reference = Vec::new();
+        let read = flate2::read::GzDecoder::new(gz).take(LIMIT as u64 + 1).read_to_end(&mut reference);
+        (read, reference)
+    };
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode & 1 == 0 {
+        match decode::decompress(bytes::Bytes::copy_from_slice(rest), Encoding::Gzip, LIMIT) {
+            Ok(out) => {
+                let (read, reference) = inflate(rest);
+                assert!(out.len() <= LIMIT && read.is_ok());
+                assert_eq!(&out[..], &reference[..]);
+            }
+            Err(IngestError::DecompressedTooLarge) => {
+                let (_, reference) = inflate(rest);
+                assert!(reference.len() > LIMIT, "refused as too large but inflates to {}", reference.len());
+            }
+            Err(IngestError::BadGzip(_)) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    } else {
+        let times = usize::from(mode >> 1) * 64 + 1;
+        let plain: Vec<u8> = rest.iter().copied().cycle().take(rest.len() * times).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&plain).unwrap();
+        match decode::decompress(bytes::Bytes::from(enc.finish().unwrap()), Encoding::Gzip, LIMIT) {
+            Ok(out) => assert_eq!(&out[..], &plain[..]),
+            Err(IngestError::DecompressedTooLarge) => assert!(plain.len() > LIMIT),
+            Err(e) => panic!("valid gzip of {} bytes refused: {e:?}", plain.len()),
+        }
+    }
+}
+
+#[test]
+fn gzip_regressions() {
+    for (name, data) in inputs("gzip") {
+        eprintln!("gzip regression {name}");
+        check_gzip(&data);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzz smoke: the fuzz targets' checks on stable Rust, in seconds, over inputs made by mutating
+// the seeds and regressions (not coverage-guided: cargo fuzz does that, see fuzz/run.sh). With
+// HUSHTALE_FUZZ_SMOKE_SECS (./test sets it) each target runs that long from a seed taken from
+// the clock and printed; otherwise a fixed seed and 1 500 inputs, the same every run.
+
+/// Bytes the rules care about: separators of e-mails, URLs, IPs, cards; escapes; no-break space.
+const DICTIONARY: &[&[u8]] = &[
+    b"@",
+    b".",
+    b"%40",
+    b"/",
+    b":",
+    b"::",
+    b"#",
+    b"?",
+    b"&",
+    b"=",
+    b"-",
+    b" ",
+    b"4111",
+    b"192.168.",
+    b"utm_",
+    b"\xc2\xa0",
+    b"\x1b[",
+    b"https://",
+    b"0",
+    b"9",
+];
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut XorShift, corpus: &[Vec<u8>]) -> Vec<u8> {
+    let mut data = corpus[rng.below(corpus.len())].clone();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(data.len() + 1);
+        match rng.below(5) {
+            0 if !data.is_empty() => {
+                let i = at.min(data.len() - 1);
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let word = DICTIONARY[rng.below(DICTIONARY.len())];
+                data.splice(at..at, word.iter().copied());
+            }
+            2 if !data.is_empty() => {
+                let end = (at + rng.below(8)).min(data.len());
+                data.drain(at.min(end)..end);
+            }
+            3 => {
+                let other = &corpus[rng.below(corpus.len())];
+                let from = rng.below(other.len());
+                let piece = &other[from..(from + rng.below(32)).min(other.len())];
+                data.splice(at..at, piece.iter().copied());
+            }
+            _ => data.insert(at, rng.next() as u8),
+        }
+    }
+    data
+}
+
+fn smoke(target: &str, check: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let mut corpus: Vec<Vec<u8>> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap()).collect();
+    corpus.extend(inputs(target).into_iter().map(|(_, data)| data));
+    assert!(!corpus.is_empty(), "no seeds for {target}");
+    let secs: Option<u64> = std::env::var("HUSHTALE_FUZZ_SMOKE_SECS").ok().and_then(|s| s.parse().ok());
+    let seed = match secs {
+        Some(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1,
+        None => 0x9e37_79b9_7f4a_7c15,
+    };
+    let deadline = secs.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
+    let mut rng = XorShift(seed);
+    let mut runs = 0u64;
+    while deadline.map_or(runs < 1_500, |d| std::time::Instant::now() < d) {
+        let input = mutate(&mut rng, &corpus);
+        if std::panic::catch_unwind(|| check(&input)).is_err() {
+            panic!(
+                "{target} smoke (seed {seed:#x}, run {runs}) failed on {input:?}: add it to fuzz/regressions/{target}/"
+            );
+        }
+        runs += 1;
+    }
+    eprintln!("fuzz smoke {target}: {runs} inputs from seed {seed:#x}, no failure");
+}
+
+#[test]
+fn fuzz_smoke_url() {
+    smoke("url", check_url);
+}
+
+#[test]
+fn fuzz_smoke_scrub() {
+    smoke("scrub", check_scrub);
+}
+
+#[test]
+fn fuzz_smoke_gzip() {
+    smoke("gzip", check_gzip);
 }

@@ -75,7 +75,8 @@ pub fn hash_route(fragment: &str) -> Option<String> {
         Some(rest) => ("#!", rest),
         None => ("#", fragment),
     };
-    let route = route.split(['?', '&', '=']).next().unwrap_or_default();
+    // A second `#` starts no route part either (`#/cb#access_token=…`; found by the fuzz smoke).
+    let route = route.split(['?', '&', '=', '#']).next().unwrap_or_default();
     if !route.starts_with('/') {
         return None;
     }
@@ -318,6 +319,7 @@ mod tests {
         assert_eq!(n.path, "/app#/users/:id/orders/:id");
         assert_eq!(norm("https://app.example/#!/settings").path, "/#!/settings");
         assert_eq!(norm("https://app.example/#/cb&access_token=eyJhbGciOiJIUzI1NiJ9").path, "/#/cb");
+        assert_eq!(norm("https://app.example/#/cb#state=s3cr3t-state").path, "/#/cb");
         for dropped in ["#access_token=abc", "#section-2", "#", "#!x", "#%2Fsettings"] {
             let n = norm(&format!("https://app.example/docs{dropped}"));
             assert_eq!((n.url.as_str(), n.path.as_str()), ("https://app.example/docs", "/docs"), "{dropped}");

@@ -24,6 +24,8 @@ pub struct App {
     /// Per-IP limits on `/collect` and on the visitor-rights endpoints.
     pub collect_limiter: IpLimiter,
     pub visitor_limiter: IpLimiter,
+    /// Replay assets captured by the collector (see [`crate::assets`]).
+    pub assets: crate::assets::Assets,
     /// Failed operator-token attempts per address.
     pub auth_throttle: AuthThrottle,
 }

@@ -42,6 +42,8 @@ pub struct RawConfig {
     pub rate_limit: RawRateLimit,
     #[serde(default)]
     pub retention: RawRetention,
+    #[serde(default)]
+    pub assets: RawAssets,
     /// HTTPS: certificate files or automatic certificates from an ACME CA.
     #[serde(default)]
     pub tls: RawTls,
@@ -195,6 +197,11 @@ pub struct RawSite {
     pub allowed_params: Option<Vec<String>>,
     /// Days raw events are kept. Default 30.
     pub retention_days: Option<u32>,
+    /// Origins assets are captured from for replays (default: `origins`, without `"*"`).
+    pub asset_origins: Option<Vec<String>>,
+    /// Capture assets from private/loopback addresses too (intranet sites). Default false.
+    #[serde(default)]
+    pub assets_private: bool,
     /// Replay text masking: `"digits"` (default) or `"all"`.
     #[serde(default)]
     pub mask_text: MaskText,
@@ -227,6 +234,20 @@ pub struct RateLimits {
     pub collect_per_second: u32,
     pub collect_burst: u32,
     pub visitor_per_minute: u32,
+}
+
+/// `[assets]`: capture of replay assets (stylesheets, images, fonts) by the collector.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssets {
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Largest asset fetched, in bytes. Default 5 MiB.
+    pub max_bytes: Option<usize>,
+    /// Deadline of one fetch (redirects included), in seconds. Default 10.
+    pub timeout_secs: Option<u64>,
+    /// Asset URLs kept per site (captured or failed). Default 5000.
+    pub max_per_site: Option<usize>,
 }
 
 /// The retention task's schedule.
@@ -262,6 +283,7 @@ pub struct Config {
     pub writer: WriterConfig,
     pub rate_limit: RateLimits,
     pub retention: Retention,
+    pub assets: crate::assets::AssetLimits,
 }
 
 /// Values given on the command line or in the environment; they override the file.
@@ -388,6 +410,8 @@ impl RawConfig {
                 keep_titles: false,
                 allowed_params: default_allowed_params(),
                 retention_days: default_retention_days(),
+                asset_origins: None,
+                assets_private: false,
                 mask_text: MaskText::default(),
             }]
         } else {
@@ -441,6 +465,19 @@ impl RawConfig {
                 interval: Duration::from_secs(self.retention.interval_secs.unwrap_or(3600).max(1)),
                 step: self.retention.step.unwrap_or(500).max(1),
                 clock_skew_ms: self.retention.clock_skew_days.unwrap_or(0) * crate::model::DAY_MS,
+            },
+            assets: {
+                let d = crate::assets::AssetLimits::default();
+                crate::assets::AssetLimits {
+                    enabled: self.assets.enabled.unwrap_or(d.enabled),
+                    max_bytes: self.assets.max_bytes.unwrap_or(d.max_bytes).clamp(1024, 64 << 20),
+                    timeout: self
+                        .assets
+                        .timeout_secs
+                        .map(|s| Duration::from_secs(s.clamp(1, 120)))
+                        .unwrap_or(d.timeout),
+                    max_per_site: self.assets.max_per_site.unwrap_or(d.max_per_site),
+                }
             },
         })
     }
@@ -526,6 +563,19 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
         keep_titles: raw.keep_titles,
         allowed_params: raw.allowed_params.unwrap_or_else(default_allowed_params),
         retention_days,
+        asset_origins: raw
+            .asset_origins
+            .map(|list| {
+                list.iter()
+                    .map(|o| {
+                        normalize_origin(o).filter(|o| o != "*").ok_or_else(|| {
+                            ConfigError::Invalid(format!("asset origin {o:?} is not scheme://host[:port]"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?,
+        assets_private: raw.assets_private,
         mask_text: raw.mask_text,
     })
 }

@@ -24,6 +24,7 @@
 //!    from rollups and indexes, never from scanning raw events.
 
 pub mod app;
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod datadir;
@@ -99,8 +100,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let local = format!("{scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
     announce(&config, &local, &token);
 
+    let assets = assets::Assets::start(&config.data.join("assets"), config.assets.clone()).map_err(|e| {
+        RunError::Data { path: config.data.join("assets").display().to_string(), source: std::io::Error::other(e) }
+    })?;
     let rate = &config.rate_limit;
     let app = Arc::new(App {
+        assets,
         collect_limiter: server::ratelimit::IpLimiter::per_second(rate.collect_per_second, rate.collect_burst),
         visitor_limiter: server::ratelimit::IpLimiter::per_minute(rate.visitor_per_minute, rate.visitor_per_minute),
         auth_throttle: Default::default(),
@@ -113,7 +118,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         metrics,
         registry,
     });
-    let retention = store::retention::run(app.writer.clone(), app.sites.clone(), app.config.retention.clone());
+    let retention =
+        store::retention::run(app.writer.clone(), app.sites.clone(), app.config.retention.clone(), app.assets.clone());
     let housekeeping = [tokio::spawn(retention), tokio::spawn(server::ratelimit::prune(app.clone()))];
     server::serve(listener, app.clone(), tls, shutdown).await;
     for task in housekeeping {

@@ -284,6 +284,31 @@ impl StoredBatch {
     }
 }
 
+/// A session's events in the client's own order: batch by batch in `seq` order, each batch in
+/// its stored order (the client's time order, same-time events as sent). Each batch's clock
+/// correction differs (it includes that batch's network delay), so corrected times of
+/// neighbouring batches can cross; a time earlier than the one before it is raised to it, so the
+/// list is also in time order and a stable sort by `t` (as the replay does) keeps it as the
+/// client recorded it.
+pub fn in_client_order(mut batches: Vec<(u32, Vec<Event>)>) -> Vec<Event> {
+    batches.sort_by_key(|(seq, _)| *seq);
+    let mut out: Vec<Event> = Vec::with_capacity(batches.iter().map(|(_, e)| e.len()).sum());
+    for (_, events) in batches {
+        out.extend(events);
+    }
+    raise_to_running_max(&mut out);
+    out
+}
+
+/// Makes `t` non-decreasing in list order without moving any event.
+pub fn raise_to_running_max(events: &mut [Event]) {
+    let mut last = i64::MIN;
+    for e in events {
+        last = last.max(e.t);
+        e.t = last;
+    }
+}
+
 /// What the operator API shows of one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSummary {
@@ -323,6 +348,13 @@ pub struct SiteSettings {
     pub allowed_params: Vec<String>,
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Origins whose stylesheets, images and fonts the collector captures for replays; `None`:
+    /// the site's `origins` (without `"*"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_origins: Option<Vec<String>>,
+    /// Allow capturing assets from private, loopback or link-local addresses (intranet sites).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assets_private: bool,
     /// How the replay masks page text (snippet and server alike).
     #[serde(default)]
     pub mask_text: MaskText,
@@ -427,6 +459,23 @@ mod tests {
         };
         let bytes = rmp_serde::to_vec_named(&view).unwrap();
         assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), view);
+    }
+
+    #[test]
+    fn client_order_is_seq_then_position_whatever_the_corrected_times() {
+        let ev = |t: i64, y: f64| Event { t, data: EventData::Scroll { y } };
+        // batch 1 arrived with a smaller delay than batch 0: its corrected times are earlier
+        let batches = vec![(1, vec![ev(90, 3.0), ev(95, 4.0)]), (0, vec![ev(100, 1.0), ev(80, 2.0)])];
+        let out = in_client_order(batches);
+        let ys: Vec<f64> = out
+            .iter()
+            .map(|e| match e.data {
+                EventData::Scroll { y } => y,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(ys, [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(out.iter().map(|e| e.t).collect::<Vec<_>>(), [100, 100, 100, 100]);
     }
 
     #[test]

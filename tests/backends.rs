@@ -665,6 +665,31 @@ fn retention_and_sites(b: &Backend) -> Value {
     json!({"stats": stats, "day": day, "sites": sites, "blog": get(&s, "/api/sites/blog/stats")})
 }
 
+/// Two batches whose clock corrections differ by seconds (batch 0 took long to arrive) and that
+/// arrive in reverse: the session still reads back in the client's order, times never backwards.
+fn session_order_follows_the_client(b: &Backend) -> Value {
+    let s = b.start("");
+    let (vid, sid) = (id(70), id(71));
+    let n = now_ms();
+    let scroll = |t: i64, y: i64| json!({"k": "scroll", "t": t, "y": y});
+    let mut late = batch(&vid, &sid, 0, vec![scroll(n - 5100, 1), scroll(n - 5050, 2), scroll(n - 5000, 3)]);
+    late["sent"] = json!(n - 5000); // corrected by +5 s: its events would land after batch 1's
+    let early = batch(&vid, &sid, 1, vec![scroll(n - 4900, 4), scroll(n - 4850, 5)]);
+    assert_eq!(s.post_json(&early).status(), 204);
+    assert_eq!(s.post_json(&late).status(), 204);
+    let events = get(&s, &format!("/api/sites/demo/sessions/{sid}"))["events"].clone();
+    let ys: Vec<f64> = events.as_array().unwrap().iter().map(|e| e["y"].as_f64().unwrap()).collect();
+    assert_eq!(ys, [1.0, 2.0, 3.0, 4.0, 5.0], "seq, then position in the batch: {events}");
+    let ts: Vec<i64> = events.as_array().unwrap().iter().map(|e| e["t"].as_i64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "times never go backwards: {ts:?}");
+    json!({ "ys": ys })
+}
+
+#[test]
+fn session_order_is_the_clients_whatever_the_clock_correction() {
+    both("order", session_order_follows_the_client);
+}
+
 #[test]
 fn forms_funnels_and_attention_agree() {
     both("analytics", forms_funnel_attention);

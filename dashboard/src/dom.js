@@ -2,22 +2,47 @@
 // format") into a document — the dashboard's replay frame, which is sandboxed without
 // allow-scripts and has a `script-src 'none'` CSP, so nothing recorded can run there anyway.
 // This builder is the second line: recordings reach the server from anyone who can POST to
-// /collect, so it treats them as hostile. It never creates <script>, frames, plugins, <base>,
-// <meta>; drops every on… handler and every URL that is not http(s) (javascript:, data:,
-// vbscript:, blob:, file:); and resolves relative URLs against the recorded page's address.
+// /collect, so it treats them as hostile. It builds only elements of an allow-list of HTML and
+// SVG names (never one with a namespace prefix: `h:script` would be a script), never creates
+// <script>, frames, plugins, <base>, <meta>; drops every on… handler and every URL that is not
+// http(s) (javascript:, data:, vbscript:, blob:, file:); and resolves relative URLs against the
+// recorded page's address, whose <base> is in place before the first node is built. Given the
+// session's asset map (the session API's `assets`: recorded URL -> the collector's copy, or
+// null), every URL that would load something — src, srcset, stylesheets, url() and @import in
+// styles — points at the collector's copy or is dropped, and links become "#": a replay makes
+// no request outside the collector (the frame's CSP, `default-src 'self' data:`, says so too).
 //
 // Format: a node is a string (text) or [tag, attrs?, ...children]; an add is
 // [parentId, beforeId, firstId, node] (parentId 0: the root element), ids numbered in
-// pre-order from firstId. snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i, s}.
+// pre-order from firstId; ['#shadow', ...children] as an element's first child is its open
+// shadow root; attributes starting with "_" carry state (_v text length, _s scroll, _m modal
+// dialog, _css CSSOM rules, _b blocked). snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i,
+// s, c} (c: [[id, css]]: rules of a <style>, or adopted sheets of a shadow root or, id 0, of
+// the document). An add whose
+// parent is not there yet waits for it (never dropped silently); `pending` counts those waiting.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const HTML_NS = 'http://www.w3.org/1999/xhtml';
 
-/** Elements never built: they could run code, load other documents, or redirect. */
-const DROPPED = new Set([
-  'script', 'noscript', 'template', 'iframe', 'frame', 'frameset', 'object', 'embed', 'applet',
-  'base', 'meta', 'portal', 'fencedframe', 'param', 'handler', 'listener', 'audio', 'video',
-]);
+/** HTML elements built as such. Anything else that is a valid custom-element name becomes that
+ * (undefined, so inert) custom element; any other name becomes a <span> keeping its content. */
+const HTML_OK = new Set(
+  ('a abbr address area article aside b bdi bdo blockquote body br button canvas caption center cite code col colgroup ' +
+    'data datalist dd del details dfn dialog div dl dt em fieldset figcaption figure font footer form h1 h2 h3 h4 h5 h6 ' +
+    'head header hgroup hr html i img input ins kbd label legend li link main map mark menu meter nav ol optgroup option ' +
+    'output p picture pre progress q rp rt ruby s samp search section select small source span strong style sub summary ' +
+    'sup table tbody td textarea tfoot th thead time tr track u ul var wbr big strike tt nobr acronym slot').split(' ')
+);
+/** SVG elements built as such, by lower-case name (the recorder sends the DOM's localName). */
+const SVG_OK = new Map(
+  ('svg g defs desc symbol use image switch path rect circle ellipse line polyline polygon text tspan textPath a ' +
+    'linearGradient radialGradient stop pattern clipPath mask filter marker view foreignObject style ' +
+    'feBlend feColorMatrix feComponentTransfer feComposite feConvolveMatrix feDiffuseLighting feDisplacementMap ' +
+    'feDistantLight feDropShadow feFlood feFuncA feFuncB feFuncG feFuncR feGaussianBlur feImage feMerge feMergeNode ' +
+    'feMorphology feOffset fePointLight feSpecularLighting feSpotLight feTile feTurbulence').split(' ').map((n) => [n.toLowerCase(), n])
+);
+const CUSTOM = /^[a-z][a-z0-9._]*-[a-z0-9._-]*$/;
+
 /** Attributes holding URLs: kept only when they resolve to http(s). */
 const URL_ATTRS = new Set([
   'href', 'src', 'action', 'formaction', 'poster', 'xlink:href', 'background', 'data', 'codebase',
@@ -25,7 +50,12 @@ const URL_ATTRS = new Set([
 ]);
 /** Never set, whatever the value. */
 const DROPPED_ATTRS = /^(on|formaction$|srcdoc$|http-equiv$|is$|nonce$|integrity$|target$|autofocus$|popover)/i;
-const NAME_OK = /^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/;
+const NAME_OK = /^[a-zA-Z_][-a-zA-Z0-9_.]*$/;
+/** Prefixed attribute names that are kept (SVG 1.1 links, language); no other prefix is. */
+const PREFIXED_OK = /^(xlink:href|xml:lang|xml:space)$/i;
+/** Elements never built, their subtree kept out: they could run code, load other documents,
+ * or redirect (anything not in the allow-lists is never built either). */
+const DROPPED = /^(script|noscript|template|iframe|frame|frameset|object|embed|applet|base|meta|portal|fencedframe|param|audio|video)$/;
 /** `<link rel=…>` values that load something we may want (styles) — the rest is dropped. */
 const LINK_OK = /^\s*stylesheet\s*$/i;
 
@@ -38,24 +68,55 @@ export function safeUrl(value, base) {
   } catch (e) {}
 }
 
-/** What to set for attribute `name` of a `tag` element: a string, or undefined to drop it. */
-export function safeAttr(tag, name, value, base) {
-  if (typeof name != 'string' || !NAME_OK.test(name) || DROPPED_ATTRS.test(name)) return;
+const CSS_URL = /@import\s+(?:url\(\s*)?(?:"([^"]*)"|'([^']*)'|([^\s;)"']+))\s*\)?|url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"'\s]*))\s*\)/gi;
+
+/** The collector's copy of the asset at `value` (resolved against `base`), or undefined. */
+export function assetUrl(value, base, assets) {
+  const u = safeUrl(value, base);
+  if (!u || !assets) return assets ? undefined : u;
+  const path = assets[u.replace(/#.*/, '')];
+  return typeof path == 'string' && path.startsWith('/dashboard/asset/') ? path : undefined;
+}
+
+/** CSS text with every url() and @import pointing at the collector's copy (or emptied). */
+export function safeCss(css, base, assets) {
+  css = String(css).replace(/javascript:|expression\s*\(/gi, '');
+  if (!assets) return css;
+  return css.replace(CSS_URL, (all, i1, i2, i3, u1, u2, u3) => {
+    const raw = (i1 ?? i2 ?? i3 ?? u1 ?? u2 ?? u3 ?? '').trim();
+    if (raw.startsWith('#') || /^data:/i.test(raw)) return all;
+    const to = assetUrl(raw, base, assets) || '';
+    return i1 != null || i2 != null || i3 != null ? `@import url("${to}")` : `url("${to}")`;
+  });
+}
+
+/**
+ * What to set for attribute `name` of a `tag` element: a string, or undefined to drop it.
+ * With `assets` (the session's asset map), URLs that load something come from the collector.
+ */
+export function safeAttr(tag, name, value, base, assets) {
+  if (typeof name != 'string' || !(NAME_OK.test(name) || PREFIXED_OK.test(name)) || DROPPED_ATTRS.test(name)) return;
   if (value == null) return;
   value = String(value);
   const k = name.toLowerCase();
-  if (URL_ATTRS.has(k)) return safeUrl(value, base);
+  // A fragment stays a reference into this document (SVG <use href="#icon">), whatever the base.
+  if ((k == 'href' || k == 'xlink:href') && /^#[-\w.:]*$/.test(value)) return value;
+  if (URL_ATTRS.has(k)) {
+    if (assets && k == 'href' && (tag == 'a' || tag == 'area')) return safeUrl(value, base) && '#';
+    return assetUrl(value, base, assets);
+  }
   if (k == 'srcset' || k == 'imagesrcset') {
     const parts = value.split(',').map((p) => {
       const [url, ...rest] = p.trim().split(/\s+/);
-      const s = safeUrl(url, base);
+      const s = assetUrl(url, base, assets);
       return s ? [s, ...rest].join(' ') : null;
     });
+    if (assets) return parts.some(Boolean) ? parts.filter(Boolean).join(', ') : undefined;
     return parts.every(Boolean) ? parts.join(', ') : undefined;
   }
   // SVG animation can rewrite an href to anything at run time.
   if ((k == 'attributename' || k == 'attributetype') && /href/i.test(value)) return;
-  if (k == 'style') return value.replace(/javascript:|expression\s*\(/gi, '');
+  if (k == 'style') return safeCss(value, base, assets);
   if (tag == 'link' && k == 'rel' && !LINK_OK.test(value)) return;
   return value;
 }
@@ -69,57 +130,126 @@ function size(s) {
   return n;
 }
 
+/** The element to create for recorded tag `tag` (any case): [namespace, name], or null to drop it. */
+export function elementFor(tag, inSvg) {
+  if (typeof tag != 'string' || /[:#]/.test(tag)) return null;
+  const t = tag.toLowerCase();
+  if (DROPPED.test(t)) return null;
+  if (inSvg || t == 'svg') {
+    const n = SVG_OK.get(t);
+    return n ? [SVG_NS, n] : null;
+  }
+  if (HTML_OK.has(t)) return [HTML_NS, t];
+  return [HTML_NS, CUSTOM.test(t) && !/^(annotation-xml|font-face.*|missing-glyph|color-profile)$/.test(t) ? t : 'span'];
+}
+
 /**
  * A builder for one document. `apply(event)` applies a snap or mut event; `reset()` empties
- * the document (before a full snapshot); `url` is the recorded page's address.
+ * the document (before a full snapshot); `url` is the recorded page's address; `pending` is
+ * the number of adds still waiting for their parent.
  */
-export function builder(doc) {
+export function builder(doc, assets) {
   const nodes = new Map();
   const inert = new WeakSet(); // placeholders of dropped elements: nothing goes inside them
+  const waiting = new Map(); // parent id -> adds that arrived before their parent
+  const settle = []; // [element, attrs]: scroll positions and modals, once in the document
+  const arrived = []; // ids built while adds wait for them
+  let pending = 0;
   let next = 0;
   let base = '';
 
-  function build(s, svg) {
-    const id = next++;
-    let n;
-    if (typeof s == 'string' || typeof s == 'number') n = doc.createTextNode(String(s));
-    else if (!Array.isArray(s) || typeof s[0] != 'string') n = doc.createTextNode('');
-    else {
-      const tag = s[0].toLowerCase();
-      let i = 1;
-      let a = {};
-      if (s[1] && typeof s[1] == 'object' && !Array.isArray(s[1])) a = s[i++];
-      const inSvg = svg || tag == 'svg';
-      const link = tag == 'link' && !LINK_OK.test(String(a.rel || ''));
-      if (DROPPED.has(tag) || link || !NAME_OK.test(tag)) {
-        // Keep the ids of the dropped subtree in step, and put nothing there.
-        for (; i < s.length; i++) next += size(s[i]);
-        n = doc.createElementNS(HTML_NS, 'span');
-        n.hidden = true;
-        inert.add(n);
-        nodes.set(id, n);
-        return n;
-      }
-      if (a._b) {
-        // Blocked by the recorder: a hatched box of the recorded size.
-        n = doc.createElementNS(HTML_NS, 'div');
-        if (typeof a.class == 'string') n.className = a.class;
-        const [w, h] = (Array.isArray(a._b) ? a._b : []).map((v) => Math.max(0, Math.min(1e5, Number(v) || 0)));
-        n.setAttribute('data-hushtale-blocked', '');
-        n.style.cssText = `display:inline-block;width:${w}px;height:${h}px;background:repeating-linear-gradient(45deg,#d5d8de 0 6px,#eceef1 6px 12px)`;
-      } else {
-        n = inSvg ? doc.createElementNS(SVG_NS, tag) : doc.createElementNS(HTML_NS, tag);
-        for (const k of Object.keys(a)) setAttr(n, tag, k, a[k]);
-      }
-      const childSvg = inSvg && tag != 'foreignobject';
-      for (; i < s.length; i++) n.appendChild(build(s[i], childSvg));
-    }
+  function placeholder(s, i, id) {
+    // Keep the ids of the dropped subtree in step, and put nothing there.
+    for (; i < s.length; i++) next += size(s[i]);
+    const n = doc.createElementNS(HTML_NS, 'span');
+    n.hidden = true;
+    inert.add(n);
+    return keep(id, n);
+  }
+
+  function keep(id, n) {
     nodes.set(id, n);
+    if (pending && waiting.has(id)) arrived.push(id);
     return n;
   }
 
+  function build(s, svg, inStyle) {
+    const id = next++;
+    if (typeof s == 'string' || typeof s == 'number') return keep(id, doc.createTextNode(inStyle ? safeCss(s, base, assets) : String(s)));
+    if (!Array.isArray(s) || typeof s[0] != 'string') return keep(id, doc.createTextNode(''));
+    let i = 1;
+    let a = {};
+    if (s[1] && typeof s[1] == 'object' && !Array.isArray(s[1])) a = s[i++];
+    const kind = elementFor(s[0], svg);
+    const tag = kind && kind[1].toLowerCase();
+    if (!kind || (tag == 'link' && !LINK_OK.test(String(a.rel || '')))) return placeholder(s, i, id);
+    let n;
+    if (a._b) {
+      // Blocked by the recorder: a hatched box of the recorded size.
+      n = doc.createElementNS(HTML_NS, 'div');
+      if (typeof a.class == 'string') n.className = a.class;
+      const [w, h] = (Array.isArray(a._b) ? a._b : []).map((v) => Math.max(0, Math.min(1e5, Number(v) || 0)));
+      n.setAttribute('data-hushtale-blocked', '');
+      n.style.cssText = `display:inline-block;width:${w}px;height:${h}px;background:repeating-linear-gradient(45deg,#d5d8de 0 6px,#eceef1 6px 12px)`;
+    } else {
+      n = doc.createElementNS(kind[0], kind[1]);
+      for (const k of Object.keys(a)) if (k[0] != '_') setAttr(n, tag, k, a[k]);
+      state(n, a);
+    }
+    keep(id, n);
+    const childSvg = kind[0] == SVG_NS && tag != 'foreignobject';
+    for (; i < s.length; i++) {
+      const c = s[i];
+      if (Array.isArray(c) && c[0] == '#shadow') shadowRoot(n, c, childSvg);
+      else n.appendChild(build(c, childSvg, tag == 'style'));
+    }
+    return n;
+  }
+
+  // What attributes do not carry: text length (masked), CSSOM rules, scroll, modal dialogs.
+  function state(n, a) {
+    if (a._v != null && 'value' in n) n.value = '•'.repeat(Math.max(0, Math.min(500, Number(a._v) || 0)));
+    if (typeof a._css == 'string' && n.localName == 'style') n.textContent = safeCss(a._css, base, assets);
+    if (Array.isArray(a._s) || a._m) settle.push([n, a]);
+  }
+
+  function applySettled() {
+    for (const [n, a] of settle.splice(0)) {
+      if (!n.isConnected) continue;
+      if (Array.isArray(a._s)) (n.scrollLeft = Number(a._s[0]) || 0), (n.scrollTop = Number(a._s[1]) || 0);
+      if (a._m && n.localName == 'dialog' && !n.open) {
+        try {
+          n.showModal();
+        } catch (e) {}
+      }
+    }
+  }
+
+  // An open shadow root: attached to its host (or, where a host can't have one, its content
+  // goes into the host itself), its id kept so mutations inside it find it.
+  function shadowRoot(host, s, svg) {
+    const id = next++;
+    let root = host;
+    try {
+      root = host.shadowRoot || host.attachShadow({ mode: 'open' });
+    } catch (e) {}
+    keep(id, root);
+    for (let i = 1; i < s.length; i++) if (!(s[i] && typeof s[i] == 'object' && !Array.isArray(s[i]))) root.appendChild(build(s[i], svg));
+  }
+
+  // CSSOM rules: a <style>'s text, or the adopted sheets of a shadow root or the document,
+  // kept in a <style> of their own after everything else there.
+  function css(id, text) {
+    const n = id === 0 ? doc.documentElement : nodes.get(id);
+    if (!n || inert.has(n) || typeof text != 'string') return;
+    if (n.localName == 'style') return void (n.textContent = safeCss(text, base, assets));
+    let el = [...n.children].find((c) => c.hasAttribute('data-hushtale-adopted'));
+    if (!el) (el = doc.createElementNS(HTML_NS, 'style')), el.setAttribute('data-hushtale-adopted', ''), n.appendChild(el);
+    el.textContent = safeCss(text, base, assets);
+  }
+
   function setAttr(n, tag, k, v) {
-    const safe = safeAttr(tag, k, v, base);
+    const safe = safeAttr(tag, k, v, base, assets);
     try {
       if (safe === undefined) n.removeAttribute(k);
       else if (k.startsWith('xlink:')) n.setAttributeNS('http://www.w3.org/1999/xlink', k, safe);
@@ -131,17 +261,25 @@ export function builder(doc) {
     if (!Array.isArray(x)) return;
     const [p, b, first, s] = x;
     if (!Number.isInteger(first)) return;
-    next = first;
     const parent = p ? nodes.get(p) : doc;
-    if (!parent || inert.has(parent)) return;
+    if (!parent) {
+      // Its parent has not arrived (yet): keep it until it does.
+      if (!Number.isInteger(p) || pending > 1e5) return;
+      (waiting.get(p) || waiting.set(p, []).get(p)).push(x);
+      pending++;
+      return;
+    }
+    if (inert.has(parent)) return;
+    next = first;
     const svg = parent.namespaceURI == SVG_NS && parent.localName != 'foreignObject';
-    const n = build(s, svg);
+    if (Array.isArray(s) && s[0] == '#shadow') return void (p && parent.nodeType == 1 && shadowRoot(parent, s, svg));
+    const n = build(s, svg, parent.localName == 'style');
     try {
       if (!p) {
         if (n.nodeType != 1) return;
+        addBase(n); // before it is in the document: inline sheets are parsed on insertion
         if (doc.documentElement) doc.documentElement.remove();
         doc.appendChild(n);
-        addBase();
         return;
       }
       const before = b && nodes.get(b);
@@ -149,13 +287,35 @@ export function builder(doc) {
     } catch (e) {}
   }
 
-  // Relative URLs in the recorded styles resolve against the recorded page, not the frame.
-  function addBase() {
-    const head = doc.head;
-    if (!head || !base) return;
+  /** Applies an add and then every waiting add whose parent it (or they, in turn) built. */
+  function place(x) {
+    add(x);
+    if (settle.length) applySettled();
+    while (arrived.length) {
+      const id = arrived.pop();
+      const list = waiting.get(id);
+      if (!list) continue;
+      waiting.delete(id);
+      pending -= list.length;
+      list.forEach(add);
+    }
+    if (settle.length) applySettled();
+  }
+
+  // Relative URLs in the recorded styles resolve against the recorded page, not the frame: the
+  // document has its <base> before the first node is built, and the new root gets it again.
+  function addBase(root) {
+    if (!root || !base || assets) return; // with an asset map, every URL is already resolved
+    const head = [...root.children].find((c) => c.localName == 'head') || root.insertBefore(doc.createElementNS(HTML_NS, 'head'), root.firstChild);
     const el = doc.createElementNS(HTML_NS, 'base');
     el.setAttribute('href', base);
     head.insertBefore(el, head.firstChild);
+  }
+
+  function clear() {
+    nodes.clear();
+    waiting.clear();
+    arrived.length = pending = 0;
   }
 
   return {
@@ -163,8 +323,11 @@ export function builder(doc) {
     get url() {
       return base;
     },
+    get pending() {
+      return pending;
+    },
     reset() {
-      nodes.clear();
+      clear();
       if (doc.documentElement) doc.documentElement.remove();
     },
     /** Applies one recorded event ({k, t, d}); other kinds are ignored. */
@@ -175,15 +338,17 @@ export function builder(doc) {
       if (ev.k == 'snap') {
         if (d.u) {
           base = safeUrl(String(d.u)) || '';
-          nodes.clear();
+          clear();
+          if (doc.documentElement) doc.documentElement.remove();
+          addBase(doc.appendChild(doc.createElementNS(HTML_NS, 'html')));
         }
-        list(d.a).forEach(add);
+        list(d.a).forEach(place);
       } else if (ev.k == 'mut') {
         list(d.r).forEach((id) => {
           const n = nodes.get(id);
           if (n) n.remove(), nodes.delete(id);
         });
-        list(d.a).forEach(add);
+        list(d.a).forEach(place);
         list(d.m).forEach((m) => {
           const [id, o] = Array.isArray(m) ? m : [];
           const n = nodes.get(id);
@@ -192,17 +357,21 @@ export function builder(doc) {
         });
         list(d.x).forEach((x) => {
           const n = Array.isArray(x) && nodes.get(x[0]);
-          if (n && n.nodeType == 3) n.data = String(x[1] ?? '');
+          if (n && n.nodeType == 3) n.data = n.parentNode && n.parentNode.localName == 'style' ? safeCss(x[1] ?? '', base, assets) : String(x[1] ?? '');
         });
         list(d.i).forEach((x) => {
           const n = Array.isArray(x) && nodes.get(x[0]);
-          if (n && 'value' in n && !inert.has(n)) n.value = '•'.repeat(Math.max(0, Math.min(500, Number(x[1]) || 0)));
+          if (!n || !('value' in n) || inert.has(n)) return;
+          if (x.length > 2 && n.localName == 'select') n.selectedIndex = Number(x[2]);
+          else if (x.length > 2) n.checked = !!x[2];
+          else n.value = '•'.repeat(Math.max(0, Math.min(500, Number(x[1]) || 0)));
         });
         list(d.s).forEach((x) => {
           const n = Array.isArray(x) && nodes.get(x[0]);
           if (n && n.nodeType == 1) (n.scrollLeft = Number(x[1]) || 0), (n.scrollTop = Number(x[2]) || 0);
         });
       }
+      list(d.c).forEach((x) => Array.isArray(x) && css(x[0], x[1]));
     },
   };
 }

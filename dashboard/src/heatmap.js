@@ -63,9 +63,10 @@ async function findSnapshot(ctx, path, want) {
     const list = await api(site(ctx.site, 'sessions'), { from: ctx.from, to: ctx.to, replay: 'true', entry, limit: 20 });
     for (const s of list.sessions) {
       if (fetched++ >= 12) break;
-      const { events } = await api(site(ctx.site, `sessions/${s.id}`));
+      const { events, assets } = await api(site(ctx.site, `sessions/${s.id}`));
       const snap = snapshotOf(events, path);
       if (!snap) continue;
+      snap.assets = assets || {};
       if (!want || want == 'all' || widthClass(snap.width) == want) {
         best = snap;
         break;
@@ -210,7 +211,7 @@ export async function heatmaps(root, ctx) {
     stage.append(frame);
     stageWrap.append(stage);
     doc = await frameReady(frame);
-    const b = builder(doc);
+    const b = builder(doc, snap.assets);
     b.reset();
     snap.events.forEach((e) => b.apply(e));
     // The frame grows to the whole document, so the page never scrolls inside it.

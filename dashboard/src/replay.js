@@ -70,7 +70,8 @@ function describe(e) {
 
 export async function replayView(root, ctx) {
   const sid = ctx.arg;
-  const { events: raw, signals } = await api(site(ctx.site, `sessions/${encodeURIComponent(sid)}`));
+  const { events: raw, signals, assets = {} } = await api(site(ctx.site, `sessions/${encodeURIComponent(sid)}`));
+  const missing = Object.values(assets).filter((v) => !v).length;
   const events = raw.filter((e) => e && typeof e.t == 'number').sort((a, b) => a.t - b.t);
   if (!events.length) {
     root.append(h('div', { class: 'card empty' }, 'This session has no events.'));
@@ -92,8 +93,10 @@ export async function replayView(root, ctx) {
   cursor.innerHTML = '<svg width="22" height="22" viewBox="0 0 22 22" aria-hidden="true"><path d="M2 1.5 L2 17.5 L6.3 13.6 L9.2 20.2 L12 19 L9.2 12.6 L15 12.4 Z" fill="#111" stroke="#fff" stroke-width="1.4" stroke-linejoin="round"/></svg>';
   const nodom = h('div', { class: 'nodom', hidden: hasDom }, 'No page structure was recorded for this session (replay was not sampled): only the pointer is shown.');
   const hiddenNote = h('div', { class: 'hidden-note', hidden: true }, 'The visitor switched to another tab');
+  // Parts of the page whose parent is not in the recording (yet): said, never dropped silently.
+  const orphanNote = h('div', { class: 'hidden-note orphan-note', id: 'replay-orphans', hidden: true }, '');
   const overlay = h('div', { class: 'overlay' }, svg, cursor);
-  const screen = h('div', { class: 'screen', id: 'replay-screen' }, frame, nodom, overlay, hiddenNote);
+  const screen = h('div', { class: 'screen', id: 'replay-screen' }, frame, nodom, overlay, hiddenNote, orphanNote);
   const urlBar = h('div', { class: 'urlbar' }, h('span', { class: 'dots' }, '● ● ●'), h('span', { class: 'url', id: 'replay-url' }, ''), h('span', { class: 'vp', id: 'replay-vp' }, ''));
   const viewport = h('div', { class: 'viewport' }, screen);
   const stageBox = h('div', { class: 'replay-stage' }, urlBar, viewport);
@@ -111,7 +114,9 @@ export async function replayView(root, ctx) {
   const list = h('ol', { class: 'event-list', id: 'replay-events' });
   const summary = h('div', { class: 'replay-meta' },
     h('a', { href: '#/sessions', class: 'back' }, '← Sessions'),
-    h('span', {}, `Session ${sid.slice(0, 8)}… · ${when(events[0].t)} · ${duration(end)} · ${events.length} events`));
+    h('span', {}, `Session ${sid.slice(0, 8)}… · ${when(events[0].t)} · ${duration(end)} · ${events.length} events`),
+    // Assets come only from the collector's copies; say what could not be captured.
+    h('span', { id: 'replay-assets', class: 'muted', hidden: !missing }, ` · ${missing} page asset(s) not captured (outside the site's origins, behind a login, or not fetched yet): shown without them`));
   root.append(summary, h('div', { class: 'replay-layout' }, h('div', { class: 'card replay-main' }, stageBox, controls), h('div', { class: 'card replay-side' }, h('h2', {}, 'Events'), list)));
 
   // Timeline marks and inactive stretches.
@@ -137,7 +142,7 @@ export async function replayView(root, ctx) {
 
   // ----- the DOM in the frame -----
   const doc = await frameReady(frame);
-  const b = builder(doc);
+  const b = builder(doc, assets);
   let applied = 0; // events[0..applied) are in the document
 
   function applyUntil(t) {
@@ -211,6 +216,8 @@ export async function replayView(root, ctx) {
       })
     );
     hiddenNote.hidden = !s.hidden;
+    orphanNote.hidden = !b.pending;
+    orphanNote.textContent = b.pending ? `${b.pending} recorded page part(s) wait for a parent not in the recording yet` : '';
     range.value = String(Math.round(cur));
     range.style.setProperty('--p', `${(100 * cur) / Math.max(1, end)}%`);
     clock.textContent = `${duration(cur)} / ${duration(end)}`;

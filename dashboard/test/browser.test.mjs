@@ -355,7 +355,7 @@ test('signals: pages table columns, the dead-click heatmap, session badges and f
 
 // ----- nothing recorded can run -----
 
-const MARKERS = ['script', 'meta', 'bodyonload', 'onerror', 'link', 'link2', 'svgonload', 'svgscript', 'svglink', 'srcdoc', 'iframesrc', 'object', 'form', 'formaction', 'mutonerror', 'mutscript', 'mutonclick', 'mutlink', 'raw-script', 'raw-onerror', 'raw-link'];
+const MARKERS = ['hscript', 'svgprefixscript', 'hiframe', 'script', 'meta', 'bodyonload', 'onerror', 'link', 'link2', 'svgonload', 'svgscript', 'svglink', 'srcdoc', 'iframesrc', 'object', 'form', 'formaction', 'mutonerror', 'mutscript', 'mutonclick', 'mutlink', 'raw-script', 'raw-onerror', 'raw-link'];
 const pwned = (page) => page.evaluate((m) => m.filter((k) => document.documentElement.hasAttribute('data-pwned-' + k)), MARKERS);
 
 /**
@@ -433,6 +433,8 @@ test('replay: a recorded <script>, on…= handlers and javascript: URLs do not r
     return {
       text: d.body.textContent,
       scripts: d.querySelectorAll('script, iframe, object, embed, meta').length,
+      // by local name and namespace, whatever the prefix: no script, frame, meta or prefetch link was built
+      prefixed: all.filter((el) => el.prefix || /^(script|iframe|meta|base)$/.test(el.localName) || (el.localName == 'link' && el.rel != 'stylesheet')).map((el) => el.outerHTML.slice(0, 60)),
       handlers: all.flatMap((el) => [...el.attributes].filter((a) => /^on/i.test(a.name)).map((a) => a.name)),
       jsUrls: all.flatMap((el) => [...el.attributes].filter((a) => /script:/i.test(a.value)).map((a) => `${el.localName}[${a.name}]`)),
       styled: d.getElementById('target').getAttribute('style'),
@@ -441,6 +443,8 @@ test('replay: a recorded <script>, on…= handlers and javascript: URLs do not r
   }, frame);
   assert.match(built.text, /Spring promo/);
   assert.equal(built.scripts, 0);
+  assert.deepEqual(built.prefixed.filter((h) => !h.startsWith('<base href="' + server.url + '/promo"')), []);
+  assert.deepEqual(requests.filter((r) => /pwned-x/.test(r.url)), []);
   assert.deepEqual(built.handlers, []);
   assert.deepEqual(built.jsUrls, []);
   assert.equal(built.styled, 'color:red', 'harmless attribute mutations still apply');

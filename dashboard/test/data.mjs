@@ -118,6 +118,14 @@ export function hostileEvents(origin, T) {
       ['object', { data: `javascript:${mark('object')}` }],
       ['form', { action: `javascript:${mark('form')}` }, ['button', { id: 'formbtn', formaction: `javascript:${mark('formaction')}` }, 'Submit']],
       ['div', { id: 'target' }, 'mutations land here'],
+      // Namespace prefixes: the qualified name differs, the element would be the real one.
+      ['h:script', {}, mark('hscript')],
+      ['svg', {}, ['svg:script', {}, mark('svgprefixscript')]],
+      ['h:iframe', { srcdoc: `<img src=x onerror="parent.${mark('hiframe')}">` }],
+      ['x:base', { href: origin + '/pwned-xbase/' }],
+      ['x:meta', { 'http-equiv': 'refresh', content: `0;url=${origin}/pwned-xmeta` }],
+      ['x:link', { rel: 'prefetch', href: origin + '/pwned-xlink' }],
+      ['div', { id: 'relbg', style: 'background:url(bg.png);width:10px;height:10px' }],
     ]];
   const id = numberTree(tree);
   let n = 0;

@@ -41,13 +41,14 @@ const freePort = () =>
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function startServer() {
+/** `extraConfig`: TOML appended to the test config (more sites, for instance). */
+export async function startServer(extraConfig = '') {
   const bin = findBinary();
   const data = mkdtempSync(join(tmpdir(), 'hushtale-dashboard-test-'));
   const config = join(data, 'config.toml');
   writeFileSync(
     config,
-    `[rate_limit]\ncollect_per_second = 0\nvisitor_per_minute = 0\n\n[[site]]\nid = "shop"\norigins = ["*"]\n\n[[site]]\nid = "blog"\norigins = ["*"]\n\n[[site]]\nid = "demo"\norigins = ["*"]\n`
+    `[rate_limit]\ncollect_per_second = 0\nvisitor_per_minute = 0\n\n[[site]]\nid = "shop"\norigins = ["*"]\n\n[[site]]\nid = "blog"\norigins = ["*"]\n\n[[site]]\nid = "demo"\norigins = ["*"]\n` + extraConfig
   );
   const port = await freePort();
   const url = 'http://127.0.0.1:' + port;

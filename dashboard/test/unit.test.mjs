@@ -2,7 +2,7 @@
 // the heatmap's page matching, and the replay's time model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { safeAttr, safeUrl } from '../src/dom.js';
+import { elementFor, safeAttr, safeCss, safeUrl } from '../src/dom.js';
 import { samePath, snapshotOf, heatPoints } from '../src/heatmap.js';
 import { frameState } from '../src/replay.js';
 
@@ -93,4 +93,39 @@ test('the replay state at a time: viewport, scroll, pointer, trail and ripples',
   assert.ok(Math.abs(s.ripples[0].age - 0.5) < 1e-9);
   s = frameState(ev, 5000);
   assert.deepEqual([s.vw, s.vh, s.ripples.length, s.trail.length], [400, 700, 0, 0]);
+});
+
+test('elements are built by local name from an allow-list; a namespace prefix is refused', () => {
+  for (const t of ['h:script', 'svg:script', 'h:iframe', 'x:base', 'x:meta', 'x:link', 'html:img', ':div'])
+    for (const svg of [false, true]) assert.equal(elementFor(t, svg), null, t);
+  for (const t of ['script', 'SCRIPT', 'iframe', 'base', 'meta', 'object', 'embed', 'frame', 'template', 'noscript'])
+    assert.equal(elementFor(t, false), null, t);
+  assert.equal(elementFor('script', true), null);
+  assert.equal(elementFor('animate', true), null, 'SVG animation can rewrite attributes at run time');
+  assert.deepEqual(elementFor('DIV', false), ['http://www.w3.org/1999/xhtml', 'div']);
+  assert.deepEqual(elementFor('lineargradient', true), ['http://www.w3.org/2000/svg', 'linearGradient'], 'SVG keeps its case');
+  assert.deepEqual(elementFor('my-widget', false), ['http://www.w3.org/1999/xhtml', 'my-widget']);
+  assert.deepEqual(elementFor('blink', false), ['http://www.w3.org/1999/xhtml', 'span'], 'unknown HTML becomes a span');
+  assert.equal(safeAttr('use', 'href', '#icon', base), '#icon', 'a fragment stays in this document');
+  assert.equal(safeAttr('div', 'x:onclick', 'y', base), undefined);
+  assert.equal(safeAttr('use', 'xlink:href', '#icon', base), '#icon');
+});
+
+test('with an asset map, whatever loads comes from the collector or not at all; links go nowhere', () => {
+  const assets = { 'https://shop.example/a.css': '/dashboard/asset/' + 'a'.repeat(64), 'https://shop.example/img/x.png': '/dashboard/asset/' + 'b'.repeat(64), 'https://shop.example/gone.png': null };
+  const A = '/dashboard/asset/' + 'a'.repeat(64);
+  const B = '/dashboard/asset/' + 'b'.repeat(64);
+  assert.equal(safeAttr('link', 'href', '/a.css', base, assets), A);
+  assert.equal(safeAttr('img', 'src', 'img/x.png#frag', 'https://shop.example/', assets), B);
+  assert.equal(safeAttr('img', 'src', '/gone.png', base, assets), undefined);
+  assert.equal(safeAttr('img', 'src', 'https://evil.example/track.gif', base, assets), undefined);
+  assert.equal(safeAttr('img', 'srcset', '/img/x.png 1x, https://evil.example/y.png 2x', base, assets), B + ' 1x');
+  assert.equal(safeAttr('a', 'href', 'https://evil.example/', base, assets), '#');
+  assert.equal(safeAttr('a', 'href', 'javascript:x', base, assets), undefined);
+  assert.equal(safeAttr('use', 'href', '#icon', base, assets), '#icon');
+  assert.equal(safeAttr('div', 'style', "background:url('img/x.png')", 'https://shop.example/', assets), `background:url("${B}")`);
+  assert.equal(
+    safeCss("@import 'a.css'; @import url(https://evil.example/e.css); .x{background:url(https://evil.example/t.gif)} .m{mask:url(#m)} .d{background:url(data:image/png;base64,AA)}", 'https://shop.example/', assets),
+    `@import url("${A}"); @import url(""); .x{background:url("")} .m{mask:url(#m)} .d{background:url(data:image/png;base64,AA)}`
+  );
 });

@@ -7,6 +7,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 export function player(doc) {
   const nodes = new Map();
+  const waiting = new Map(); // parent id -> adds that arrived before their parent
   let next = 0;
 
   function build(s, svg) {
@@ -29,20 +30,37 @@ export function player(doc) {
         n = svg ? doc.createElementNS(SVG, tag) : doc.createElement(tag);
         for (const k in a) {
           try {
-            n.setAttribute(k, a[k]);
+            if (k[0] != '_') n.setAttribute(k, a[k]);
           } catch (e) {}
         }
+        if (a._css) n.textContent = a._css;
+        if (a._v) n.value = '•'.repeat(a._v);
       }
-      for (; i < s.length; i++) n.appendChild(build(s[i], svg && tag != 'foreignObject'));
+      for (; i < s.length; i++)
+        if (s[i][0] == '#shadow') shadow(n, s[i], svg);
+        else n.appendChild(build(s[i], svg && tag != 'foreignObject'));
     }
     nodes.set(id, n);
     return n;
   }
 
-  function add([p, b, first, s]) {
-    next = first;
+  // an open shadow root (its own id), or the host itself where none can be attached
+  function shadow(host, s, svg) {
+    const id = next++;
+    let root = host;
+    try {
+      root = host.attachShadow({ mode: 'open' });
+    } catch (e) {}
+    nodes.set(id, root);
+    for (let i = 1; i < s.length; i++) root.appendChild(build(s[i], svg));
+  }
+
+  function add(x) {
+    const [p, b, first, s] = x;
     const parent = p ? nodes.get(p) : doc;
-    if (!parent) return;
+    if (!parent) return (waiting.get(p) || waiting.set(p, []).get(p)).push(x);
+    next = first;
+    if (s[0] == '#shadow') return shadow(parent, s);
     const n = build(s, parent.namespaceURI == SVG && parent.localName != 'foreignObject');
     if (!p) {
       if (doc.documentElement) doc.removeChild(doc.documentElement);
@@ -52,20 +70,36 @@ export function player(doc) {
     parent.insertBefore(n, before && before.parentNode == parent ? before : null);
   }
 
+  // An add waits for its parent; once any waiting parent exists, its adds are applied.
+  function place(x) {
+    add(x);
+    for (let again = 1; again; ) {
+      again = 0;
+      for (const [p, list] of waiting)
+        if (nodes.has(p)) waiting.delete(p), list.forEach(add), (again = 1);
+    }
+  }
+
   return {
     nodes,
+    /** Adds still waiting for a parent that never arrived. */
+    get pending() {
+      let n = 0;
+      waiting.forEach((l) => (n += l.length));
+      return n;
+    },
     /** Apply one recorded event ({k, t, d}); other kinds are ignored. */
     apply(ev) {
       const d = ev.d;
       if (ev.k == 'snap') {
-        if (d.u) nodes.clear();
-        (d.a || []).forEach(add);
+        if (d.u) nodes.clear(), waiting.clear();
+        (d.a || []).forEach(place);
       } else if (ev.k == 'mut') {
         (d.r || []).forEach((id) => {
           const n = nodes.get(id);
           if (n) n.remove(), nodes.delete(id);
         });
-        (d.a || []).forEach(add);
+        (d.a || []).forEach(place);
         (d.m || []).forEach(([id, o]) => {
           const n = nodes.get(id);
           if (n && n.setAttribute)
@@ -79,13 +113,23 @@ export function player(doc) {
           const n = nodes.get(id);
           if (n) n.data = t;
         });
-        (d.i || []).forEach(([id, len]) => {
+        (d.i || []).forEach(([id, len, state]) => {
           const n = nodes.get(id);
-          if (n) n.value = '•'.repeat(len);
+          if (n && state != null) n.localName == 'select' ? (n.selectedIndex = state) : (n.checked = !!state);
+          else if (n) n.value = '•'.repeat(len);
         });
         (d.s || []).forEach(([id, x, y]) => {
           const n = nodes.get(id);
           if (n) n.scrollLeft = x, n.scrollTop = y;
+        });
+        // CSSOM rules of a <style>, or adopted sheets of a shadow root / the document (0)
+        (d.c || []).forEach(([id, css]) => {
+          const n = id ? nodes.get(id) : doc.documentElement;
+          if (!n) return;
+          if (n.localName == 'style') return (n.textContent = css);
+          const el = n.querySelector(':scope > style[data-adopted]') || n.appendChild(doc.createElement('style'));
+          el.setAttribute('data-adopted', '');
+          el.textContent = css;
         });
       }
     },

@@ -84,7 +84,8 @@ impl Dropped {
     }
 }
 
-/// A batch whose envelope is valid, with its surviving events in corrected time order.
+/// A batch whose envelope is valid, with its surviving events in corrected time order (stable:
+/// events of the same time stay in the order they were sent).
 #[derive(Debug)]
 pub struct ValidBatch {
     pub site: String,
@@ -131,6 +132,8 @@ pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<Va
     if events.is_empty() {
         return Err(IngestError::NoValidEvent(dropped.describe()));
     }
+    // One correction for the whole batch, so this is the client's own time order; the sort is
+    // stable, so events of the same time (a snapshot's parts) keep the order they were sent in.
     events.sort_by_key(|e| e.t);
     Ok(ValidBatch { site: batch.site.into_owned(), vid, sid, seq: batch.seq, events, dropped })
 }

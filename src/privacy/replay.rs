@@ -60,6 +60,8 @@ pub fn protect_document(d: &mut Value, rules: &DocumentRules) {
                         ("a", child) => stack.push((child, Place::Adds)),
                         ("m", child) => stack.push((child, Place::AttrChanges)),
                         ("x", child) => stack.push((child, Place::TextChanges)),
+                        // CSSOM rules ([id, css]): scrubbed as style sheets when they look like one
+                        ("c", child) => stack.push((child, Place::TextChanges)),
                         (_, child) => stack.push((child, Place::Any)),
                     }
                 }
@@ -232,7 +234,7 @@ fn protect_attribute(name: &str, value: &mut String, rules: &DocumentRules) {
         *value = normalize_reference(value, rules.urls);
     } else if name == "srcset" || name == "imagesrcset" {
         *value = normalize_srcset(value, rules.urls);
-    } else if name == "style" {
+    } else if name == "style" || name == "_css" {
         scrub_css_in_place(value, rules.urls);
     } else if is_text_attribute(name) {
         mask_in_place(value, rules.mask);
@@ -352,6 +354,15 @@ mod tests {
                ["polyline", {"points": "0,53.28513035220995 4.2851303522099,1"}],
                ["rect", {"x": "53.28513035220995", "width": "28513035220995"}]]]]]]});
         assert_eq!(protect(snap.clone(), MaskText::Digits), snap);
+    }
+
+    #[test]
+    fn cssom_rules_are_scrubbed_as_css() {
+        let d = json!({"a": [[1, 0, 2, ["style", {"_css": ".a{width:53.28513035220995px;background:url(/orders/98765432/x.png)}"}]]],
+                       "c": [[0, ".b{height:4111111111111111px}"]]});
+        let out = protect(d, MaskText::Digits);
+        assert_eq!(out["a"][0][3][1]["_css"], ".a{width:53.28513035220995px;background:url(/orders/:id/x.png)}");
+        assert_eq!(out["c"][0][1], ".b{height:4111111111111111px}");
     }
 
     #[test]

@@ -31,10 +31,15 @@ pub struct SiteList {
 #[derive(Serialize, ToSchema)]
 pub struct SessionEvents {
     pub id: String,
-    /// In time order.
+    /// In the client's order: batch by batch (`seq`), then in time order; times never go back.
     pub events: Vec<Event>,
     /// Frustration signals, for the replay timeline.
     pub signals: Vec<Signal>,
+    /// Every page asset (stylesheet, image, font) the recording names, by absolute URL: the
+    /// collector's captured copy (`/dashboard/asset/{sha256}`), or null when it was not captured
+    /// (not one of the site's asset origins, refused, failed, or not fetched yet). A replay loads
+    /// assets only from here.
+    pub assets: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// The `{site}` of the path, which must be a configured site.
@@ -189,7 +194,9 @@ pub async fn session(call: Call<'_>) -> Result<Resp, ApiError> {
     let events =
         call.app.store.session_events(site, id).await?.ok_or_else(|| ApiError::not_found(format!("session {sid}")))?;
     let signals = crate::rollup::track::signals_of(&events);
-    Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events, signals }))
+    // Where the replay finds each page asset: the collector's copy, or nothing (never the site).
+    let assets = call.app.assets.map_for(site, &events);
+    Ok(response::json(StatusCode::OK, &SessionEvents { id: sid.to_owned(), events, signals, assets }))
 }
 
 #[utoipa::path(delete, path = "/api/sites/{site}/visitors/{visitor_key}", summary = "Erase one pseudonymous visitor",

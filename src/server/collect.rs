@@ -130,6 +130,7 @@ async fn accept(app: &App, req: Request<Incoming>, peer: IpAddr) -> Result<(), R
     // and in memory a tree of tiny values takes ~30× its encoded size, which the queue's byte
     // bound (counted in encoded bytes) would not see.
     let mut stored = stored;
+    app.assets.offer(&site.settings, stored.sid, &stored.events);
     for event in &mut stored.events {
         if let EventData::Snap { d } | EventData::Mut { d } = &mut event.data {
             *d = serde_json::Value::Null;

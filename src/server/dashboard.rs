@@ -11,19 +11,24 @@ use http::header::{self, HeaderValue};
 use http::HeaderMap;
 
 use super::assets::{self, Asset};
-use super::response::Resp;
+use super::response::{self, Resp};
+use crate::app::App;
 
 /// The dashboard's own documents: scripts and styles from this server only, data from its API,
 /// frames only its replay frame, and nobody may frame the dashboard.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The replay frame: no script at all; the recorded page's stylesheets, images and fonts may
-/// load (from where the page had them), nothing else — no fetches, forms, frames or plugins.
-const FRAME_CSP: &str = "default-src 'none'; script-src 'none'; object-src 'none'; \
-     style-src 'unsafe-inline' http: https:; img-src http: https: data:; font-src http: https: data:; \
-     connect-src 'none'; frame-src 'none'; worker-src 'none'; media-src 'none'; manifest-src 'none'; \
-     form-action 'none'; base-uri http: https:; frame-ancestors 'self'";
+/// The replay frame: no script at all, and nothing loads from anywhere but this collector —
+/// the recorded page's stylesheets, images and fonts come from its captured copies at
+/// `/dashboard/asset/…` (see `crate::assets`); recorded inline styles still apply.
+const FRAME_CSP: &str = "default-src 'self' data:; script-src 'none'; object-src 'none'; \
+     style-src 'self' 'unsafe-inline'; connect-src 'none'; frame-src 'none'; worker-src 'none'; \
+     media-src 'none'; manifest-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
+
+/// A captured asset: never a document that could run anything, even when opened directly.
+const ASSET_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; sandbox";
 
 macro_rules! embed {
     ($name:literal, $type:expr) => {
@@ -71,6 +76,33 @@ pub fn serve(path: &str, request: &HeaderMap) -> Option<Resp> {
     Some(r)
 }
 
+/// Answers `GET /dashboard/asset/{sha256}`: a captured stylesheet, image or font. Public like
+/// the rest of `/dashboard/` (frames cannot send the operator's token): an asset is only found
+/// by its content hash, which only the session API tells.
+pub fn asset(app: &App, hex_hash: &str, request: &HeaderMap) -> Option<Resp> {
+    if hex_hash.len() != 64 {
+        return None;
+    }
+    let (content_type, body) = app.assets.serve(hex_hash)?;
+    let etag = HeaderValue::from_str(&format!("\"{hex_hash}\"")).ok()?;
+    let fresh = request.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag);
+    let mut r = if fresh {
+        response::empty(http::StatusCode::NOT_MODIFIED)
+    } else {
+        let mut r = response::with_body(http::StatusCode::OK, "application/octet-stream", body.into());
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).ok()?);
+        r
+    };
+    let h = r.headers_mut();
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ASSET_CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Some(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +116,10 @@ mod tests {
         let f = serve("/dashboard/frame", &HeaderMap::new()).expect("frame");
         let csp = f.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("script-src 'none'") && csp.contains("frame-ancestors 'self'"));
+        assert!(
+            csp.starts_with("default-src 'self' data:;") && !csp.contains("http:"),
+            "nothing from elsewhere: {csp}"
+        );
         assert!(serve("/dashboard/app.js", &HeaderMap::new()).is_some());
         assert!(serve("/dashboard/../Cargo.toml", &HeaderMap::new()).is_none());
         assert!(serve("/dashboard/nope.js", &HeaderMap::new()).is_none());

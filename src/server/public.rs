@@ -163,7 +163,8 @@ pub async fn dashboard(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(method(get, head), path = "/dashboard/{*file}",
-    summary = "A file of the dashboard (scripts, styles, the replay frame)",
+    summary = "A file of the dashboard (scripts, styles, the replay frame), or a captured page asset",
+    description = "`asset/{sha256}`: a stylesheet (rewritten to name the collector's copies of its fonts and images), image or font of a site's own origins, captured by the collector for replays; found only by the hash the session API gives; served with nosniff and a sandboxing CSP.",
     params(
         ("file" = String, Path, description = "File name, like `app.js` or `frame`."),
         ("If-None-Match" = Option<String>, Header, description = "A previous `ETag`."),
@@ -175,7 +176,12 @@ pub async fn dashboard(call: Call<'_>) -> Result<Resp, ApiError> {
         (status = 404, description = "No such file.", body = ErrorBody),
     ))]
 pub async fn dashboard_file(call: Call<'_>) -> Result<Resp, ApiError> {
-    dashboard::serve(call.req.uri().path(), call.headers()).ok_or_else(|| ApiError::not_found("file"))
+    let path = call.req.uri().path();
+    // `/dashboard/asset/{sha256}`: a page asset captured for replays (see `crate::assets`).
+    if let Some(hash) = path.strip_prefix(crate::assets::ROUTE) {
+        return dashboard::asset(call.app, hash, call.headers()).ok_or_else(|| ApiError::not_found("asset"));
+    }
+    dashboard::serve(path, call.headers()).ok_or_else(|| ApiError::not_found("file"))
 }
 
 #[utoipa::path(get, path = "/disable", summary = "Opt this browser out",

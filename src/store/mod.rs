@@ -71,7 +71,8 @@ pub trait Store: Send + Sync + 'static {
     /// per-session page sequences).
     async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError>;
 
-    /// All events of a session in time order; `None` when the session is unknown.
+    /// All events of a session in the client's order (`seq`, then position in batch; times
+    /// never go backwards: [`crate::model::in_client_order`]); `None` when the session is unknown.
     async fn session_events(&self, site: &str, sid: Id128) -> Result<Option<Vec<Event>>, StoreError>;
 
     /// Every session (summary and events) of one visitor, oldest first.

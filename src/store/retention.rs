@@ -12,14 +12,17 @@ use crate::store::writer::Writer;
 /// Pause between steps, letting group commits run in between.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
 
-/// Runs until aborted: every `config.interval`, expires what each site no longer keeps.
-pub async fn run(writer: Writer, sites: Arc<Sites>, config: Retention) {
+/// Runs until aborted: every `config.interval`, expires what each site no longer keeps (its
+/// captured replay assets too).
+pub async fn run(writer: Writer, sites: Arc<Sites>, config: Retention, assets: crate::assets::Assets) {
     let mut tick = tokio::time::interval(config.interval);
     loop {
         tick.tick().await;
         let now = now_ms() + config.clock_skew_ms;
         for site in sites.all() {
             let before = now - site.settings.retention_days as i64 * DAY_MS;
+            let (assets, id) = (assets.clone(), site.settings.id.clone());
+            let _ = tokio::task::spawn_blocking(move || assets.expire(&id, before)).await;
             let mut total = 0;
             loop {
                 match writer.expire(&site.settings.id, before, config.step).await {

@@ -1,42 +1,107 @@
 // The replay recorder: one snapshot, then every few hundred ms the DOM changes since, as
 // `mut` events {r: removed ids, a: adds, m: [[id, {attr: value|null}]], x: [[id, text]],
-// i: [[id, input length]], s: [[id, scrollLeft, scrollTop]]} (empty fields left out).
+// i: [[id, input length, state]], s: [[id, scrollLeft, scrollTop]], c: [[id, css]]} (empty
+// fields left out). `state` is a checkbox's or radio's `checked` (1/0) or a select's
+// selectedIndex; `c` carries stylesheet rules changed through the CSSOM: of a <style> (its id),
+// or the adopted sheets of a shadow root (its id) or of the document (0). Open shadow roots
+// are observed like the document.
 //
 // MutationObserver records are only collected when they happen; a later task turns them
 // into the net change, serialising added subtrees in time slices. Records that arrive while
 // a snapshot or a round is being serialised are handled by the next round; a node that got
 // serialised twice (moved into a part not yet walked) has its older copy removed by id.
-import { serializer } from './serialize.js';
+import { serializer, rules } from './serialize.js';
 
 const ROUND = 300; // ms between rounds
 
+const OPTS = { childList: true, subtree: true, attributes: true, characterData: true };
+let hooked; // the CSSOM and form-state setters are wrapped once per page
+const hooks = { css() {}, input() {} };
+
+function hook(C, prop, f) {
+  const d = C && Object.getOwnPropertyDescriptor(C.prototype, prop);
+  if (d && d.set) Object.defineProperty(C.prototype, prop, { ...d, set(v) { d.set.call(this, v); f(this); } });
+  else if (d && typeof d.value == 'function')
+    C.prototype[prop] = function () {
+      const r = d.value.apply(this, arguments);
+      f(this);
+      return r;
+    };
+}
+
+function hookAll() {
+  if (hooked) return;
+  hooked = 1;
+  const css = (x) => hooks.css(x);
+  for (const m of ['insertRule', 'deleteRule', 'replace', 'replaceSync']) hook(window.CSSStyleSheet, m, css);
+  hook(window.Document, 'adoptedStyleSheets', css);
+  hook(window.ShadowRoot, 'adoptedStyleSheets', css);
+  const input = (el) => hooks.input({ target: el.closest ? el.closest('select') || el : el });
+  hook(window.HTMLInputElement, 'checked', input);
+  hook(window.HTMLOptionElement, 'selected', input);
+  hook(window.HTMLSelectElement, 'selectedIndex', input);
+  hook(window.HTMLSelectElement, 'value', input);
+}
+
+// The text of the adopted sheets of a document or shadow root.
+const adopted = (root) => [...(root.adoptedStyleSheets || [])].map(rules).join('');
+
 export function recorder(H) {
   const ids = new WeakMap();
-  const S = serializer(H, ids);
   let buf = [];
   let timer, cancel;
   const inputs = new Set();
   const scrolls = new Set();
+  const sheets = new Set(); // <style> elements, shadow roots and the document whose CSSOM changed
+  const roots = new Set([document]); // the document and every open shadow root seen
   const later = () => (timer = timer || setTimeout(round, ROUND));
   const mo = new MutationObserver((recs) => {
     for (const r of recs) buf.push(r);
     later();
   });
+  const S = serializer(H, ids, (sr) => {
+    if (roots.has(sr)) return;
+    roots.add(sr);
+    mo.observe(sr, OPTS);
+    sr.addEventListener('input', onInput, true);
+    if (sr.adoptedStyleSheets && sr.adoptedStyleSheets.length) sheets.add(sr);
+  });
+  hooks.css = (x) => {
+    // a sheet of a <style>, or a constructed one (any root may have adopted it), or a root
+    if (x.ownerNode) sheets.add(x.ownerNode);
+    else roots.forEach((r) => (x == r || (r.adoptedStyleSheets || []).includes(x)) && sheets.add(r));
+    later();
+  };
   const known = (n) => ids.get(n) && n.isConnected && !S.inside(n.parentNode || n, S.BLOCK);
   const onInput = (e) => ids.get(e.target) && inputs.add(e.target) && later();
+  hooks.input = onInput;
+  // CSSOM rules now: of known <style>s and the adopted sheets of known roots
+  const cssChanges = () => {
+    const c = [];
+    sheets.forEach((x) => {
+      const id = x == document ? 0 : ids.get(x);
+      if (id == null || (id && !known(x))) return;
+      c.push([id, x.localName == 'style' ? (x.sheet ? rules(x.sheet) : '') : adopted(x)]);
+    });
+    sheets.clear();
+    return c;
+  };
   const onScroll = (e) => e.target.nodeType == 1 && ids.get(e.target) && scrolls.add(e.target) && later();
 
   function snapshot() {
     buf = [];
     S.stale.length = 0;
+    if (document.adoptedStyleSheets && document.adoptedStyleSheets.length) sheets.add(document);
     cancel = S.run([[document.documentElement, 0]], (chunks) => {
       cancel = 0;
+      const c = cssChanges();
       chunks.forEach((a, i) =>
         H.e({
           k: 'snap',
           d: i ? { a } : { u: location.origin + location.pathname, w: innerWidth, h: innerHeight, x: Math.round(scrollX), y: Math.round(scrollY), a },
         })
       );
+      if (c.length) H.e({ k: 'mut', d: { c } });
       later();
     });
   }
@@ -83,7 +148,11 @@ export function recorder(H) {
     const x = [];
     texts.forEach((t) => known(t) && x.push([ids.get(t), S.text(t, S.inside(t, '[data-hushtale-mask]'))]));
     const i = [];
-    inputs.forEach((el) => known(el) && !S.blocked(el) && i.push([ids.get(el), /check|radio|select/.test(el.type) ? 0 : el.value.length]));
+    inputs.forEach((el) => {
+      if (!known(el) || S.blocked(el)) return;
+      const choice = /check|radio/.test(el.type) ? +el.checked : el.localName == 'select' ? el.selectedIndex : null;
+      i.push(choice == null ? [ids.get(el), el.value.length] : [ids.get(el), 0, choice]);
+    });
     inputs.clear();
     const s = [];
     scrolls.forEach((el) => known(el) && s.push([ids.get(el), Math.round(el.scrollLeft), Math.round(el.scrollTop)]));
@@ -94,7 +163,7 @@ export function recorder(H) {
       (chunks) => {
         cancel = 0;
         S.stale.splice(0).forEach((id) => rm.add(id));
-        const last = { r: [...rm], a: chunks.pop(), m, x, i, s };
+        const last = { r: [...rm], a: chunks.pop(), m, x, i, s, c: cssChanges() };
         for (const k in last) if (!last[k].length) delete last[k];
         for (const a of chunks) H.e({ k: 'mut', d: { a } });
         if (Object.keys(last).length) H.e({ k: 'mut', d: last });
@@ -102,8 +171,10 @@ export function recorder(H) {
     );
   }
 
-  mo.observe(document, { childList: true, subtree: true, attributes: true, characterData: true });
+  mo.observe(document, OPTS);
+  hookAll();
   addEventListener('input', onInput, true);
+  addEventListener('change', onInput, true);
   addEventListener('scroll', onScroll, true);
   snapshot();
 
@@ -114,7 +185,9 @@ export function recorder(H) {
     if (again) return snapshot();
     mo.disconnect();
     clearTimeout(timer);
+    hooks.css = hooks.input = () => {};
     removeEventListener('input', onInput, true);
+    removeEventListener('change', onInput, true);
     removeEventListener('scroll', onScroll, true);
   };
 }

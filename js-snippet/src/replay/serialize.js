@@ -4,13 +4,18 @@
 // before `beforeId` (0: at the end; parentId 0: `node` is the document's root element).
 // `node` is a string (a text node) or [tag, attrs?, ...children] (an element; attrs is a
 // plain object). Ids are numbered in pre-order from firstId, skipping nothing that is sent.
-// A blocked element comes with attrs {class?, _b: [width, height]} and no children.
+// A blocked element comes with attrs {class?, _b: [width, height]} and no children. An open
+// shadow root is its host's first child ['#shadow', ...children] (it takes an id too).
+// State that is not in attributes travels as attributes starting with "_": `checked` and
+// `selected` follow the controls' current state, `_v` is a text field's current length (never
+// its value), `_s` [left, top] the scroll position of a scrolled element, `_m` a modal
+// <dialog>, `_css` the rules of a <style> filled through the CSSOM (CSS-in-JS).
 //
 // Nothing here reads form values. Text is masked by the core's rules; attributes that carry
 // words (value, placeholder, title, alt, aria-*, data-*) too; data: URLs, inline handlers and
 // script contents are never captured.
 
-const SKIP = /^(script|noscript|template|meta|title|base|object|embed|slot)$/;
+const SKIP = /^(script|noscript|template|meta|title|base|object|embed)$/;
 const URL_ATTR = /^(href|src|srcset|action|poster|xlink:href|background)$/;
 const TEXT_ATTR = /^(value|placeholder|title|alt|label|content|aria-.+|data-.+)$/;
 const DATA_URL = /url\(\s*['"]?\s*data:[^)]*\)/gi;
@@ -24,13 +29,26 @@ export const sensitive = (el) =>
   /^(cc-|one-time-code)/.test(el.getAttribute('autocomplete') || '') ||
   SENSITIVE.test(el.name + ' ' + el.id);
 
-export function serializer(H, ids) {
+/** The rules of a stylesheet as text (CSS-in-JS fills sheets without any text node). */
+export const rules = (sheet) => {
+  try {
+    return [...sheet.cssRules].map((r) => r.cssText).join('').replace(DATA_URL, 'url()');
+  } catch (e) {
+    return ''; // a cross-origin sheet
+  }
+};
+
+export function serializer(H, ids, shadow) {
   let next = 1;
   const stale = []; // ids of earlier copies of nodes serialised again: to be removed
 
+  // whether n is inside an element matching q, looking through shadow roots to their hosts
   const inside = (n, q) => {
-    const p = n.nodeType == 1 ? n : n.parentElement;
-    return !!(p && p.closest(q));
+    for (let p = n.nodeType == 1 ? n : n.parentElement || n.parentNode; p; p = p.getRootNode().host) {
+      if (p.nodeType == 11) p = p.host;
+      if (p.closest(q)) return true;
+    }
+    return false;
   };
   const blocked = (el) => el.hasAttribute('data-hushtale-block') || (/^(input|textarea|select)$/.test(el.localName) && sensitive(el));
 
@@ -56,6 +74,12 @@ export function serializer(H, ids) {
 
   function ser(n, masked) {
     desc = 0;
+    if (n.nodeType == 11) {
+      size = 12;
+      desc = 1;
+      shadow(n);
+      return ['#shadow'];
+    }
     if (n.nodeType == 3) {
       const s = text(n, masked);
       size = s.length + 3;
@@ -83,8 +107,15 @@ export function serializer(H, ids) {
         has = 1;
       }
     }
-    if (has) out.push(a);
-    desc = n.firstChild ? 1 : 0;
+    // what attributes do not say: current control state, text length, scroll, CSSOM rules
+    if (/^(checkbox|radio)$/.test(n.type) && tag == 'input') n.checked ? (a.checked = '') : delete a.checked;
+    if (tag == 'option') n.selected ? (a.selected = '') : delete a.selected;
+    if ((tag == 'textarea' || (tag == 'input' && !/^(checkbox|radio|button|submit|reset|image|file|hidden|range|color)$/.test(n.type))) && n.value) a._v = n.value.length;
+    if (n.scrollTop || n.scrollLeft) a._s = [Math.round(n.scrollLeft), Math.round(n.scrollTop)];
+    if (tag == 'dialog' && n.open && n.matches(':modal')) a._m = 1;
+    if (tag == 'style' && n.sheet && !n.textContent.trim()) size += (a._css = rules(n.sheet)).length;
+    if (has || Object.keys(a).length) out.push(a);
+    desc = n.firstChild || n.shadowRoot ? 1 : 0;
     return out;
   }
 
@@ -127,7 +158,7 @@ export function serializer(H, ids) {
         ids.set(n, id);
         if (f && f.o) f.o.push(s);
         else chunks[chunks.length - 1].push(f ? [f.p, 0, id, s] : [p, before(n), id, s]);
-        if (desc) stack.push({ c: [...n.childNodes], i: 0, o: s, p: id, m: m || n.hasAttribute('data-hushtale-mask') });
+        if (desc) stack.push({ c: n.shadowRoot ? [n.shadowRoot, ...n.childNodes] : [...n.childNodes], i: 0, o: s, p: id, m: m || (n.nodeType == 1 && n.hasAttribute('data-hushtale-mask')) });
         if ((total += size) > LIMIT) {
           // close this chunk: what follows goes into the next one as appends to open elements
           total = 0;

@@ -319,15 +319,14 @@ async fn events_of(
         by_batch.insert((r.sid, r.seq), r.events);
     }
     for (sid, record) in sessions {
-        let mut events = Vec::with_capacity(record.state.events as usize);
+        let mut batches = Vec::with_capacity(record.seqs.len());
         // Only batches the session's state lists are stored; others are leftovers of lost races.
         for seq in &record.seqs {
             if let Some(json) = by_batch.get(&(*sid, *seq)) {
-                events.extend(serde_json::from_str::<Vec<Event>>(json).map_err(corrupt)?);
+                batches.push((*seq, serde_json::from_str::<Vec<Event>>(json).map_err(corrupt)?));
             }
         }
-        events.sort_by_key(|e| e.t);
-        out.insert(*sid, events);
+        out.insert(*sid, crate::model::in_client_order(batches));
     }
     Ok(out)
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Store, StoreError, WriteOutcome};
-use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
+use crate::model::{in_client_order, Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
@@ -143,17 +143,16 @@ impl SledStore {
             return Ok(None);
         };
         let record: SessionRecord = decode(&record)?;
-        let mut events = self.events_of(site, &record)?;
+        let events = self.events_of(site, &record)?;
         if events.is_empty() {
             return Ok(None);
         }
-        events.sort_by_key(|e| e.t);
         Ok(Some(events))
     }
 
-    /// All events a session record points to, in storage order.
+    /// All events a session record points to, in the client's order ([`in_client_order`]).
     fn events_of(&self, site: &str, record: &SessionRecord) -> Result<Vec<Event>, StoreError> {
-        let mut events = Vec::with_capacity(record.state.events as usize);
+        let mut batches = Vec::with_capacity(record.batches.len());
         let mut segments: HashMap<u64, sled::IVec> = HashMap::new();
         for r in &record.batches {
             let segment = match segments.entry(r.segment()) {
@@ -166,9 +165,10 @@ impl SledStore {
             };
             let bytes =
                 segment.get(r.range()).ok_or_else(|| StoreError::Corrupt("reference outside segment".into()))?;
-            events.extend(serde_json::from_slice::<Vec<Event>>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            let events = serde_json::from_slice::<Vec<Event>>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            batches.push((r.seq(), events));
         }
-        Ok(events)
+        Ok(in_client_order(batches))
     }
 
     fn read_visitor_sessions(
@@ -180,8 +180,7 @@ impl SledStore {
         for (anchor, sid) in erase::visitor_session_ids(&self.tree, site, &visitor)? {
             if let Some(v) = self.tree.get(keys::session(site, anchor, &sid))? {
                 let record: SessionRecord = decode(&v)?;
-                let mut events = self.events_of(site, &record)?;
-                events.sort_by_key(|e| e.t);
+                let events = self.events_of(site, &record)?;
                 out.push((record.summary(&sid), events));
             }
         }

@@ -103,6 +103,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let assets = assets::Assets::start(&config.data.join("assets"), config.assets.clone()).map_err(|e| {
         RunError::Data { path: config.data.join("assets").display().to_string(), source: std::io::Error::other(e) }
     })?;
+    // The asset store is opened after the first pass: its sled files need owner-only modes too.
+    datadir::make_private(&config.data).map_err(data_err)?;
     let rate = &config.rate_limit;
     let app = Arc::new(App {
         assets,

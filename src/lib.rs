@@ -85,6 +85,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             Arc::new(ClickHouseStore::connect(target).await?)
         }
     };
+    let assets = assets::Assets::start(&config.data.join("assets"), config.assets.clone()).map_err(|e| {
+        RunError::Data { path: config.data.join("assets").display().to_string(), source: std::io::Error::other(e) }
+    })?;
+    // One pass once every store has created its files (sled creates them 0644).
     datadir::make_private(&config.data).map_err(data_err)?;
     let sites = Sites::new(config.sites.clone());
     for site in store.load_sites().await? {
@@ -100,11 +104,6 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let local = format!("{scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
     announce(&config, &local, &token);
 
-    let assets = assets::Assets::start(&config.data.join("assets"), config.assets.clone()).map_err(|e| {
-        RunError::Data { path: config.data.join("assets").display().to_string(), source: std::io::Error::other(e) }
-    })?;
-    // The asset store is opened after the first pass: its sled files need owner-only modes too.
-    datadir::make_private(&config.data).map_err(data_err)?;
     let rate = &config.rate_limit;
     let app = Arc::new(App {
         assets,

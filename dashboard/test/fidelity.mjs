@@ -24,6 +24,10 @@ export async function serveFixtures(collector, site = 'fix', tag = null) {
   const server = http.createServer((req, res) => {
     const path = decodeURIComponent(req.url.split('?')[0]);
     requests.push({ path, referer: req.headers.referer || '', ua: req.headers['user-agent'] || '' });
+    if (tag && tag.files[path]) {
+      res.writeHead(200, { 'Content-Type': tag.files[path][0] });
+      return res.end(tag.files[path][1]);
+    }
     let file = normalize(join(dir, path.endsWith('/') ? path + 'index.html' : path));
     if (!file.startsWith(dir) || !existsSync(file)) {
       res.writeHead(404);
@@ -31,10 +35,6 @@ export async function serveFixtures(collector, site = 'fix', tag = null) {
     }
     let body = readFileSync(file);
     const type = TYPES[extname(file)] || 'application/octet-stream';
-    if (path.startsWith('/__') && tag && tag.files[path]) {
-      res.writeHead(200, { 'Content-Type': tag.files[path][0] });
-      return res.end(tag.files[path][1]);
-    }
     if (type.startsWith('text/html')) {
       if (tag) body = body.toString('utf8').replace('<head>', '<head>' + tag.head);
       else body = body.toString('utf8').replace('</head>', `<script async src="${collector()}/hushtale.js" data-site="${site}" data-replay="1"></script></head>`);
@@ -100,8 +100,6 @@ export async function liveState(page) {
 export async function record(browser, { collector, fixtures, path, site = 'fix', act }) {
   const context = await browser.newContext({ viewport: VIEWPORT, userAgent: UA });
   const page = await context.newPage();
-  let bytes = 0; // what the snippet sent to /collect, as on the wire
-  context.on('request', (r) => r.url().endsWith('/collect') && r.method() == 'POST' && (bytes += (r.postDataBuffer() || []).length));
   await page.goto(fixtures.url + path);
   await page.waitForFunction((s) => window.hushtale && sessionStorage['hushtale_sid_' + s], site, { timeout: 15000 });
   await page.waitForFunction(() => performance.getEntriesByType('resource').some((e) => e.name.endsWith('/hushtale-replay.js')), null, { timeout: 15000 });
@@ -131,7 +129,7 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
     if (Object.values(assets).every(Boolean)) break;
     await sleep(250);
   }
-  return { sid, live, events, assets, bytes };
+  return { sid, live, events, assets };
 }
 
 /** A signed-in dashboard page on the replay of `sid`. */

@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer, launch, UA } from './server.mjs';
-import { serveFixtures, record, openReplay, seek, replayState, pixelMatch, SCENARIOS, VIEWPORT, liveState, NO_TEXT } from './fidelity.mjs';
+import { serveFixtures, record, openReplay, seek, replayState, pixelMatch, SCENARIOS, VIEWPORT, liveState, NO_TEXT, textOff } from './fidelity.mjs';
 
 const mods = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'js-snippet', 'node_modules');
 const RECORD = readFileSync(join(mods, '@rrweb/record/dist/record.umd.min.cjs'));
@@ -67,13 +67,7 @@ async function rrwebReplay(browser, origin, events, moments, name) {
   for (const i of [...moments.keys()].reverse()) {
     await page.evaluate((t) => window.__r.pause(t), moments[i].ms + 700 - events[0].timestamp);
     await sleep(800);
-    const png = await page.evaluate(async (css) => {
-      const f = document.querySelector('.replayer-wrapper iframe');
-      const s = f.contentDocument.createElement('style');
-      s.textContent = css;
-      f.contentDocument.documentElement.appendChild(s);
-      return null;
-    }, NO_TEXT).then(async () => {
+    const png = await page.evaluate(([css, fn]) => new Function('return ' + fn)()(document.querySelector('.replayer-wrapper iframe').contentDocument, css), [NO_TEXT, textOff.toString()]).then(async () => {
       const clip = await page.evaluate(() => {
         const f = document.querySelector('.replayer-wrapper iframe');
         const r = f.getBoundingClientRect();
@@ -82,7 +76,7 @@ async function rrwebReplay(browser, origin, events, moments, name) {
       await sleep(100);
       return page.screenshot({ clip });
     });
-    await page.evaluate(() => document.querySelector('.replayer-wrapper iframe').contentDocument.documentElement.lastChild.remove());
+    await page.evaluate((fn) => new Function('return ' + fn)()(document.querySelector('.replayer-wrapper iframe').contentDocument, null), textOff.toString());
     dump(`${name}-${i}-rrweb-live`, moments[i].png);
     dump(`${name}-${i}-rrweb-replay`, png);
     out[i] = (await pixelMatch(browser, moments[i].png, png)).match;

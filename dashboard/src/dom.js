@@ -251,9 +251,10 @@ export function builder(doc, assets) {
     for (const [n, a] of settle.splice(0)) {
       if (!n.isConnected) continue;
       if (Array.isArray(a._s)) (n.scrollLeft = Number(a._s[0]) || 0), (n.scrollTop = Number(a._s[1]) || 0);
-      if (a._m && n.localName == 'dialog' && !n.open) {
+      if (a._m && n.localName == 'dialog') {
         try {
-          n.showModal();
+          if (n.open && !n.matches(':modal')) n.removeAttribute('open'); // opened by a mutation's attribute
+          if (!n.open) n.showModal();
         } catch (e) {}
       }
     }
@@ -391,8 +392,15 @@ export function builder(doc, assets) {
           const [id, o] = Array.isArray(m) ? m : [];
           const n = nodes.get(id);
           if (!n || n.nodeType != 1 || inert.has(n) || n.hasAttribute('data-hushtale-blocked') || !o || typeof o != 'object') return;
-          for (const k of Object.keys(o)) setAttr(n, n.localName.toLowerCase(), k, o[k]);
+          const dialog = n.localName == 'dialog';
+          for (const k of Object.keys(o)) {
+            if (k[0] == '_') continue;
+            if (dialog && k == 'open' && o[k] == null && n.open) n.close(); // leaves the top layer too
+            else setAttr(n, n.localName.toLowerCase(), k, o[k]);
+          }
+          if (dialog && o._m) settle.push([n, { _m: 1 }]);
         });
+        if (settle.length) applySettled();
         list(d.x).forEach((x) => {
           const n = Array.isArray(x) && nodes.get(x[0]);
           if (n && n.nodeType == 3) n.data = n.parentNode && n.parentNode.localName == 'style' ? safeCss(x[1] ?? '', base, assets) : String(x[1] ?? '');

@@ -261,6 +261,18 @@ export const SCENARIOS = {
   shadow: { path: '/shadow.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   cssom: { path: '/cssom.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   frames: { path: '/frames.html', act: async (page, snap) => (await snap(), await done(page), await quiet(), await snap()) },
+  dialog: {
+    path: '/dialog.html',
+    async act(page, snap) {
+      await snap(); // a dialog open from the start
+      await page.waitForFunction(() => document.body.dataset.step == '1', null, { timeout: 20000 });
+      await quiet();
+      await snap(); // a modal one opened after the snapshot: backdrop, centred, top layer
+      await done(page);
+      await quiet();
+      await snap(); // both closed
+    },
+  },
   form: {
     path: '/form.html',
     async act(page, snap) {

@@ -160,6 +160,7 @@ export function recorder(H) {
         const v = S.attr(el, k, el.getAttribute(k), masked);
         if (v !== undefined) o[k] = v;
       });
+      if (o.open != null && el.matches(':modal')) o._m = 1; // showModal(): top layer and backdrop
       m.push([ids.get(el), o]);
     });
     const x = [];

@@ -214,7 +214,7 @@ pub async fn forget_visitor(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
     let key = call.param("visitor_key");
     let visitor = VisitorKey::parse(key).ok_or_else(|| bad("visitor key must be 32 lowercase hex".into()))?;
-    let erased = call.app.writer.forget(site, visitor).await.map_err(ApiError::Internal)?;
+    let erased = call.app.writer.forget(site, visitor).await?;
     tracing::info!(sessions = erased, "visitor erased by an operator");
     Ok(response::empty(StatusCode::NO_CONTENT))
 }

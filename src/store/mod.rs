@@ -25,7 +25,7 @@ pub enum WriteOutcome {
     Duplicate,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage failure: {0}")]
     Backend(String),

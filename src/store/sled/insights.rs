@@ -8,7 +8,7 @@ use super::keys;
 use super::write::decode;
 use super::SledStore;
 use crate::query::insights::{HeatCell, Heatmap, Pages, ScrollReach};
-use crate::query::DayRange;
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
 use crate::rollup::heat::{self, ElementClicks, HeatKind, WidthClass, BAND_CELLS};
 use crate::rollup::page::PageSums;
 use crate::rollup::period::{self, Span};
@@ -50,14 +50,8 @@ fn prefix_successor(mut prefix: Vec<u8>) -> Vec<u8> {
 }
 
 impl SledStore {
-    pub(super) fn read_pages(
-        &self,
-        site: &str,
-        range: DayRange,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Pages, StoreError> {
-        self.read_pages_in(site, &spans(range), offset, limit)
+    pub(super) fn read_pages(&self, site: &str, q: &PagesQuery) -> Result<Pages, StoreError> {
+        self.read_pages_in(site, &spans(q.range), q.offset, q.limit)
     }
 
     pub(super) fn read_pages_in(
@@ -95,8 +89,8 @@ impl SledStore {
         Ok(Pages::from_sums(all, offset, limit))
     }
 
-    pub(super) fn read_scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
-        self.read_scroll_in(site, path, &spans(range))
+    pub(super) fn read_scroll(&self, site: &str, q: &PageQuery) -> Result<ScrollReach, StoreError> {
+        self.read_scroll_in(site, &q.path, &spans(q.range))
     }
 
     pub(super) fn read_scroll_in(&self, site: &str, path: &str, spans: &[Span]) -> Result<ScrollReach, StoreError> {
@@ -115,15 +109,8 @@ impl SledStore {
         Ok(ScrollReach::from_sums(path, &sums))
     }
 
-    pub(super) fn read_heatmap(
-        &self,
-        site: &str,
-        path: &str,
-        kind: HeatKind,
-        width: Option<WidthClass>,
-        range: DayRange,
-    ) -> Result<Heatmap, StoreError> {
-        self.read_heatmap_in(site, path, kind, width, &spans(range))
+    pub(super) fn read_heatmap(&self, site: &str, q: &HeatmapQuery) -> Result<Heatmap, StoreError> {
+        self.read_heatmap_in(site, &q.path, q.kind, q.width, &spans(q.range))
     }
 
     pub(super) fn read_heatmap_in(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::insights::spans;
 use super::{keys, SledStore};
 use crate::model::{Client, Event, EventData, Id128, StoredBatch, View, VisitorKey};
-use crate::query::DayRange;
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
 use crate::rollup::heat::{self, HeatCells, HeatKind, WidthClass, BAND_CELLS};
 use crate::rollup::page::PageRollup;
 use crate::rollup::period::Span;
@@ -192,9 +192,11 @@ async fn a_store_in_the_older_encoding_opens_and_answers_the_same() {
         let store = SledStore::open(dir.path(), 16 << 20).unwrap();
         load(&store, &mut rng, 0..150).await;
         let answers = (
-            store.read_pages("s", whole, 0, 100).unwrap(),
-            store.read_heatmap("s", "/", HeatKind::Click, None, whole).unwrap(),
-            store.read_scroll("s", "/docs", whole).unwrap(),
+            store.read_pages("s", &PagesQuery { range: whole, offset: 0, limit: 100 }).unwrap(),
+            store
+                .read_heatmap("s", &HeatmapQuery { path: "/".into(), kind: HeatKind::Click, width: None, range: whole })
+                .unwrap(),
+            store.read_scroll("s", &PageQuery { path: "/docs".into(), range: whole }).unwrap(),
         );
         downgrade(&store.tree);
         assert!(store.tree.scan_prefix([keys::NS_HEAT_PERIOD]).next().is_none());
@@ -205,9 +207,14 @@ async fn a_store_in_the_older_encoding_opens_and_answers_the_same() {
     };
     let store = SledStore::open(dir.path(), 16 << 20).unwrap();
     assert!(store.tree.get(keys::ROLLUP_FORMAT).unwrap().is_some(), "weeks and months were built");
-    assert_eq!(store.read_pages("s", whole, 0, 100).unwrap(), before.0);
-    assert_eq!(store.read_heatmap("s", "/", HeatKind::Click, None, whole).unwrap(), before.1);
-    assert_eq!(store.read_scroll("s", "/docs", whole).unwrap(), before.2);
+    assert_eq!(store.read_pages("s", &PagesQuery { range: whole, offset: 0, limit: 100 }).unwrap(), before.0);
+    assert_eq!(
+        store
+            .read_heatmap("s", &HeatmapQuery { path: "/".into(), kind: HeatKind::Click, width: None, range: whole })
+            .unwrap(),
+        before.1
+    );
+    assert_eq!(store.read_scroll("s", &PageQuery { path: "/docs".into(), range: whole }).unwrap(), before.2);
     // New writes merge into the older day values and the rebuilt periods alike.
     load(&store, &mut rng, 150..300).await;
     assert_same_as_days(&store, whole);

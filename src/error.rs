@@ -4,6 +4,7 @@
 use http::StatusCode;
 
 use crate::ingest::IngestError;
+use crate::store::writer::WriteError;
 use crate::store::StoreError;
 
 /// Everything a handler can answer besides success.
@@ -92,6 +93,12 @@ impl From<IngestError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
         ApiError::Internal(e.to_string())
     }
 }

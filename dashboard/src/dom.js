@@ -15,7 +15,10 @@
 // Format: a node is a string (text) or [tag, attrs?, ...children]; an add is
 // [parentId, beforeId, firstId, node] (parentId 0: the root element), ids numbered in
 // pre-order from firstId; ['#shadow', ...children] as an element's first child is its open
-// shadow root; attributes starting with "_" carry state (_v text length, _s scroll, _m modal
+// shadow root; ['#doc', {_q}?, htmlElement] as an <iframe>'s child is the document of a same-origin
+// frame (built into an empty, source-less <iframe>: it inherits the replay frame's sandbox and
+// CSP, and never loads anything itself; `_x` marks a cross-origin frame, shown hatched);
+// attributes starting with "_" carry state (_v text length, _s scroll, _m modal
 // dialog, _css CSSOM rules, _b blocked). snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i,
 // s, c} (c: [[id, css]]: rules of a <style>, or adopted sheets of a shadow root or, id 0, of
 // the document). An add whose
@@ -30,7 +33,7 @@ const HTML_OK = new Set(
   ('a abbr address area article aside b bdi bdo blockquote body br button canvas caption center cite code col colgroup ' +
     'data datalist dd del details dfn dialog div dl dt em fieldset figcaption figure font footer form h1 h2 h3 h4 h5 h6 ' +
     'head header hgroup hr html i img input ins kbd label legend li link main map mark menu meter nav ol optgroup option ' +
-    'output p picture pre progress q rp rt ruby s samp search section select small source span strong style sub summary ' +
+    'output p picture pre progress q rp rt ruby s samp search section select small source span strong style sub summary iframe ' +
     'sup table tbody td textarea tfoot th thead time tr track u ul var wbr big strike tt nobr acronym slot').split(' ')
 );
 /** SVG elements built as such, by lower-case name (the recorder sends the DOM's localName). */
@@ -55,7 +58,10 @@ const NAME_OK = /^[a-zA-Z_][-a-zA-Z0-9_.]*$/;
 const PREFIXED_OK = /^(xlink:href|xml:lang|xml:space)$/i;
 /** Elements never built, their subtree kept out: they could run code, load other documents,
  * or redirect (anything not in the allow-lists is never built either). */
-const DROPPED = /^(script|noscript|template|iframe|frame|frameset|object|embed|applet|base|meta|portal|fencedframe|param|audio|video)$/;
+const DROPPED = /^(script|noscript|template|frame|frameset|object|embed|applet|base|meta|portal|fencedframe|param|audio|video)$/;
+/** Attributes of an <iframe> that could load, name or unsandbox something: never set. */
+const FRAME_DROPPED = /^(src|name|allow|sandbox|csp|credentialless|browsingtopics)$/;
+const HATCH = 'repeating-linear-gradient(45deg,#d5d8de 0 6px,#eceef1 6px 12px)';
 /** `<link rel=…>` values that load something we may want (styles) — the rest is dropped. */
 const LINK_OK = /^\s*stylesheet\s*$/i;
 
@@ -99,6 +105,7 @@ export function safeAttr(tag, name, value, base, assets) {
   if (value == null) return;
   value = String(value);
   const k = name.toLowerCase();
+  if (tag == 'iframe' && FRAME_DROPPED.test(k)) return;
   // A fragment stays a reference into this document (SVG <use href="#icon">), whatever the base.
   if ((k == 'href' || k == 'xlink:href') && /^#[-\w.:]*$/.test(value)) return value;
   if (URL_ATTRS.has(k)) {
@@ -154,6 +161,7 @@ export function builder(doc, assets) {
   const waiting = new Map(); // parent id -> adds that arrived before their parent
   const settle = []; // [element, attrs]: scroll positions and modals, once in the document
   const arrived = []; // ids built while adds wait for them
+  const frames = []; // [iframe, ['#doc', …], first id]: frame documents to build once connected
   let pending = 0;
   let next = 0;
   let base = '';
@@ -190,7 +198,7 @@ export function builder(doc, assets) {
       if (typeof a.class == 'string') n.className = a.class;
       const [w, h] = (Array.isArray(a._b) ? a._b : []).map((v) => Math.max(0, Math.min(1e5, Number(v) || 0)));
       n.setAttribute('data-hushtale-blocked', '');
-      n.style.cssText = `display:inline-block;width:${w}px;height:${h}px;background:repeating-linear-gradient(45deg,#d5d8de 0 6px,#eceef1 6px 12px)`;
+      n.style.cssText = `display:inline-block;width:${w}px;height:${h}px;background:${HATCH}`;
     } else {
       n = doc.createElementNS(kind[0], kind[1]);
       for (const k of Object.keys(a)) if (k[0] != '_') setAttr(n, tag, k, a[k]);
@@ -200,7 +208,11 @@ export function builder(doc, assets) {
     const childSvg = kind[0] == SVG_NS && tag != 'foreignobject';
     for (; i < s.length; i++) {
       const c = s[i];
-      if (Array.isArray(c) && c[0] == '#shadow') shadowRoot(n, c, childSvg);
+      if (Array.isArray(c) && c[0] == '#doc') {
+        // built once the <iframe> is in a document (only then does it have one)
+        if (tag == 'iframe' && !a._b) frames.push([n, c, next]);
+        next += size(c);
+      } else if (Array.isArray(c) && c[0] == '#shadow') shadowRoot(n, c, childSvg);
       else n.appendChild(build(c, childSvg, tag == 'style'));
     }
     return n;
@@ -211,15 +223,38 @@ export function builder(doc, assets) {
     if (a._v != null && 'value' in n) n.value = '•'.repeat(Math.max(0, Math.min(500, Number(a._v) || 0)));
     if (typeof a._css == 'string' && n.localName == 'style') n.textContent = safeCss(a._css, base, assets);
     if (Array.isArray(a._s) || a._m) settle.push([n, a]);
+    if (a._x && n.localName == 'iframe') n.style.background = HATCH;
+  }
+
+  // The documents of same-origin frames, into their (now connected) <iframe>s: ids from
+  // `first` as reserved by build(); nested frames are queued on the way and built in turn.
+  function buildFrames() {
+    while (frames.length) {
+      const [f, s, first] = frames.shift();
+      const d = f.isConnected && f.contentDocument;
+      if (!d) continue;
+      const save = next;
+      next = first;
+      keep(next++, d);
+      if (!(s[1] && s[1]._q)) d.open(), d.write('<!doctype html>'), d.close(); // standards mode, as recorded
+      if (d.documentElement) d.documentElement.remove();
+      for (let i = 1; i < s.length; i++) {
+        const n = Array.isArray(s[i]) ? build(s[i], false) : null;
+        if (n && n.nodeType == 1 && !d.documentElement) d.appendChild(n);
+      }
+      f.style.background = '';
+      next = save;
+    }
   }
 
   function applySettled() {
     for (const [n, a] of settle.splice(0)) {
       if (!n.isConnected) continue;
       if (Array.isArray(a._s)) (n.scrollLeft = Number(a._s[0]) || 0), (n.scrollTop = Number(a._s[1]) || 0);
-      if (a._m && n.localName == 'dialog' && !n.open) {
+      if (a._m && n.localName == 'dialog') {
         try {
-          n.showModal();
+          if (n.open && !n.matches(':modal')) n.removeAttribute('open'); // opened by a mutation's attribute
+          if (!n.open) n.showModal();
         } catch (e) {}
       }
     }
@@ -240,7 +275,8 @@ export function builder(doc, assets) {
   // CSSOM rules: a <style>'s text, or the adopted sheets of a shadow root or the document,
   // kept in a <style> of their own after everything else there.
   function css(id, text) {
-    const n = id === 0 ? doc.documentElement : nodes.get(id);
+    let n = id === 0 ? doc.documentElement : nodes.get(id);
+    if (n && n.nodeType == 9) n = n.documentElement; // adopted sheets of a frame's document
     if (!n || inert.has(n) || typeof text != 'string') return;
     if (n.localName == 'style') return void (n.textContent = safeCss(text, base, assets));
     let el = [...n.children].find((c) => c.hasAttribute('data-hushtale-adopted'));
@@ -273,17 +309,20 @@ export function builder(doc, assets) {
     next = first;
     const svg = parent.namespaceURI == SVG_NS && parent.localName != 'foreignObject';
     if (Array.isArray(s) && s[0] == '#shadow') return void (p && parent.nodeType == 1 && shadowRoot(parent, s, svg));
+    if (Array.isArray(s) && s[0] == '#doc') return void (parent.localName == 'iframe' && frames.push([parent, s, first]) && buildFrames());
     const n = build(s, svg, parent.localName == 'style');
     try {
-      if (!p) {
+      if (parent.nodeType == 9) {
+        // a new root element: of the page (parent 0) or of a frame's document
         if (n.nodeType != 1) return;
-        addBase(n); // before it is in the document: inline sheets are parsed on insertion
-        if (doc.documentElement) doc.documentElement.remove();
-        doc.appendChild(n);
-        return;
+        if (!p) addBase(n); // before it is in the document: inline sheets are parsed on insertion
+        if (parent.documentElement) parent.documentElement.remove();
+        parent.appendChild(n);
+        return buildFrames();
       }
       const before = b && nodes.get(b);
       parent.insertBefore(n, before && before.parentNode == parent ? before : null);
+      buildFrames();
     } catch (e) {}
   }
 
@@ -315,7 +354,7 @@ export function builder(doc, assets) {
   function clear() {
     nodes.clear();
     waiting.clear();
-    arrived.length = pending = 0;
+    arrived.length = frames.length = pending = 0;
   }
 
   return {
@@ -346,15 +385,22 @@ export function builder(doc, assets) {
       } else if (ev.k == 'mut') {
         list(d.r).forEach((id) => {
           const n = nodes.get(id);
-          if (n) n.remove(), nodes.delete(id);
+          if (n && n.nodeType != 9) n.remove(), nodes.delete(id);
         });
         list(d.a).forEach(place);
         list(d.m).forEach((m) => {
           const [id, o] = Array.isArray(m) ? m : [];
           const n = nodes.get(id);
           if (!n || n.nodeType != 1 || inert.has(n) || n.hasAttribute('data-hushtale-blocked') || !o || typeof o != 'object') return;
-          for (const k of Object.keys(o)) setAttr(n, n.localName.toLowerCase(), k, o[k]);
+          const dialog = n.localName == 'dialog';
+          for (const k of Object.keys(o)) {
+            if (k[0] == '_') continue;
+            if (dialog && k == 'open' && o[k] == null && n.open) n.close(); // leaves the top layer too
+            else setAttr(n, n.localName.toLowerCase(), k, o[k]);
+          }
+          if (dialog && o._m) settle.push([n, { _m: 1 }]);
         });
+        if (settle.length) applySettled();
         list(d.x).forEach((x) => {
           const n = Array.isArray(x) && nodes.get(x[0]);
           if (n && n.nodeType == 3) n.data = n.parentNode && n.parentNode.localName == 'style' ? safeCss(x[1] ?? '', base, assets) : String(x[1] ?? '');

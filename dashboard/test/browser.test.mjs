@@ -426,15 +426,17 @@ test('replay: a recorded <script>, on…= handlers and javascript: URLs do not r
   assert.deepEqual(await pwned(page), []);
   assert.deepEqual(requests.filter((r) => r.url.includes('/pwned-')), []);
 
-  // What was built: the page's text, but no script, handler, frame, meta or javascript: URL.
+  // What was built: the page's text, but no script, handler, meta or javascript: URL, and frames
+  // only as empty, source-less <iframe>s (what a recorded same-origin frame is rebuilt into).
   const built = await page.evaluate((sel) => {
     const d = document.querySelector(sel).contentDocument;
     const all = [...d.querySelectorAll('*')];
     return {
       text: d.body.textContent,
-      scripts: d.querySelectorAll('script, iframe, object, embed, meta').length,
+      scripts: d.querySelectorAll('script, object, embed, meta').length,
+      frames: [...d.querySelectorAll('iframe')].map((f) => [f.getAttribute('src'), f.getAttribute('srcdoc'), f.contentDocument.URL, f.contentDocument.body?.childNodes.length || 0]),
       // by local name and namespace, whatever the prefix: no script, frame, meta or prefetch link was built
-      prefixed: all.filter((el) => el.prefix || /^(script|iframe|meta|base)$/.test(el.localName) || (el.localName == 'link' && el.rel != 'stylesheet')).map((el) => el.outerHTML.slice(0, 60)),
+      prefixed: all.filter((el) => el.prefix || /^(script|meta|base)$/.test(el.localName) || (el.localName == 'link' && el.rel != 'stylesheet')).map((el) => el.outerHTML.slice(0, 60)),
       handlers: all.flatMap((el) => [...el.attributes].filter((a) => /^on/i.test(a.name)).map((a) => a.name)),
       jsUrls: all.flatMap((el) => [...el.attributes].filter((a) => /script:/i.test(a.value)).map((a) => `${el.localName}[${a.name}]`)),
       styled: d.getElementById('target').getAttribute('style'),
@@ -443,6 +445,7 @@ test('replay: a recorded <script>, on…= handlers and javascript: URLs do not r
   }, frame);
   assert.match(built.text, /Spring promo/);
   assert.equal(built.scripts, 0);
+  assert.deepEqual(built.frames, [[null, null, 'about:blank', 0]], 'the recorded <iframe> is an empty frame: no src, no srcdoc');
   assert.deepEqual(built.prefixed.filter((h) => !h.startsWith('<base href="' + server.url + '/promo"')), []);
   assert.deepEqual(requests.filter((r) => /pwned-x/.test(r.url)), []);
   assert.deepEqual(built.handlers, []);

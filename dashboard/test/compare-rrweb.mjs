@@ -6,13 +6,16 @@
 // and the main-thread script time of the visit over the same visit without a recorder (CDP
 // ScriptDuration). Prints a Markdown table.
 //
-//   node test/compare-rrweb.mjs        (needs js-snippet's npm ci for @rrweb/record and rrweb)
-import { readFileSync } from 'node:fs';
+//   npm run compare-rrweb      (in dashboard/; needs js-snippet's npm ci for @rrweb/record and rrweb,
+//                              and a hushtale binary as for the browser tests)
+//   COMPARE_ONLY=form,shadow   only these fixtures;  COMPARE_DUMP=DIR  writes every screenshot
+import http from 'node:http';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer, launch, UA } from './server.mjs';
-import { serveFixtures, record, openReplay, seek, replayState, pixelMatch, SCENARIOS, VIEWPORT, liveState, NO_TEXT } from './fidelity.mjs';
+import { serveFixtures, record, openReplay, seek, replayState, pixelMatch, SCENARIOS, VIEWPORT, liveState, NO_TEXT, textOff } from './fidelity.mjs';
 
 const mods = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'js-snippet', 'node_modules');
 const RECORD = readFileSync(join(mods, '@rrweb/record/dist/record.umd.min.cjs'));
@@ -52,7 +55,7 @@ async function visit(browser, origin, { path, act }, withRrweb) {
   return { live, events, script };
 }
 
-async function rrwebReplay(browser, origin, events, moments) {
+async function rrwebReplay(browser, origin, events, moments, name) {
   const page = await browser.newPage({ viewport: { width: VIEWPORT.width + 100, height: VIEWPORT.height + 100 } });
   await page.goto(origin + '/__none');
   await page.setContent('<html><head><link rel="stylesheet" href="/__replay.css"><style>body{margin:0}.replayer-mouse{display:none}</style></head><body><div id="r"></div></body></html>');
@@ -64,26 +67,58 @@ async function rrwebReplay(browser, origin, events, moments) {
   for (const i of [...moments.keys()].reverse()) {
     await page.evaluate((t) => window.__r.pause(t), moments[i].ms + 700 - events[0].timestamp);
     await sleep(800);
-    const png = await page.evaluate(async (css) => {
-      const f = document.querySelector('.replayer-wrapper iframe');
-      const s = f.contentDocument.createElement('style');
-      s.textContent = css;
-      f.contentDocument.documentElement.appendChild(s);
-      return null;
-    }, NO_TEXT).then(async () => {
+    const png = await page.evaluate(([css, fn]) => new Function('return ' + fn)()(document.querySelector('.replayer-wrapper iframe').contentDocument, css), [NO_TEXT, textOff.toString()]).then(async () => {
       const clip = await page.evaluate(() => {
         const f = document.querySelector('.replayer-wrapper iframe');
         const r = f.getBoundingClientRect();
-        return { x: r.left, y: r.top, width: f.clientWidth, height: f.clientHeight };
+        return { x: r.left + f.clientLeft, y: r.top + f.clientTop, width: f.clientWidth, height: f.clientHeight }; // inside its border
       });
       await sleep(100);
       return page.screenshot({ clip });
     });
-    await page.evaluate(() => document.querySelector('.replayer-wrapper iframe').contentDocument.documentElement.lastChild.remove());
+    await page.evaluate((fn) => new Function('return ' + fn)()(document.querySelector('.replayer-wrapper iframe').contentDocument, null), textOff.toString());
+    dump(`${name}-${i}-rrweb-live`, moments[i].png);
+    dump(`${name}-${i}-rrweb-replay`, png);
     out[i] = (await pixelMatch(browser, moments[i].png, png)).match;
   }
   await page.close();
   return out;
+}
+
+const dump = (name, png) => process.env.COMPARE_DUMP && (mkdirSync(process.env.COMPARE_DUMP, { recursive: true }), writeFileSync(join(process.env.COMPARE_DUMP, name + '.png'), png));
+
+/** `f()`, tried again once: a recording can be lost when the shared machine stalls. */
+async function twice(f, what) {
+  try {
+    return await f();
+  } catch (e) {
+    console.error(`${what}: ${e.message.split('\n')[0]}; trying again`);
+    return f();
+  }
+}
+
+/** A proxy in front of the collector that counts the bytes POSTed to /collect, as on the wire. */
+async function countingProxy(target) {
+  const t = new URL(target);
+  const proxy = { bytes: 0 };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (req.method == 'POST' && req.url.split('?')[0] == '/collect') proxy.bytes += body.length;
+      const up = http.request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: { ...req.headers, host: t.host } }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => (res.writeHead(502), res.end()));
+      up.end(body);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  proxy.url = 'http://127.0.0.1:' + server.address().port;
+  proxy.close = () => new Promise((r) => (server.closeAllConnections(), server.close(r)));
+  return proxy;
 }
 
 async function main() {
@@ -92,19 +127,26 @@ async function main() {
   const rr = await serveFixtures(() => collector, 'fix', RRWEB_TAG);
   const none = await serveFixtures(() => collector, 'fix', NONE_TAG);
   const server = await startServer(`\n[[site]]\nid = "fix"\norigins = ["${fixtures.url}"]\nassets_private = true\n`);
-  collector = server.url;
+  const proxy = await countingProxy(server.url);
+  collector = proxy.url; // the snippet's collector: the proxy, which counts what it sends
   const browser = await launch();
   const rows = [];
+  const only = process.env.COMPARE_ONLY ? process.env.COMPARE_ONLY.split(',') : null;
   for (const [name, sc] of Object.entries(SCENARIOS)) {
+    if (only && !only.includes(name)) continue;
     const base = await visit(browser, none.url, sc, false);
     // hushtale
-    const rec = await record(browser, { collector: server.url, fixtures, path: sc.path, act: sc.act });
+    const rec = await twice(() => ((proxy.bytes = 0), record(browser, { collector: server.url, fixtures, path: sc.path, act: sc.act })), name);
+    rec.bytes = proxy.bytes;
     const { page } = await openReplay(browser, server.url, 'fix', rec.sid);
     const end = Number(await page.evaluate(() => document.getElementById('vroot').dataset.end));
     const h = [];
     for (const i of [...rec.live.keys()].reverse()) {
       await seek(page, Math.min(end, rec.live[i].ms - rec.events[0].t + 700));
-      h[i] = (await pixelMatch(browser, rec.live[i].png, (await replayState(page)).png)).match;
+      const shown = (await replayState(page)).png;
+      dump(`${name}-${i}-hushtale-live`, rec.live[i].png);
+      dump(`${name}-${i}-hushtale-replay`, shown);
+      h[i] = (await pixelMatch(browser, rec.live[i].png, shown)).match;
     }
     await page.close();
     const hScript = await (async () => {
@@ -122,7 +164,7 @@ async function main() {
     })();
     // rrweb
     const r = await visit(browser, rr.url, sc, true);
-    const rMatch = await rrwebReplay(browser, rr.url, r.events, r.live);
+    const rMatch = await rrwebReplay(browser, rr.url, r.events, r.live, name);
     const pct = (l) => (100 * Math.min(...l)).toFixed(1) + ' %';
     rows.push(`| ${name} | ${pct(h)} | ${pct(rMatch)} | ${rec.bytes} | ${gzipSync(JSON.stringify(r.events)).length} | ${Math.round(hScript - base.script)} | ${Math.round(r.script - base.script)} |`);
     console.error(name, h, rMatch);
@@ -133,6 +175,7 @@ async function main() {
   for (const r of rows) console.log(r);
   await browser.close();
   await server.close();
+  await proxy.close();
   for (const f of [fixtures, rr, none]) await f.close();
 }
 

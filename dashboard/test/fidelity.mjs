@@ -16,6 +16,25 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const NO_TEXT = '*,*::before,*::after,::placeholder{color:transparent!important;text-shadow:none!important;caret-color:transparent!important;-webkit-text-fill-color:transparent!important}';
 
 /**
+ * In the browser: makes the text of `doc` and of every same-origin frame in it transparent
+ * (css = NO_TEXT), or visible again (css = null).
+ */
+export function textOff(doc, css) {
+  const walk = (d) => {
+    if (css) d.documentElement.appendChild(Object.assign(d.createElement('style'), { className: 'fidelity-no-text', textContent: css }));
+    else d.querySelectorAll('style.fidelity-no-text').forEach((s) => s.remove());
+    for (const f of d.querySelectorAll('iframe')) {
+      let inner = null;
+      try {
+        inner = f.contentDocument;
+      } catch (e) {}
+      if (inner && inner.documentElement) walk(inner);
+    }
+  };
+  walk(doc);
+}
+
+/**
  * Serves test/fixtures on a port of its own (another origin than the collector), with the
  * snippet tag of `collector()` put into every HTML page. `requests` lists every path asked for.
  */
@@ -24,6 +43,10 @@ export async function serveFixtures(collector, site = 'fix', tag = null) {
   const server = http.createServer((req, res) => {
     const path = decodeURIComponent(req.url.split('?')[0]);
     requests.push({ path, referer: req.headers.referer || '', ua: req.headers['user-agent'] || '' });
+    if (tag && tag.files[path]) {
+      res.writeHead(200, { 'Content-Type': tag.files[path][0] });
+      return res.end(tag.files[path][1]);
+    }
     let file = normalize(join(dir, path.endsWith('/') ? path + 'index.html' : path));
     if (!file.startsWith(dir) || !existsSync(file)) {
       res.writeHead(404);
@@ -31,11 +54,7 @@ export async function serveFixtures(collector, site = 'fix', tag = null) {
     }
     let body = readFileSync(file);
     const type = TYPES[extname(file)] || 'application/octet-stream';
-    if (path.startsWith('/__') && tag && tag.files[path]) {
-      res.writeHead(200, { 'Content-Type': tag.files[path][0] });
-      return res.end(tag.files[path][1]);
-    }
-    if (type.startsWith('text/html')) {
+    if (type.startsWith('text/html') && !path.startsWith('/frames/')) { // pages in frames are recorded by the page's recorder
       if (tag) body = body.toString('utf8').replace('<head>', '<head>' + tag.head);
       else body = body.toString('utf8').replace('</head>', `<script async src="${collector()}/hushtale.js" data-site="${site}" data-replay="1"></script></head>`);
     }
@@ -84,10 +103,10 @@ async function settled(page, frameSel) {
 export async function liveState(page) {
   await page.evaluate(() => document.activeElement && document.activeElement.blur && document.activeElement.blur());
   await settled(page, null);
-  const style = await page.addStyleTag({ content: NO_TEXT });
+  await page.evaluate(([fn, css]) => new Function('return ' + fn)()(document, css), [textOff.toString(), NO_TEXT]);
   await sleep(50);
   const png = await page.screenshot();
-  await style.evaluate((s) => s.remove());
+  await page.evaluate((fn) => new Function('return ' + fn)()(document, null), textOff.toString());
   return { png, structure: await page.evaluate(`(${structure})(document)`) };
 }
 
@@ -100,8 +119,6 @@ export async function liveState(page) {
 export async function record(browser, { collector, fixtures, path, site = 'fix', act }) {
   const context = await browser.newContext({ viewport: VIEWPORT, userAgent: UA });
   const page = await context.newPage();
-  let bytes = 0; // what the snippet sent to /collect, as on the wire
-  context.on('request', (r) => r.url().endsWith('/collect') && r.method() == 'POST' && (bytes += (r.postDataBuffer() || []).length));
   await page.goto(fixtures.url + path);
   await page.waitForFunction((s) => window.hushtale && sessionStorage['hushtale_sid_' + s], site, { timeout: 15000 });
   await page.waitForFunction(() => performance.getEntriesByType('resource').some((e) => e.name.endsWith('/hushtale-replay.js')), null, { timeout: 15000 });
@@ -131,7 +148,7 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
     if (Object.values(assets).every(Boolean)) break;
     await sleep(250);
   }
-  return { sid, live, events, assets, bytes };
+  return { sid, live, events, assets };
 }
 
 /** A signed-in dashboard page on the replay of `sid`. */
@@ -165,15 +182,11 @@ export async function replayState(page) {
   const frame = 'iframe.replay-frame';
   await settled(page, frame);
   await page.evaluate(
-    ([sel, css]) => {
+    ([sel, css, fn]) => {
       for (const q of ['.overlay', '.hidden-note', '.nodom']) document.querySelectorAll(q).forEach((e) => (e.style.visibility = 'hidden'));
-      const d = document.querySelector(sel).contentDocument;
-      const s = d.createElement('style');
-      s.id = 'fidelity-no-text';
-      s.textContent = css;
-      d.documentElement.appendChild(s);
+      new Function('return ' + fn)()(document.querySelector(sel).contentDocument, css);
     },
-    [frame, NO_TEXT]
+    [frame, NO_TEXT, textOff.toString()]
   );
   await sleep(50);
   // the frame's content box, without its border
@@ -184,13 +197,13 @@ export async function replayState(page) {
   }, frame);
   const png = await page.screenshot({ clip });
   const out = await page.evaluate(
-    ([sel, fn]) => {
+    ([sel, fn, off]) => {
       const d = document.querySelector(sel).contentDocument;
-      d.getElementById('fidelity-no-text')?.remove();
+      new Function('return ' + off)()(d, null);
       for (const q of ['.overlay', '.hidden-note', '.nodom']) document.querySelectorAll(q).forEach((e) => (e.style.visibility = ''));
       return { structure: new Function('return ' + fn)()(d), pending: document.getElementById('replay-orphans').hidden ? 0 : document.getElementById('replay-orphans').textContent };
     },
-    [frame, structure.toString()]
+    [frame, structure.toString(), textOff.toString()]
   );
   return { png, ...out };
 }
@@ -247,6 +260,19 @@ export const SCENARIOS = {
   subtrees: { path: '/subtrees.html', act: async (page, snap) => (await done(page), await snap()) },
   shadow: { path: '/shadow.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   cssom: { path: '/cssom.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
+  frames: { path: '/frames.html', act: async (page, snap) => (await snap(), await done(page), await quiet(), await snap()) },
+  dialog: {
+    path: '/dialog.html',
+    async act(page, snap) {
+      await snap(); // a dialog open from the start
+      await page.waitForFunction(() => document.body.dataset.step == '1', null, { timeout: 20000 });
+      await quiet();
+      await snap(); // a modal one opened after the snapshot: backdrop, centred, top layer
+      await done(page);
+      await quiet();
+      await snap(); // both closed
+    },
+  },
   form: {
     path: '/form.html',
     async act(page, snap) {

@@ -98,8 +98,13 @@ test('the replay state at a time: viewport, scroll, pointer, trail and ripples',
 test('elements are built by local name from an allow-list; a namespace prefix is refused', () => {
   for (const t of ['h:script', 'svg:script', 'h:iframe', 'x:base', 'x:meta', 'x:link', 'html:img', ':div'])
     for (const svg of [false, true]) assert.equal(elementFor(t, svg), null, t);
-  for (const t of ['script', 'SCRIPT', 'iframe', 'base', 'meta', 'object', 'embed', 'frame', 'template', 'noscript'])
+  for (const t of ['script', 'SCRIPT', 'base', 'meta', 'object', 'embed', 'frame', 'frameset', 'template', 'noscript'])
     assert.equal(elementFor(t, false), null, t);
+  // an <iframe> is built (to hold a same-origin frame's recorded document), but never loads anything
+  assert.deepEqual(elementFor('iframe', false), ['http://www.w3.org/1999/xhtml', 'iframe']);
+  for (const assets of [undefined, { 'https://shop.example/f.html': '/dashboard/asset/' + 'c'.repeat(64) }])
+    for (const k of ['src', 'SRC', 'srcdoc', 'name', 'sandbox', 'allow', 'csp'])
+      assert.equal(safeAttr('iframe', k, k == 'srcdoc' ? '<script>x()</script>' : 'https://shop.example/f.html', base, assets), undefined, k);
   assert.equal(elementFor('script', true), null);
   assert.equal(elementFor('animate', true), null, 'SVG animation can rewrite attributes at run time');
   assert.deepEqual(elementFor('DIV', false), ['http://www.w3.org/1999/xhtml', 'div']);

@@ -5,6 +5,9 @@
 
 const SVG = 'http://www.w3.org/2000/svg';
 
+// ids a serialised node takes: frame documents (['#doc', …]) are not rebuilt here, only counted
+const count = (s) => (typeof s == 'string' ? 1 : s.reduce((n, c, i) => n + (i && (Array.isArray(c) || typeof c == 'string') ? count(c) : 0), 1));
+
 export function player(doc) {
   const nodes = new Map();
   const waiting = new Map(); // parent id -> adds that arrived before their parent
@@ -37,7 +40,8 @@ export function player(doc) {
         if (a._v) n.value = '•'.repeat(a._v);
       }
       for (; i < s.length; i++)
-        if (s[i][0] == '#shadow') shadow(n, s[i], svg);
+        if (s[i][0] == '#doc') next += count(s[i]);
+        else if (s[i][0] == '#shadow') shadow(n, s[i], svg);
         else n.appendChild(build(s[i], svg && tag != 'foreignObject'));
     }
     nodes.set(id, n);
@@ -61,6 +65,7 @@ export function player(doc) {
     if (!parent) return (waiting.get(p) || waiting.set(p, []).get(p)).push(x);
     next = first;
     if (s[0] == '#shadow') return shadow(parent, s);
+    if (s[0] == '#doc') return;
     const n = build(s, parent.namespaceURI == SVG && parent.localName != 'foreignObject');
     if (!p) {
       if (doc.documentElement) doc.removeChild(doc.documentElement);

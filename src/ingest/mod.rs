@@ -1,10 +1,12 @@
 //! Ingest: from the bytes of `POST /collect` to typed, validated events (before privacy).
 
 pub mod decode;
+pub mod reason;
 pub mod validate;
 pub mod wire;
 
 pub use decode::{Encoding, Format};
+pub use reason::Reason;
 pub use validate::{DropReason, Dropped, Limits, ValidBatch};
 
 /// Why a batch as a whole was refused. Each maps to one status in [`crate::error`].
@@ -31,18 +33,18 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    /// A short label for metrics.
-    pub fn reason(&self) -> &'static str {
+    /// What the refusal is counted under.
+    pub fn reason(&self) -> Reason {
         match self {
-            IngestError::Malformed(_) => "malformed",
-            IngestError::BadEnvelope(_) => "bad_envelope",
-            IngestError::NoValidEvent(_) => "no_valid_event",
-            IngestError::BodyTooLarge(_) => "body_too_large",
-            IngestError::DecompressedTooLarge => "decompressed_too_large",
-            IngestError::TooManyEvents(_) => "too_many_events",
-            IngestError::UnsupportedContentType => "unsupported_content_type",
-            IngestError::UnsupportedEncoding => "unsupported_encoding",
-            IngestError::BadGzip(_) => "bad_gzip",
+            IngestError::Malformed(_) => Reason::Malformed,
+            IngestError::BadEnvelope(_) => Reason::BadEnvelope,
+            IngestError::NoValidEvent(_) => Reason::NoValidEvent,
+            IngestError::BodyTooLarge(_) => Reason::BodyTooLarge,
+            IngestError::DecompressedTooLarge => Reason::DecompressedTooLarge,
+            IngestError::TooManyEvents(_) => Reason::TooManyEvents,
+            IngestError::UnsupportedContentType => Reason::UnsupportedContentType,
+            IngestError::UnsupportedEncoding => Reason::UnsupportedEncoding,
+            IngestError::BadGzip(_) => Reason::BadGzip,
         }
     }
 }

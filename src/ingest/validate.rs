@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::wire::{WireBatch, WireEvent, HARD_MAX_EVENTS};
-use super::IngestError;
+use super::{IngestError, Reason};
 use crate::model::{Event, EventData, Id128, View};
 use crate::privacy::control;
 
@@ -24,7 +24,8 @@ impl Default for Limits {
     }
 }
 
-/// Why one event was dropped while the rest of its batch was kept.
+/// Why one event was dropped while the rest of its batch was kept: the [`Reason`]s that apply to
+/// one event, so that [`Dropped`] counts them in a small array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     UnknownKind,
@@ -46,13 +47,19 @@ impl DropReason {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::UnknownKind => "unknown_kind",
-            DropReason::MissingField => "missing_field",
-            DropReason::BadNumber => "bad_number",
-            DropReason::BadTime => "bad_time",
-            DropReason::TooLong => "too_long",
-            DropReason::BadUrl => "bad_url",
+        Reason::from(self).as_str()
+    }
+}
+
+impl From<DropReason> for Reason {
+    fn from(r: DropReason) -> Self {
+        match r {
+            DropReason::UnknownKind => Reason::UnknownKind,
+            DropReason::MissingField => Reason::MissingField,
+            DropReason::BadNumber => Reason::BadNumber,
+            DropReason::BadTime => Reason::BadTime,
+            DropReason::TooLong => Reason::TooLong,
+            DropReason::BadUrl => Reason::BadUrl,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use http::HeaderMap;
 
+use crate::ingest::Reason;
+
 /// Name of the collector's own opt-out cookie (set by `GET /disable`).
 pub const OPTOUT_COOKIE: &str = "hushtale_optout";
 
@@ -24,6 +26,16 @@ pub enum OptOutSignal {
     Cookie,
     DoNotTrack,
     GlobalPrivacyControl,
+}
+
+impl From<OptOutSignal> for Reason {
+    fn from(signal: OptOutSignal) -> Self {
+        match signal {
+            OptOutSignal::Cookie => Reason::OptOut,
+            OptOutSignal::DoNotTrack => Reason::OptOutDnt,
+            OptOutSignal::GlobalPrivacyControl => Reason::OptOutGpc,
+        }
+    }
 }
 
 impl OptOutPolicy {

@@ -18,8 +18,13 @@ pub const ELEMENT_GRID: u16 = 10;
 /// Most selectors kept per page and day; the rarest are dropped first.
 pub const MAX_ELEMENTS: usize = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Which heatmap: clicks, pointer moves, or only the dead clicks (also the API's `kind`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum HeatKind {
+    #[default]
     Click,
     Move,
     /// Only the clicks the snippet reported as dead (same cells as `Click`, a subset).
@@ -55,6 +60,7 @@ impl HeatKind {
 
 /// Viewport-width classes, so a mobile heatmap is not drawn over a desktop layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WidthClass {
     Mobile,
     Tablet,

@@ -39,7 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::app::App;
-use crate::telemetry::metrics::ReasonLabel;
+use crate::telemetry::metrics::CloseReason;
 use conn::{Activity, PerAddress, TrackedBody};
 use tls::TlsAcceptor;
 
@@ -83,7 +83,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, tls: Option<TlsAcceptor
             match per_address.acquire(peer.ip()) {
                 Some(slot) => Some(slot),
                 None => {
-                    app.metrics.connections_closed.get_or_create(&ReasonLabel { reason: "per_address" }).inc();
+                    app.metrics.close(CloseReason::PerAddress);
                     continue; // dropping the stream closes it
                 }
             }
@@ -143,8 +143,7 @@ async fn connection(
     tokio::select! {
         _ = work => {}
         _ = activity.expired(first, idle) => {
-            let reason = if activity.served_any() { "idle" } else { "late" };
-            metrics.connections_closed.get_or_create(&ReasonLabel { reason }).inc();
+            metrics.close(if activity.served_any() { CloseReason::Idle } else { CloseReason::Late });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Dispatch: finds the request's route in the table ([`super::routes`]), checks the operator
 //! token where the route needs it, and is the one place errors become responses (logged by
-//! class, counted by status).
+//! class, counted by status) and refusals are logged and counted ([`refused`]).
 
 use std::net::IpAddr;
 
@@ -13,23 +13,34 @@ use super::response::{self, Resp};
 use super::routes::{self, Access, Miss, ROUTES};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::ingest::Reason;
 use crate::telemetry::metrics::StatusLabel;
 
 pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let resp = match route(app, req, peer).await {
         Ok(r) => r,
         Err(e) => {
-            if e.status().is_server_error() {
-                tracing::error!(status = e.status().as_u16(), error = ?e, "request failed");
-            } else {
-                // Not the message: it can quote what the request sent.
-                tracing::debug!(status = e.status().as_u16(), "request refused");
-            }
+            refused(app, &e, None);
             error_response(&e)
         }
     };
     app.metrics.responses.get_or_create(&StatusLabel { status: resp.status().as_u16() }).inc();
     resp
+}
+
+/// The one place a refused request is logged, and counted under its reason when it has one
+/// (`/collect` batches).
+pub(super) fn refused(app: &App, error: &ApiError, reason: Option<Reason>) {
+    if let Some(reason) = reason {
+        app.metrics.reject(reason);
+    }
+    let (status, reason) = (error.status().as_u16(), reason.map(Reason::as_str));
+    if error.status().is_server_error() && !matches!(error, ApiError::Overloaded { .. }) {
+        tracing::error!(status, reason, error = ?error, "request failed");
+    } else {
+        // Not the message: it can quote what the request sent, and a batch may hold personal data.
+        tracing::debug!(status, reason, "request refused");
+    }
 }
 
 fn error_response(e: &ApiError) -> Resp {

@@ -238,7 +238,7 @@ pub async fn me(app: &App, req: Request<Incoming>, peer: IpAddr, forget: bool) -
     let vid = Id128::parse(&me.vid).ok_or_else(|| ApiError::BadRequest("vid must be 32 lowercase hex".into()))?;
     let visitor = app.keyer.key(&site.settings.id, &vid);
     let mut r = if forget {
-        let erased = app.writer.forget(&site.settings.id, visitor).await.map_err(ApiError::Internal)?;
+        let erased = app.writer.forget(&site.settings.id, visitor).await?;
         tracing::info!(site = %site.settings.id, sessions = erased, "visitor erased at their request");
         response::empty(StatusCode::NO_CONTENT)
     } else {

@@ -17,8 +17,7 @@ use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, Visi
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
-use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, SessionPage, SessionQuery, Stats};
 
 /// What happened to one batch of a group commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +30,7 @@ pub enum WriteOutcome {
 /// A group commit in progress: resolves as [`Store::write`] does.
 pub type PendingWrite = Pin<Box<dyn Future<Output = Result<Vec<WriteOutcome>, StoreError>> + Send>>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage failure: {0}")]
     Backend(String),
@@ -70,21 +69,14 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError>;
     async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError>;
     /// Per-page figures, most viewed first, `limit` from `offset`.
-    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError>;
+    async fn pages(&self, site: &str, query: &PagesQuery) -> Result<Pages, StoreError>;
     /// Heatmap of one path; `width` `None` sums all viewport classes.
-    async fn heatmap(
-        &self,
-        site: &str,
-        path: &str,
-        kind: HeatKind,
-        width: Option<WidthClass>,
-        range: DayRange,
-    ) -> Result<Heatmap, StoreError>;
-    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError>;
+    async fn heatmap(&self, site: &str, query: &HeatmapQuery) -> Result<Heatmap, StoreError>;
+    async fn scroll(&self, site: &str, query: &PageQuery) -> Result<ScrollReach, StoreError>;
     /// Form analytics of one path (from form rollups).
-    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError>;
+    async fn forms(&self, site: &str, query: &PageQuery) -> Result<Forms, StoreError>;
     /// Attention bands of one path (from attention rollups).
-    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError>;
+    async fn attention(&self, site: &str, query: &PageQuery) -> Result<Attention, StoreError>;
     /// A conversion funnel over the sessions that started in the range (from the index of
     /// per-session page sequences).
     async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError>;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::{PendingWrite, Store, WriteOutcome};
+use super::{PendingWrite, Store, StoreError, WriteOutcome};
 use crate::model::{StoredBatch, VisitorKey};
 use crate::telemetry::Metrics;
 
@@ -24,8 +24,28 @@ pub struct WriterConfig {
     pub max_group: usize,
 }
 
+/// Why a write or an erasure did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The store failed; every batch of the group gets this error.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The writer task stopped before answering.
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
 /// The answer a request waits for.
-pub type WriteResult = Result<WriteOutcome, String>;
+pub type WriteResult = Result<WriteOutcome, WriteError>;
+
+/// A queued batch's answer, once the writer has written it (or failed to).
+pub struct Pending(oneshot::Receiver<WriteResult>);
+
+impl Pending {
+    pub async fn outcome(self) -> WriteResult {
+        self.0.await.unwrap_or(Err(WriteError::Stopped))
+    }
+}
 
 struct Job {
     batch: StoredBatch,
@@ -35,8 +55,8 @@ struct Job {
 
 /// Erasure work that must not race a group commit, run by the writer between groups.
 enum Maintenance {
-    Forget { site: String, visitor: VisitorKey, done: oneshot::Sender<Result<usize, String>> },
-    Expire { site: String, before_ms: i64, limit: usize, done: oneshot::Sender<Result<usize, String>> },
+    Forget { site: String, visitor: VisitorKey, done: oneshot::Sender<Result<usize, StoreError>> },
+    Expire { site: String, before_ms: i64, limit: usize, done: oneshot::Sender<Result<usize, StoreError>> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +90,7 @@ impl Writer {
     }
 
     /// Queues `batch` (whose decoded size was `bytes`) and returns where its result will arrive.
-    pub fn submit(&self, batch: StoredBatch, bytes: usize) -> Result<oneshot::Receiver<WriteResult>, SubmitError> {
+    pub fn submit(&self, batch: StoredBatch, bytes: usize) -> Result<Pending, SubmitError> {
         let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(u32::MAX).min(self.max_kib);
         let budget = match self.budget_kib.clone().try_acquire_many_owned(kib) {
             Ok(p) => p,
@@ -80,27 +100,31 @@ impl Writer {
         let (done, rx) = oneshot::channel();
         let job = Job { batch, done, _budget: budget };
         match self.tx.try_send(job) {
-            Ok(()) => Ok(rx),
+            Ok(()) => Ok(Pending(rx)),
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
         }
     }
 
     /// Erases a visitor's sessions (see [`Store::forget_visitor`]); waits for the writer.
-    pub async fn forget(&self, site: &str, visitor: VisitorKey) -> Result<usize, String> {
+    pub async fn forget(&self, site: &str, visitor: VisitorKey) -> Result<usize, WriteError> {
         let (done, rx) = oneshot::channel();
         self.maintain(Maintenance::Forget { site: site.to_owned(), visitor, done }, rx).await
     }
 
     /// Deletes up to `limit` sessions anchored before `before_ms` (see [`Store::expire`]).
-    pub async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, String> {
+    pub async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, WriteError> {
         let (done, rx) = oneshot::channel();
         self.maintain(Maintenance::Expire { site: site.to_owned(), before_ms, limit, done }, rx).await
     }
 
-    async fn maintain(&self, job: Maintenance, rx: oneshot::Receiver<Result<usize, String>>) -> Result<usize, String> {
-        self.maintenance.send(job).await.map_err(|_| "the writer has stopped".to_owned())?;
-        rx.await.map_err(|_| "the writer has stopped".to_owned())?
+    async fn maintain(
+        &self,
+        job: Maintenance,
+        rx: oneshot::Receiver<Result<usize, StoreError>>,
+    ) -> Result<usize, WriteError> {
+        self.maintenance.send(job).await.map_err(|_| WriteError::Stopped)?;
+        Ok(rx.await.map_err(|_| WriteError::Stopped)??)
     }
 
     pub fn depth(&self) -> usize {
@@ -215,7 +239,7 @@ async fn answer(
         Err(e) => {
             tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
             for (done, _budget) in waiters {
-                let _ = done.send(Err(e.to_string()));
+                let _ = done.send(Err(WriteError::Store(e.clone())));
             }
         }
     }
@@ -224,10 +248,10 @@ async fn answer(
 async fn maintain(store: &dyn Store, job: Maintenance) {
     match job {
         Maintenance::Forget { site, visitor, done } => {
-            let _ = done.send(store.forget_visitor(&site, visitor).await.map_err(|e| e.to_string()));
+            let _ = done.send(store.forget_visitor(&site, visitor).await);
         }
         Maintenance::Expire { site, before_ms, limit, done } => {
-            let _ = done.send(store.expire(&site, before_ms, limit).await.map_err(|e| e.to_string()));
+            let _ = done.send(store.expire(&site, before_ms, limit).await);
         }
     }
 }

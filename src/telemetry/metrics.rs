@@ -1,15 +1,55 @@
 //! Every metric the collector exports, in one place; all names start with `hushtale_`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::ingest::Reason;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    pub reason: &'static str,
+    pub reason: Reason,
+}
+
+impl EncodeLabelValue for Reason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// Why the server closed a connection on its own.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No first request within the header timeout.
+    Late,
+    /// No request within the idle timeout.
+    Idle,
+    /// Over `max_connections_per_ip`.
+    PerAddress,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Late => "late",
+            CloseReason::Idle => "idle",
+            CloseReason::PerAddress => "per_address",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabel {
+    pub reason: CloseReason,
+}
+
+impl EncodeLabelValue for CloseReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,9 +71,8 @@ pub struct Metrics {
     pub flush_seconds: Histogram,
     pub group_batches: Histogram,
     pub responses: Family<StatusLabel, Counter>,
-    /// Connections the server closed on its own: `late` (no first request in time), `idle`,
-    /// `per_address` (over `max_connections_per_ip`).
-    pub connections_closed: Family<ReasonLabel, Counter>,
+    /// Connections the server closed on its own.
+    pub connections_closed: Family<CloseLabel, Counter>,
 }
 
 impl Metrics {
@@ -80,15 +119,19 @@ impl Metrics {
         (m, r)
     }
 
-    pub fn reject(&self, reason: &'static str) {
+    pub fn reject(&self, reason: Reason) {
         self.batches_rejected.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    pub fn drop_batch(&self, reason: &'static str) {
+    pub fn drop_batch(&self, reason: Reason) {
         self.batches_dropped.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    pub fn drop_events(&self, reason: &'static str, n: u64) {
-        self.events_dropped.get_or_create(&ReasonLabel { reason }).inc_by(n);
+    pub fn drop_events(&self, reason: impl Into<Reason>, n: u64) {
+        self.events_dropped.get_or_create(&ReasonLabel { reason: reason.into() }).inc_by(n);
+    }
+
+    pub fn close(&self, reason: CloseReason) {
+        self.connections_closed.get_or_create(&CloseLabel { reason }).inc();
     }
 }

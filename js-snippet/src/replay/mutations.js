@@ -4,18 +4,19 @@
 // fields left out). `state` is a checkbox's or radio's `checked` (1/0) or a select's
 // selectedIndex; `c` carries stylesheet rules changed through the CSSOM: of a <style> (its id),
 // or the adopted sheets of a shadow root (its id) or of the document (0). Open shadow roots
-// are observed like the document.
+// and the documents of same-origin frames are observed like the document; a frame that loads
+// another document has it sent anew (an add of ['#doc', …] under the <iframe>).
 //
 // MutationObserver records are only collected when they happen; a later task turns them
 // into the net change, serialising added subtrees in time slices. Records that arrive while
 // a snapshot or a round is being serialised are handled by the next round; a node that got
 // serialised twice (moved into a part not yet walked) has its older copy removed by id.
-import { serializer, rules } from './serialize.js';
+import { serializer, rules, frameDoc } from './serialize.js';
 
 const ROUND = 300; // ms between rounds
 
 const OPTS = { childList: true, subtree: true, attributes: true, characterData: true };
-let hooked; // the CSSOM and form-state setters are wrapped once per page
+const hooked = new WeakSet(); // windows whose CSSOM and form-state setters are wrapped
 const hooks = { css() {}, input() {} };
 
 function hook(C, prop, f) {
@@ -29,18 +30,18 @@ function hook(C, prop, f) {
     };
 }
 
-function hookAll() {
-  if (hooked) return;
-  hooked = 1;
+function hookAll(w) {
+  if (!w || hooked.has(w)) return;
+  hooked.add(w);
   const css = (x) => hooks.css(x);
-  for (const m of ['insertRule', 'deleteRule', 'replace', 'replaceSync']) hook(window.CSSStyleSheet, m, css);
-  hook(window.Document, 'adoptedStyleSheets', css);
-  hook(window.ShadowRoot, 'adoptedStyleSheets', css);
+  for (const m of ['insertRule', 'deleteRule', 'replace', 'replaceSync']) hook(w.CSSStyleSheet, m, css);
+  hook(w.Document, 'adoptedStyleSheets', css);
+  hook(w.ShadowRoot, 'adoptedStyleSheets', css);
   const input = (el) => hooks.input({ target: el.closest ? el.closest('select') || el : el });
-  hook(window.HTMLInputElement, 'checked', input);
-  hook(window.HTMLOptionElement, 'selected', input);
-  hook(window.HTMLSelectElement, 'selectedIndex', input);
-  hook(window.HTMLSelectElement, 'value', input);
+  hook(w.HTMLInputElement, 'checked', input);
+  hook(w.HTMLOptionElement, 'selected', input);
+  hook(w.HTMLSelectElement, 'selectedIndex', input);
+  hook(w.HTMLSelectElement, 'value', input);
 }
 
 // The text of the adopted sheets of a document or shadow root.
@@ -53,19 +54,27 @@ export function recorder(H) {
   const inputs = new Set();
   const scrolls = new Set();
   const sheets = new Set(); // <style> elements, shadow roots and the document whose CSSOM changed
-  const roots = new Set([document]); // the document and every open shadow root seen
-  const later = () => (timer = timer || setTimeout(round, ROUND));
+  const roots = new Set(); // the document, every open shadow root and frame document seen
+  const frames = new WeakSet(); // <iframe>s whose loads are listened to
+  const loaded = new Set(); // <iframe>s that loaded a document since the last round
+  let off; // stopped: frame loads and late events start no round
+  const later = () => off || (timer = timer || setTimeout(round, ROUND));
   const mo = new MutationObserver((recs) => {
     for (const r of recs) buf.push(r);
     later();
   });
-  const S = serializer(H, ids, (sr) => {
-    if (roots.has(sr)) return;
-    roots.add(sr);
-    mo.observe(sr, OPTS);
-    sr.addEventListener('input', onInput, true);
-    if (sr.adoptedStyleSheets && sr.adoptedStyleSheets.length) sheets.add(sr);
-  });
+  const listen = (x, on) => ['input', 'change', 'scroll'].forEach((t) => x[on ? 'addEventListener' : 'removeEventListener'](t, t == 'scroll' ? onScroll : onInput, true));
+  const onLoad = (e) => loaded.add(e.target) && later();
+  const watch = (x) => {
+    if (x.localName == 'iframe') return frames.has(x) || (frames.add(x), x.addEventListener('load', onLoad));
+    if (roots.has(x)) return;
+    roots.add(x);
+    mo.observe(x, OPTS);
+    listen(x, 1);
+    hookAll(x.defaultView);
+    if (x.adoptedStyleSheets && x.adoptedStyleSheets.length) sheets.add(x);
+  };
+  const S = serializer(H, ids, watch);
   hooks.css = (x) => {
     // a sheet of a <style>, or a constructed one (any root may have adopted it), or a root
     if (x.ownerNode) sheets.add(x.ownerNode);
@@ -73,7 +82,9 @@ export function recorder(H) {
     later();
   };
   const known = (n) => ids.get(n) && n.isConnected && !S.inside(n.parentNode || n, S.BLOCK);
-  const onInput = (e) => ids.get(e.target) && inputs.add(e.target) && later();
+  function onInput(e) {
+    ids.get(e.target) && inputs.add(e.target) && later();
+  }
   hooks.input = onInput;
   // CSSOM rules now: of known <style>s and the adopted sheets of known roots
   const cssChanges = () => {
@@ -86,7 +97,9 @@ export function recorder(H) {
     sheets.clear();
     return c;
   };
-  const onScroll = (e) => e.target.nodeType == 1 && ids.get(e.target) && scrolls.add(e.target) && later();
+  function onScroll(e) {
+    e.target.nodeType == 1 && ids.get(e.target) && scrolls.add(e.target) && later();
+  }
 
   function snapshot() {
     buf = [];
@@ -134,6 +147,10 @@ export function recorder(H) {
       if (!a) list.push(n);
     }
     list.sort((a, b) => (a.compareDocumentPosition(b) & 2 ? -1 : 1));
+    const adds = list.map((n) => [n, ids.get(n.parentNode)]);
+    // frames that loaded another (same-origin) document: sent anew
+    loaded.forEach((f) => known(f) && frameDoc(f) && adds.push([frameDoc(f), ids.get(f)]));
+    loaded.clear();
     const m = [];
     attrs.forEach((names, el) => {
       if (!known(el) || S.blocked(el)) return;
@@ -143,6 +160,7 @@ export function recorder(H) {
         const v = S.attr(el, k, el.getAttribute(k), masked);
         if (v !== undefined) o[k] = v;
       });
+      if (o.open != null && el.matches(':modal')) o._m = 1; // showModal(): top layer and backdrop
       m.push([ids.get(el), o]);
     });
     const x = [];
@@ -159,7 +177,7 @@ export function recorder(H) {
     scrolls.clear();
 
     cancel = S.run(
-      list.map((n) => [n, ids.get(n.parentNode)]),
+      adds,
       (chunks) => {
         cancel = 0;
         S.stale.splice(0).forEach((id) => rm.add(id));
@@ -171,11 +189,7 @@ export function recorder(H) {
     );
   }
 
-  mo.observe(document, OPTS);
-  hookAll();
-  addEventListener('input', onInput, true);
-  addEventListener('change', onInput, true);
-  addEventListener('scroll', onScroll, true);
+  watch(document);
   snapshot();
 
   // The core calls this with 1 when a new (sampled) session starts, without to stop.
@@ -183,11 +197,10 @@ export function recorder(H) {
     if (cancel) cancel();
     cancel = 0;
     if (again) return snapshot();
+    off = 1;
     mo.disconnect();
     clearTimeout(timer);
     hooks.css = hooks.input = () => {};
-    removeEventListener('input', onInput, true);
-    removeEventListener('change', onInput, true);
-    removeEventListener('scroll', onScroll, true);
+    roots.forEach((x) => listen(x, 0));
   };
 }

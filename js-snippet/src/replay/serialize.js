@@ -5,7 +5,9 @@
 // `node` is a string (a text node) or [tag, attrs?, ...children] (an element; attrs is a
 // plain object). Ids are numbered in pre-order from firstId, skipping nothing that is sent.
 // A blocked element comes with attrs {class?, _b: [width, height]} and no children. An open
-// shadow root is its host's first child ['#shadow', ...children] (it takes an id too).
+// shadow root is its host's first child ['#shadow', ...children] (it takes an id too); the
+// document of a same-origin <iframe> is its only child ['#doc', {_q: 1}?, htmlElement] (an id
+// too; _q: in quirks mode), with every URL in it sent absolute; a cross-origin <iframe> has `_x: 1` and no children.
 // State that is not in attributes travels as attributes starting with "_": `checked` and
 // `selected` follow the controls' current state, `_v` is a text field's current length (never
 // its value), `_s` [left, top] the scroll position of a scrolled element, `_m` a modal
@@ -38,15 +40,35 @@ export const rules = (sheet) => {
   }
 };
 
-export function serializer(H, ids, shadow) {
+// URLs inside frame documents go out absolute: the player and the collector resolve relative
+// ones against the page's address, which is not the frame's.
+const abs = (n, v) => {
+  try {
+    return n.ownerDocument != document ? new URL(v, n.baseURI).href : v;
+  } catch (e) {
+    return v;
+  }
+};
+const absCss = (n, css) => (n.ownerDocument != document ? css.replace(/url\(\s*(['"]?)([^'")]*)\1\s*\)/g, (all, q, u) => (u[0] == '#' ? all : `url(${q}${abs(n, u)}${q})`)) : css);
+
+/** The document of a same-origin frame, or nothing (cross-origin, or not loaded into one). */
+export const frameDoc = (f) => {
+  try {
+    if (!(/^https?:/.test(f.src) && new URL(f.src).origin != location.origin)) return f.contentDocument;
+  } catch (e) {}
+};
+
+// `watch(x)` is told of every open shadow root, frame document and <iframe> serialised.
+export function serializer(H, ids, watch) {
   let next = 1;
   const stale = []; // ids of earlier copies of nodes serialised again: to be removed
 
   // whether n is inside an element matching q, looking through shadow roots to their hosts
+  // and through frame documents to their <iframe>s
   const inside = (n, q) => {
-    for (let p = n.nodeType == 1 ? n : n.parentElement || n.parentNode; p; p = p.getRootNode().host) {
-      if (p.nodeType == 11) p = p.host;
-      if (p.closest(q)) return true;
+    for (let p = n.nodeType == 3 ? n.parentNode : n, r; p; p = r.host || (r != document && r.defaultView && r.defaultView.frameElement)) {
+      if (p.nodeType == 1 && p.closest(q)) return true;
+      r = p.getRootNode();
     }
     return false;
   };
@@ -54,7 +76,7 @@ export function serializer(H, ids, shadow) {
 
   function text(n, masked) {
     const p = n.parentNode && n.parentNode.localName;
-    return p == 'style' ? n.data.replace(DATA_URL, 'url()') : masked || p == 'textarea' ? H.a(n.data) : H.m(n.data);
+    return p == 'style' ? absCss(n, n.data.replace(DATA_URL, 'url()')) : masked || p == 'textarea' ? H.a(n.data) : H.m(n.data);
   }
 
   // An attribute's value as sent, or undefined when it is not sent.
@@ -63,8 +85,9 @@ export function serializer(H, ids, shadow) {
     if (URL_ATTR.test(k)) {
       if (/^\s*(data|javascript|blob):/i.test(v)) return;
       if (/^\s*(mailto|tel|sms):/i.test(v)) return v.replace(/:[^]*/, ':');
-      if (/^(a|area|form)$/.test(el.localName)) return v.replace(/[?#][^]*/, '');
-    } else if (k == 'style') return v.replace(DATA_URL, 'url()');
+      if (/^(a|area|form)$/.test(el.localName)) v = v.replace(/[?#][^]*/, '');
+      return k == 'srcset' ? v : abs(el, v);
+    } else if (k == 'style') return absCss(el, v.replace(DATA_URL, 'url()'));
     else if (TEXT_ATTR.test(k)) return masked || (k == 'value' && !/^(button|submit|reset)$/.test(el.type)) ? H.a(v) : H.m(v);
     return v;
   }
@@ -74,11 +97,11 @@ export function serializer(H, ids, shadow) {
 
   function ser(n, masked) {
     desc = 0;
-    if (n.nodeType == 11) {
+    if (n.nodeType == 11 || n.nodeType == 9) {
       size = 12;
-      desc = 1;
-      shadow(n);
-      return ['#shadow'];
+      desc = n.nodeType == 11 || !!n.documentElement;
+      watch(n);
+      return n.nodeType == 11 ? ['#shadow'] : n.compatMode == 'BackCompat' ? ['#doc', { _q: 1 }] : ['#doc'];
     }
     if (n.nodeType == 3) {
       const s = text(n, masked);
@@ -113,11 +136,14 @@ export function serializer(H, ids, shadow) {
     if ((tag == 'textarea' || (tag == 'input' && !/^(checkbox|radio|button|submit|reset|image|file|hidden|range|color)$/.test(n.type))) && n.value) a._v = n.value.length;
     if (n.scrollTop || n.scrollLeft) a._s = [Math.round(n.scrollLeft), Math.round(n.scrollTop)];
     if (tag == 'dialog' && n.open && n.matches(':modal')) a._m = 1;
-    if (tag == 'style' && n.sheet && !n.textContent.trim()) size += (a._css = rules(n.sheet)).length;
+    if (tag == 'style' && n.sheet && !n.textContent.trim()) size += (a._css = absCss(n, rules(n.sheet))).length;
+    if (tag == 'iframe') watch(n), frameDoc(n) ? (desc = 1) : (a._x = 1);
     if (has || Object.keys(a).length) out.push(a);
-    desc = n.firstChild || n.shadowRoot ? 1 : 0;
+    desc ||= n.firstChild || n.shadowRoot ? 1 : 0;
     return out;
   }
+
+  const kids = (n) => (n.nodeType == 9 ? [n.documentElement] : n.localName == 'iframe' ? [frameDoc(n)] : n.shadowRoot ? [n.shadowRoot, ...n.childNodes] : [...n.childNodes]);
 
   const before = (n) => {
     let s = n.nextSibling;
@@ -158,7 +184,7 @@ export function serializer(H, ids, shadow) {
         ids.set(n, id);
         if (f && f.o) f.o.push(s);
         else chunks[chunks.length - 1].push(f ? [f.p, 0, id, s] : [p, before(n), id, s]);
-        if (desc) stack.push({ c: n.shadowRoot ? [n.shadowRoot, ...n.childNodes] : [...n.childNodes], i: 0, o: s, p: id, m: m || (n.nodeType == 1 && n.hasAttribute('data-hushtale-mask')) });
+        if (desc) stack.push({ c: kids(n), i: 0, o: s, p: id, m: m || (n.nodeType == 1 && n.hasAttribute('data-hushtale-mask')) });
         if ((total += size) > LIMIT) {
           // close this chunk: what follows goes into the next one as appends to open elements
           total = 0;

@@ -5,7 +5,7 @@ use super::keys;
 use super::write::decode;
 use super::SledStore;
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::DayRange;
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
 use crate::rollup::heat::{ElementClicks, HeatCells, HeatKind, WidthClass};
 use crate::rollup::page::PageRollup;
 use crate::store::StoreError;
@@ -25,17 +25,12 @@ impl SledStore {
         Ok(out)
     }
 
-    pub(super) fn read_pages(
-        &self,
-        site: &str,
-        range: DayRange,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Pages, StoreError> {
-        Ok(Pages::from_rollups(self.page_rollups(site, range)?, offset, limit))
+    pub(super) fn read_pages(&self, site: &str, q: &PagesQuery) -> Result<Pages, StoreError> {
+        Ok(Pages::from_rollups(self.page_rollups(site, q.range)?, q.offset, q.limit))
     }
 
-    pub(super) fn read_scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+    pub(super) fn read_scroll(&self, site: &str, q: &PageQuery) -> Result<ScrollReach, StoreError> {
+        let (path, range) = (q.path.as_str(), q.range);
         let mut rollups = Vec::new();
         for day in range.days() {
             if let Some(v) = self.tree.get(keys::page_rollup(site, day, path))? {
@@ -45,14 +40,8 @@ impl SledStore {
         Ok(ScrollReach::from_rollups(path, rollups))
     }
 
-    pub(super) fn read_heatmap(
-        &self,
-        site: &str,
-        path: &str,
-        kind: HeatKind,
-        width: Option<WidthClass>,
-        range: DayRange,
-    ) -> Result<Heatmap, StoreError> {
+    pub(super) fn read_heatmap(&self, site: &str, q: &HeatmapQuery) -> Result<Heatmap, StoreError> {
+        let (path, kind, width, range) = (q.path.as_str(), q.kind, q.width, q.range);
         let widths: Vec<WidthClass> = width.map_or(WidthClass::ALL.to_vec(), |w| vec![w]);
         let mut cells = Vec::new();
         for w in widths {

@@ -20,8 +20,10 @@ use crate::model::{in_client_order, Event, Id128, SessionSummary, SiteSettings, 
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
-use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::query::{
+    DayRange, HeatmapQuery, PageQuery, PagesQuery, SessionCursor, SessionPage, SessionQuery, Stats,
+    MAX_SESSIONS_SCANNED,
+};
 use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
 
@@ -255,36 +257,29 @@ impl Store for SledStore {
         self.blocking(move |s| s.read_sessions(&site, &query)).await
     }
 
-    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
-        let site = site.to_owned();
-        self.blocking(move |s| s.read_pages(&site, range, offset, limit)).await
+    async fn pages(&self, site: &str, query: &PagesQuery) -> Result<Pages, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_pages(&site, &query)).await
     }
 
-    async fn heatmap(
-        &self,
-        site: &str,
-        path: &str,
-        kind: HeatKind,
-        width: Option<WidthClass>,
-        range: DayRange,
-    ) -> Result<Heatmap, StoreError> {
-        let (site, path) = (site.to_owned(), path.to_owned());
-        self.blocking(move |s| s.read_heatmap(&site, &path, kind, width, range)).await
+    async fn heatmap(&self, site: &str, query: &HeatmapQuery) -> Result<Heatmap, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_heatmap(&site, &query)).await
     }
 
-    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
-        let (site, path) = (site.to_owned(), path.to_owned());
-        self.blocking(move |s| s.read_scroll(&site, &path, range)).await
+    async fn scroll(&self, site: &str, query: &PageQuery) -> Result<ScrollReach, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_scroll(&site, &query)).await
     }
 
-    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError> {
-        let (site, path) = (site.to_owned(), path.to_owned());
-        self.blocking(move |s| s.read_forms(&site, &path, range)).await
+    async fn forms(&self, site: &str, query: &PageQuery) -> Result<Forms, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_forms(&site, &query)).await
     }
 
-    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError> {
-        let (site, path) = (site.to_owned(), path.to_owned());
-        self.blocking(move |s| s.read_attention(&site, &path, range)).await
+    async fn attention(&self, site: &str, query: &PageQuery) -> Result<Attention, StoreError> {
+        let (site, query) = (site.to_owned(), query.clone());
+        self.blocking(move |s| s.read_attention(&site, &query)).await
     }
 
     async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError> {

@@ -6,6 +6,9 @@ mod erase;
 mod insights;
 pub mod keys;
 mod pipeline;
+#[cfg(test)]
+mod rollup_tests;
+mod rollups;
 mod write;
 
 use std::collections::HashMap;
@@ -73,6 +76,7 @@ impl SledStore {
         let tree = db.open_tree("hushtale")?;
         // Large values live apart so they never bloat the nodes of the index tree.
         let segments = db.open_tree("segments")?;
+        rollups::backfill(&tree)?;
         let last = match tree.get(keys::LAST_SEGMENT)? {
             Some(v) => {
                 u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("last segment".into()))?)

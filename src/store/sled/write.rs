@@ -10,8 +10,6 @@ use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
 use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
 use crate::rollup::attention::AttentionRollup;
 use crate::rollup::form::PageForms;
-use crate::rollup::heat::{ElementClicks, HeatCells};
-use crate::rollup::page::PageRollup;
 use crate::rollup::session::SessionState;
 use crate::rollup::track::Deltas;
 use crate::rollup::DayRollup;
@@ -212,15 +210,7 @@ impl<'t> Group<'t> {
         for ((site, day), delta) in &deltas.days {
             self.merge(keys::day_rollup(site, *day), delta, DayRollup::merge)?;
         }
-        for ((site, day, path), delta) in &deltas.pages {
-            self.merge(keys::page_rollup(site, *day, path), delta, PageRollup::merge)?;
-        }
-        for (k, delta) in &deltas.heat {
-            self.merge(keys::heat(&k.site, &k.path, k.kind, k.width, k.day, k.band), delta, HeatCells::merge)?;
-        }
-        for ((site, path, day), delta) in &deltas.elements {
-            self.merge(keys::elements(site, path, *day), delta, ElementClicks::merge)?;
-        }
+        super::rollups::merge_insights(self.tree, &mut self.batch, &deltas)?;
         for ((site, path, day), delta) in &deltas.forms {
             self.merge(keys::page_day(keys::NS_FORMS, site, path, *day), delta, PageForms::merge)?;
         }

@@ -40,7 +40,8 @@ impl Sender {
 }
 
 /// A batch whose events say which (sender, session, seq) they belong to: `y` = seq*100 + i.
-/// It opens with a pageview, so the rollups count each stored batch once.
+/// It opens with a pageview and ends with a form started and submitted, so the rollups (and the
+/// form and attention rollups) count each stored batch once.
 fn batch(s: &Sender) -> Value {
     let t = now_ms();
     let view = json!({"k": "view", "t": t, "url": "https://shop.example/crash", "vw": 1280, "vh": 800, "dw": 1280, "dh": 2400});
@@ -52,6 +53,10 @@ fn batch(s: &Sender) -> Value {
                 json!({"k": "move", "t": t + i as i64, "x": s.n, "y": s.seq as u64 * 100 + i})
             }
         }))
+        .chain([
+            json!({"k": "focus", "t": t + 10, "sel": "input[name=q]", "form": "form#search"}),
+            json!({"k": "submit", "t": t + 11, "form": "form#search"}),
+        ])
         .collect();
     json!({"v": 1, "site": "demo", "vid": id(s.n), "sid": s.sid(), "seq": s.seq, "sent": t, "events": events})
 }
@@ -93,7 +98,7 @@ fn check(server: &TestServer, senders: &[Sender]) -> usize {
         assert_eq!(status, 200, "session {sid} with acknowledged batches {acked:?} is missing");
         // marker -> how often it occurs
         let mut markers: BTreeMap<u64, usize> = BTreeMap::new();
-        for e in body["events"].as_array().unwrap().iter().filter(|e| e["k"] != "view") {
+        for e in body["events"].as_array().unwrap().iter().filter(|e| e["k"] == "scroll" || e["k"] == "move") {
             *markers.entry(e["y"].as_f64().unwrap() as u64).or_default() += 1;
         }
         let mut stored = BTreeSet::new();
@@ -111,21 +116,37 @@ fn check(server: &TestServer, senders: &[Sender]) -> usize {
     by_session.values().map(BTreeSet::len).sum()
 }
 
-/// Every stored batch's pageview and every session is counted once: waits (up to `wait`) for
+/// Every stored batch's pageview, form start and submit, and every session, is counted once
+/// (in the day rollups, the form rollups and the attention rollups): waits (up to `wait`) for
 /// counts that a restarted store completes in the background, then compares.
 fn check_rollups(server: &TestServer, senders: &[Sender], batches: usize, wait: Duration) {
     let sessions: BTreeSet<String> = senders.iter().flat_map(|s| s.acked.iter().map(|(sid, _)| sid.clone())).collect();
-    let want = (batches as u64, sessions.len() as u64);
+    let b = batches as u64;
+    let want = [b, sessions.len() as u64, b, b, b];
     let started = std::time::Instant::now();
     loop {
         let (status, stats) = server.api("/api/sites/demo/stats");
         assert_eq!(status, 200);
+        let (status, forms) = server.api("/api/sites/demo/forms?path=/crash");
+        assert_eq!(status, 200);
+        let (status, attention) = server.api("/api/sites/demo/attention?path=/crash");
+        assert_eq!(status, 200);
         let totals = &stats["totals"];
-        let got = (totals["pageviews"].as_u64().unwrap(), totals["sessions"].as_u64().unwrap());
+        let form = &forms["forms"][0];
+        let got = [
+            totals["pageviews"].as_u64().unwrap(),
+            totals["sessions"].as_u64().unwrap(),
+            form["starters"].as_u64().unwrap_or(0),
+            form["submits"].as_u64().unwrap_or(0),
+            attention["pageviews"].as_u64().unwrap(),
+        ];
         if got == want {
             return;
         }
-        assert!(started.elapsed() < wait, "(pageviews, sessions) counted {got:?}, stored {want:?}");
+        assert!(
+            started.elapsed() < wait,
+            "[pageviews, sessions, form starters, submits, attention pageviews] counted {got:?}, stored {want:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }

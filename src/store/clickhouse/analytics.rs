@@ -78,7 +78,7 @@ impl FormRow {
 }
 
 /// `attention_rollups`.
-#[derive(Row, Serialize, Debug, Clone)]
+#[derive(Row, Serialize, Deserialize, Debug, Clone, Default)]
 pub struct AttentionRow {
     pub site: String,
     pub path: String,
@@ -101,7 +101,8 @@ pub struct ViewRow<'a> {
     pub day: u16,
 }
 
-fn form_rows(d: &Deltas) -> Vec<FormRow> {
+/// The `form_rollups` rows of some deltas.
+pub fn form_rows(d: &Deltas) -> Vec<FormRow> {
     let mut rows = Vec::new();
     for ((site, path, day), page) in &d.forms {
         for (form, f) in &page.forms {
@@ -134,7 +135,8 @@ fn form_rows(d: &Deltas) -> Vec<FormRow> {
     rows
 }
 
-fn attention_rows(d: &Deltas) -> Vec<AttentionRow> {
+/// The `attention_rollups` rows of some deltas.
+pub fn attention_rows(d: &Deltas) -> Vec<AttentionRow> {
     d.attention
         .iter()
         .map(|((site, day, path), r)| {
@@ -150,16 +152,6 @@ fn attention_rows(d: &Deltas) -> Vec<AttentionRow> {
             }
         })
         .collect()
-}
-
-/// Inserts the form and attention rows of won sessions' deltas.
-pub async fn insert_rollups(db: &Db, d: &Deltas) -> Result<(), StoreError> {
-    let (forms, attention) = (form_rows(d), attention_rows(d));
-    let (a, b) = tokio::join!(
-        db.insert::<FormRow>("form_rollups", &forms),
-        db.insert::<AttentionRow>("attention_rollups", &attention)
-    );
-    a.and(b)
 }
 
 /// Inserts the pageviews of stored batches `(anchor, batch)` into the funnel index.

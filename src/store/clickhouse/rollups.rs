@@ -13,6 +13,7 @@ use clickhouse::{Row, RowOwned, RowWrite};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::analytics::{attention_rows, form_rows, AttentionRow, FormRow};
 use super::claims::SessionKey;
 use super::client::Db;
 use super::rows::{DayRollupRow, ElementRollupRow, HeatRollupRow, PageRollupRow, SketchRow, VisitorRow};
@@ -47,6 +48,11 @@ pub struct RollupRows {
     pub pages: Vec<PageRollupRow>,
     pub heat: Vec<HeatRollupRow>,
     pub elements: Vec<ElementRollupRow>,
+    /// Absent from claims written before forms and attention were counted like the rest.
+    #[serde(default)]
+    pub forms: Vec<FormRow>,
+    #[serde(default)]
+    pub attention: Vec<AttentionRow>,
 }
 
 /// What a claim keeps until its version is counted: its rollup rows and visitor marks.
@@ -69,6 +75,8 @@ impl RollupRows {
             pages: d.pages.iter().map(|((site, day, path), r)| page_row(site, *day, path, r)).collect(),
             heat: d.heat.iter().map(|(k, cells)| heat_row(k, cells)).collect(),
             elements: d.elements.iter().flat_map(|((site, path, day), e)| element_rows(site, path, *day, e)).collect(),
+            forms: form_rows(d),
+            attention: attention_rows(d),
         }
     }
 }
@@ -76,13 +84,15 @@ impl RollupRows {
 /// Inserts `parts`, one `INSERT` per table (the tables concurrently), each with the markers of
 /// its parts' tags. `only_missing`: leave out, table by table, the parts already counted there.
 pub async fn insert(db: &Db, parts: &[Part<'_>], only_missing: bool) -> Result<(), StoreError> {
-    let (a, b, c, d) = tokio::join!(
+    let (a, b, c, d, e, f) = tokio::join!(
         table(db, parts, |r| &r.days, only_missing),
         table(db, parts, |r| &r.pages, only_missing),
         table(db, parts, |r| &r.heat, only_missing),
         table(db, parts, |r| &r.elements, only_missing),
+        table(db, parts, |r| &r.forms, only_missing),
+        table(db, parts, |r| &r.attention, only_missing),
     );
-    a.and(b).and(c).and(d)
+    a.and(b).and(c).and(d).and(e).and(f)
 }
 
 #[derive(Row, Deserialize)]
@@ -153,6 +163,20 @@ impl RollupRow for HeatRollupRow {
     const TABLE: &'static str = "heat_rollups";
     fn marker(tag: &str) -> Self {
         Self { site: tag.to_owned(), cells: vec![0], counts: vec![1], ..Default::default() }
+    }
+}
+
+impl RollupRow for FormRow {
+    const TABLE: &'static str = "form_rollups";
+    fn marker(tag: &str) -> Self {
+        Self { site: tag.to_owned(), starters: 1, ..Default::default() }
+    }
+}
+
+impl RollupRow for AttentionRow {
+    const TABLE: &'static str = "attention_rollups";
+    fn marker(tag: &str) -> Self {
+        Self { site: tag.to_owned(), pageviews: 1, ..Default::default() }
     }
 }
 

@@ -302,13 +302,12 @@ async fn count(db: &Db, won: &[Plan]) -> Result<(), StoreError> {
     }];
     let older_parts: Vec<Part> =
         older.iter().map(|(t, pending)| Part { tags: vec![t.clone()], rows: &pending.rows }).collect();
-    let (a, b, c, d) = tokio::join!(
+    let (a, b, c) = tokio::join!(
         rollups::insert(db, &own, false),
         rollups::insert(db, &older_parts, true),
         insert_marks(db, marks.iter()),
-        super::analytics::insert_rollups(db, &deltas)
     );
-    a.and(b).and(c).and(d)?;
+    a.and(b).and(c)?;
     let older_versions: Vec<Version> = won
         .iter()
         .flat_map(|p| {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hushtale::model::{Client, Event, EventData, Id128, StoredBatch, View, VisitorKey};
-use hushtale::query::DayRange;
+use hushtale::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
 use hushtale::rollup::heat::HeatKind;
 use hushtale::store::sled::SledStore;
 use hushtale::store::Store;
@@ -201,15 +201,19 @@ fn measure(
 ) -> Vec<(Duration, Duration, usize)> {
     let range = DayRange { from: (FIRST_DAY_MS / DAY_MS) as i32, to: (FIRST_DAY_MS / DAY_MS + DAYS - 1) as i32 };
     let (min_runs, budget) = if quick { (3, Duration::ZERO) } else { (20, Duration::from_secs(2)) };
+    let pages = PagesQuery { range, offset: 0, limit: 50 };
+    let heatmap = |kind| HeatmapQuery { path: path.to_owned(), kind, width: None, range };
+    let (click, moves) = (heatmap(HeatKind::Click), heatmap(HeatKind::Move));
+    let page = PageQuery { path: path.to_owned(), range };
     QUERIES
         .iter()
         .map(|q| {
             let mut call = || match *q {
                 "stats" => drop(rt.block_on(store.stats(SITE, range)).unwrap()),
-                "pages" => drop(rt.block_on(store.pages(SITE, range, 0, 50)).unwrap()),
-                "heatmap click" => drop(rt.block_on(store.heatmap(SITE, path, HeatKind::Click, None, range)).unwrap()),
-                "heatmap move" => drop(rt.block_on(store.heatmap(SITE, path, HeatKind::Move, None, range)).unwrap()),
-                "scroll" => drop(rt.block_on(store.scroll(SITE, path, range)).unwrap()),
+                "pages" => drop(rt.block_on(store.pages(SITE, &pages)).unwrap()),
+                "heatmap click" => drop(rt.block_on(store.heatmap(SITE, &click)).unwrap()),
+                "heatmap move" => drop(rt.block_on(store.heatmap(SITE, &moves)).unwrap()),
+                "scroll" => drop(rt.block_on(store.scroll(SITE, &page)).unwrap()),
                 _ => unreachable!(),
             };
             time(&mut call, min_runs, budget)

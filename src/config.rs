@@ -364,63 +364,10 @@ impl RawConfig {
         let listen_text = over.listen.or(self.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr =
             listen_text.parse().map_err(|_| invalid(format!("listen address {listen_text:?} is not IP:PORT")))?;
-        let store = match over.store.or(self.store).as_deref() {
-            None | Some("sled") => StoreKind::Sled,
-            Some(url) if url.starts_with("clickhouse+") => {
-                StoreKind::ClickHouse(self.clickhouse.target(url, ClickHouseEnv::read()).map_err(invalid)?)
-            }
-            Some(other) => {
-                return Err(invalid(format!(
-                    "unknown store {other:?}: use \"sled\" or \"clickhouse+http://HOST:PORT/DATABASE\""
-                )))
-            }
-        };
-        let l = self.limits;
-        let events = EventLimits {
-            max_events_per_batch: l.max_events_per_batch.unwrap_or(2000),
-            max_url_len: l.max_url_len.unwrap_or(2048),
-            max_title_len: l.max_title_len.unwrap_or(512),
-            max_sel_len: l.max_sel_len.unwrap_or(256),
-            max_msg_len: l.max_msg_len.unwrap_or(1024),
-        };
-        if events.max_events_per_batch == 0 || events.max_events_per_batch > crate::ingest::wire::HARD_MAX_EVENTS {
-            return Err(invalid("limits.max_events_per_batch must be 1..=10000".into()));
-        }
-        let server = ServerLimits {
-            max_body_bytes: l.max_body_bytes.unwrap_or(1 << 20),
-            max_decompressed_bytes: l.max_decompressed_bytes.unwrap_or(4 << 20),
-            max_connections: l.max_connections.unwrap_or(10_000).max(1),
-            max_connections_per_ip: l.max_connections_per_ip.unwrap_or(256).max(1),
-            header_timeout: Duration::from_millis(l.header_timeout_ms.unwrap_or(10_000).max(1)),
-            idle_timeout: Duration::from_millis(l.idle_timeout_ms.unwrap_or(60_000).max(1)),
-            body_timeout: Duration::from_millis(l.body_timeout_ms.unwrap_or(15_000)),
-            store_cache_bytes: l.store_cache_bytes.unwrap_or(256 << 20),
-        };
-        if server.max_decompressed_bytes < server.max_body_bytes {
-            return Err(invalid("limits.max_decompressed_bytes must be ≥ max_body_bytes".into()));
-        }
-        let writer = WriterConfig {
-            queue_batches: l.queue_batches.unwrap_or(4096).max(1),
-            queue_bytes: l.queue_bytes.unwrap_or(128 << 20).max(server.max_decompressed_bytes),
-            max_group: l.max_group.unwrap_or(4096).max(1),
-        };
-
-        let demo_mode = self.sites.is_empty();
-        let sites = if demo_mode {
-            vec![SiteSettings {
-                id: "demo".into(),
-                origins: vec!["*".into()],
-                keep_titles: false,
-                allowed_params: default_allowed_params(),
-                retention_days: default_retention_days(),
-                asset_origins: None,
-                assets_private: false,
-                mask_text: MaskText::default(),
-                replay_canvas: false,
-            }]
-        } else {
-            self.sites.into_iter().map(validate_site).collect::<Result<_, _>>()?
-        };
+        let store = store_kind(over.store.or(self.store).as_deref(), &self.clickhouse)?;
+        let (events, server) = (self.limits.events()?, self.limits.server()?);
+        let writer = self.limits.writer(&server);
+        let (sites, demo_mode) = validate_sites(self.sites)?;
         let tls = validate_tls(self.tls, over.tls_cert, over.tls_key)?;
         let trusted_proxies = match over.trusted_proxies {
             Some(text) => parse_cidrs(text.split(',').map(str::trim).filter(|s| !s.is_empty()))?,
@@ -431,12 +378,7 @@ impl RawConfig {
             Some(u) => public_base_path(u)?,
             None => String::new(),
         };
-        let mut ids: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
-        ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(invalid("two [[site]] entries share an id".into()));
-        }
-
+        let metrics_token = std::env::var("HUSHTALE_METRICS_TOKEN").ok().or(self.metrics_token);
         Ok(Config {
             listen,
             data: over.data.or(self.data).unwrap_or_else(|| PathBuf::from("./hushtale-data")),
@@ -449,10 +391,7 @@ impl RawConfig {
             sites,
             demo_mode,
             admin_token: strong_token("HUSHTALE_ADMIN_TOKEN", over.admin_token.filter(|t| !t.is_empty()))?,
-            metrics_token: strong_token(
-                "metrics_token",
-                std::env::var("HUSHTALE_METRICS_TOKEN").ok().or(self.metrics_token).filter(|t| !t.is_empty()),
-            )?,
+            metrics_token: strong_token("metrics_token", metrics_token.filter(|t| !t.is_empty()))?,
             optout: OptOutPolicy {
                 honour_dnt: self.privacy.honour_dnt.unwrap_or(true),
                 honour_gpc: self.privacy.honour_gpc.unwrap_or(true),
@@ -460,30 +399,122 @@ impl RawConfig {
             events,
             server,
             writer,
-            rate_limit: RateLimits {
-                collect_per_second: self.rate_limit.collect_per_second.unwrap_or(100),
-                collect_burst: self.rate_limit.collect_burst.unwrap_or(1000),
-                visitor_per_minute: self.rate_limit.visitor_per_minute.unwrap_or(10),
-            },
-            retention: Retention {
-                interval: Duration::from_secs(self.retention.interval_secs.unwrap_or(3600).max(1)),
-                step: self.retention.step.unwrap_or(500).max(1),
-                clock_skew_ms: self.retention.clock_skew_days.unwrap_or(0) * crate::model::DAY_MS,
-            },
-            assets: {
-                let d = crate::assets::AssetLimits::default();
-                crate::assets::AssetLimits {
-                    enabled: self.assets.enabled.unwrap_or(d.enabled),
-                    max_bytes: self.assets.max_bytes.unwrap_or(d.max_bytes).clamp(1024, 64 << 20),
-                    timeout: self
-                        .assets
-                        .timeout_secs
-                        .map(|s| Duration::from_secs(s.clamp(1, 120)))
-                        .unwrap_or(d.timeout),
-                    max_per_site: self.assets.max_per_site.unwrap_or(d.max_per_site),
-                }
-            },
+            rate_limit: self.rate_limit.resolve(),
+            retention: self.retention.resolve(),
+            assets: self.assets.resolve(),
         })
+    }
+}
+
+/// `store = "sled"` (default) or `"clickhouse+http://HOST:PORT/DATABASE"`.
+fn store_kind(store: Option<&str>, clickhouse: &RawClickHouse) -> Result<StoreKind, ConfigError> {
+    match store {
+        None | Some("sled") => Ok(StoreKind::Sled),
+        Some(url) if url.starts_with("clickhouse+") => {
+            Ok(StoreKind::ClickHouse(clickhouse.target(url, ClickHouseEnv::read()).map_err(ConfigError::Invalid)?))
+        }
+        Some(other) => Err(ConfigError::Invalid(format!(
+            "unknown store {other:?}: use \"sled\" or \"clickhouse+http://HOST:PORT/DATABASE\""
+        ))),
+    }
+}
+
+/// The configured sites, or the demo site (any origin) when there is none; the flag says which.
+fn validate_sites(raw: Vec<RawSite>) -> Result<(Vec<SiteSettings>, bool), ConfigError> {
+    if raw.is_empty() {
+        let demo = SiteSettings {
+            id: "demo".into(),
+            origins: vec!["*".into()],
+            keep_titles: false,
+            allowed_params: default_allowed_params(),
+            retention_days: default_retention_days(),
+            asset_origins: None,
+            assets_private: false,
+            mask_text: MaskText::default(),
+            replay_canvas: false,
+        };
+        return Ok((vec![demo], true));
+    }
+    let sites: Vec<SiteSettings> = raw.into_iter().map(validate_site).collect::<Result<_, _>>()?;
+    let mut ids: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ConfigError::Invalid("two [[site]] entries share an id".into()));
+    }
+    Ok((sites, false))
+}
+
+impl RawLimits {
+    fn events(&self) -> Result<EventLimits, ConfigError> {
+        let events = EventLimits {
+            max_events_per_batch: self.max_events_per_batch.unwrap_or(2000),
+            max_url_len: self.max_url_len.unwrap_or(2048),
+            max_title_len: self.max_title_len.unwrap_or(512),
+            max_sel_len: self.max_sel_len.unwrap_or(256),
+            max_msg_len: self.max_msg_len.unwrap_or(1024),
+        };
+        if events.max_events_per_batch == 0 || events.max_events_per_batch > crate::ingest::wire::HARD_MAX_EVENTS {
+            return Err(ConfigError::Invalid("limits.max_events_per_batch must be 1..=10000".into()));
+        }
+        Ok(events)
+    }
+
+    fn server(&self) -> Result<ServerLimits, ConfigError> {
+        let server = ServerLimits {
+            max_body_bytes: self.max_body_bytes.unwrap_or(1 << 20),
+            max_decompressed_bytes: self.max_decompressed_bytes.unwrap_or(4 << 20),
+            max_connections: self.max_connections.unwrap_or(10_000).max(1),
+            max_connections_per_ip: self.max_connections_per_ip.unwrap_or(256).max(1),
+            header_timeout: Duration::from_millis(self.header_timeout_ms.unwrap_or(10_000).max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.unwrap_or(60_000).max(1)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.unwrap_or(15_000)),
+            store_cache_bytes: self.store_cache_bytes.unwrap_or(256 << 20),
+        };
+        if server.max_decompressed_bytes < server.max_body_bytes {
+            return Err(ConfigError::Invalid("limits.max_decompressed_bytes must be ≥ max_body_bytes".into()));
+        }
+        Ok(server)
+    }
+
+    /// The queue holds at least one largest batch.
+    fn writer(&self, server: &ServerLimits) -> WriterConfig {
+        WriterConfig {
+            queue_batches: self.queue_batches.unwrap_or(4096).max(1),
+            queue_bytes: self.queue_bytes.unwrap_or(128 << 20).max(server.max_decompressed_bytes),
+            max_group: self.max_group.unwrap_or(4096).max(1),
+        }
+    }
+}
+
+impl RawRateLimit {
+    fn resolve(self) -> RateLimits {
+        RateLimits {
+            collect_per_second: self.collect_per_second.unwrap_or(100),
+            collect_burst: self.collect_burst.unwrap_or(1000),
+            visitor_per_minute: self.visitor_per_minute.unwrap_or(10),
+        }
+    }
+}
+
+impl RawRetention {
+    fn resolve(self) -> Retention {
+        Retention {
+            interval: Duration::from_secs(self.interval_secs.unwrap_or(3600).max(1)),
+            step: self.step.unwrap_or(500).max(1),
+            clock_skew_ms: self.clock_skew_days.unwrap_or(0) * crate::model::DAY_MS,
+        }
+    }
+}
+
+impl RawAssets {
+    fn resolve(self) -> crate::assets::AssetLimits {
+        let d = crate::assets::AssetLimits::default();
+        crate::assets::AssetLimits {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            max_bytes: self.max_bytes.unwrap_or(d.max_bytes).clamp(1024, 64 << 20),
+            timeout: self.timeout_secs.map(|s| Duration::from_secs(s.clamp(1, 120))).unwrap_or(d.timeout),
+            max_per_site: self.max_per_site.unwrap_or(d.max_per_site),
+        }
     }
 }
 

@@ -51,15 +51,31 @@ pub struct Event {
 impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let opt = |o: &Option<f64>| usize::from(o.is_some());
-        let len = 2 + match &self.data {
-            EventData::View(v) => {
-                6 + usize::from(v.referrer.is_some())
-                    + usize::from(v.title.is_some())
-                    + opt(&v.load_ms)
-                    + opt(&v.ttfb_ms)
-                    + usize::from(v.spa)
-            }
+        let mut m = s.serialize_map(Some(2 + self.data.field_count()))?;
+        m.serialize_entry("t", &self.t)?;
+        m.serialize_entry("k", self.data.kind())?;
+        self.data.serialize_fields(&mut m)?;
+        m.end()
+    }
+}
+
+/// Writes `key` only when there is a value.
+fn entry_if<M: serde::ser::SerializeMap, T: Serialize>(
+    m: &mut M,
+    key: &str,
+    value: Option<&T>,
+) -> Result<(), M::Error> {
+    match value {
+        Some(v) => m.serialize_entry(key, v),
+        None => Ok(()),
+    }
+}
+
+impl EventData {
+    /// How many entries [`EventData::serialize_fields`] writes (a map's length comes first).
+    fn field_count(&self) -> usize {
+        match self {
+            EventData::View(v) => v.field_count(),
             EventData::Click { ex, ey, dead, .. } => {
                 3 + usize::from(ex.is_some()) + usize::from(ey.is_some()) + usize::from(*dead)
             }
@@ -72,34 +88,13 @@ impl Serialize for Event {
             | EventData::Err { .. }
             | EventData::Snap { .. }
             | EventData::Mut { .. } => 1,
-        };
-        let mut m = s.serialize_map(Some(len))?;
-        m.serialize_entry("t", &self.t)?;
-        m.serialize_entry("k", self.data.kind())?;
-        match &self.data {
-            EventData::View(v) => {
-                m.serialize_entry("url", &v.url)?;
-                m.serialize_entry("path", &v.path)?;
-                if let Some(r) = &v.referrer {
-                    m.serialize_entry("ref", r)?;
-                }
-                if let Some(t) = &v.title {
-                    m.serialize_entry("title", t)?;
-                }
-                m.serialize_entry("vw", &v.vw)?;
-                m.serialize_entry("vh", &v.vh)?;
-                m.serialize_entry("dw", &v.dw)?;
-                m.serialize_entry("dh", &v.dh)?;
-                if let Some(l) = &v.load_ms {
-                    m.serialize_entry("load_ms", l)?;
-                }
-                if let Some(t) = &v.ttfb_ms {
-                    m.serialize_entry("ttfb_ms", t)?;
-                }
-                if v.spa {
-                    m.serialize_entry("spa", &true)?;
-                }
-            }
+        }
+    }
+
+    /// The entries besides `t` and `k`, flat, as in the batch format.
+    fn serialize_fields<M: serde::ser::SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        match self {
+            EventData::View(v) => v.serialize_fields(m)?,
             EventData::Move { x, y } => {
                 m.serialize_entry("x", x)?;
                 m.serialize_entry("y", y)?;
@@ -108,15 +103,9 @@ impl Serialize for Event {
                 m.serialize_entry("x", x)?;
                 m.serialize_entry("y", y)?;
                 m.serialize_entry("sel", sel)?;
-                if let Some(ex) = ex {
-                    m.serialize_entry("ex", ex)?;
-                }
-                if let Some(ey) = ey {
-                    m.serialize_entry("ey", ey)?;
-                }
-                if *dead {
-                    m.serialize_entry("dead", dead)?;
-                }
+                entry_if(m, "ex", ex.as_ref())?;
+                entry_if(m, "ey", ey.as_ref())?;
+                entry_if(m, "dead", dead.then_some(&true))?;
             }
             EventData::Scroll { y } => m.serialize_entry("y", y)?,
             EventData::Resize { w, h } => {
@@ -141,7 +130,31 @@ impl Serialize for Event {
             EventData::Err { msg } => m.serialize_entry("msg", msg)?,
             EventData::Snap { d } | EventData::Mut { d } => m.serialize_entry("d", d)?,
         }
-        m.end()
+        Ok(())
+    }
+}
+
+impl View {
+    fn field_count(&self) -> usize {
+        6 + usize::from(self.referrer.is_some())
+            + usize::from(self.title.is_some())
+            + usize::from(self.load_ms.is_some())
+            + usize::from(self.ttfb_ms.is_some())
+            + usize::from(self.spa)
+    }
+
+    fn serialize_fields<M: serde::ser::SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("url", &self.url)?;
+        m.serialize_entry("path", &self.path)?;
+        entry_if(m, "ref", self.referrer.as_ref())?;
+        entry_if(m, "title", self.title.as_ref())?;
+        m.serialize_entry("vw", &self.vw)?;
+        m.serialize_entry("vh", &self.vh)?;
+        m.serialize_entry("dw", &self.dw)?;
+        m.serialize_entry("dh", &self.dh)?;
+        entry_if(m, "load_ms", self.load_ms.as_ref())?;
+        entry_if(m, "ttfb_ms", self.ttfb_ms.as_ref())?;
+        entry_if(m, "spa", self.spa.then_some(&true))
     }
 }
 
@@ -469,6 +482,60 @@ mod tests {
         };
         let bytes = rmp_serde::to_vec_named(&view).unwrap();
         assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), view);
+    }
+
+    /// The hand-written `Serialize` writes what serde's derive on `EventData` would, plus `t`,
+    /// and announces the right map length (MessagePack writes it first).
+    #[test]
+    fn hand_written_serialization_matches_the_derive_for_every_kind() {
+        let view = |some: bool| {
+            EventData::View(View {
+                url: "https://a.example/".into(),
+                path: "/".into(),
+                referrer: some.then(|| "https://b.example".into()),
+                title: some.then(|| "T".into()),
+                vw: 1.0,
+                vh: 2.0,
+                dw: 3.0,
+                dh: 4.0,
+                load_ms: some.then_some(5.0),
+                ttfb_ms: some.then_some(6.0),
+                spa: some,
+            })
+        };
+        let click = |some: bool| EventData::Click {
+            x: 1.0,
+            y: 2.0,
+            sel: "a".into(),
+            ex: some.then_some(3),
+            ey: some.then_some(4),
+            dead: some,
+        };
+        let all = [
+            view(true),
+            view(false),
+            click(true),
+            click(false),
+            EventData::Move { x: 1.0, y: 2.0 },
+            EventData::Scroll { y: 3.0 },
+            EventData::Resize { w: 1.0, h: 2.0 },
+            EventData::Input { sel: "i".into(), len: 3 },
+            EventData::Focus { sel: "i".into(), form: "f".into() },
+            EventData::Blur { sel: "i".into(), form: "f".into(), len: 2 },
+            EventData::Submit { form: "f".into() },
+            EventData::Vis { hidden: true },
+            EventData::Err { msg: "m".into() },
+            EventData::Snap { d: serde_json::json!({"a": 1}) },
+            EventData::Mut { d: serde_json::json!([1]) },
+        ];
+        for data in all {
+            let e = Event { t: 7, data };
+            let mut derived = serde_json::to_value(&e.data).unwrap();
+            derived["t"] = 7.into();
+            assert_eq!(serde_json::to_value(&e).unwrap(), derived);
+            let bytes = rmp_serde::to_vec_named(&e).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Event>(&bytes).unwrap(), e);
+        }
     }
 
     #[test]

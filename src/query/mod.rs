@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::{Date, Duration, Month};
 
 use crate::model::{day_of, SessionSummary};
+use crate::rollup::heat::{HeatKind, WidthClass};
 use crate::rollup::track::SignalKind;
 use crate::rollup::DayRollup;
 
@@ -24,17 +25,11 @@ pub struct DayRange {
 pub const MAX_RANGE_DAYS: i32 = 3660;
 
 impl DayRange {
-    /// Parses `from`/`to` (`YYYY-MM-DD`); a missing `to` is today, a missing `from` is 29 days
-    /// before `to`.
-    pub fn parse(from: Option<&str>, to: Option<&str>, now_ms: i64) -> Result<Self, String> {
-        let to = match to {
-            Some(s) => parse_day(s)?,
-            None => day_of(now_ms),
-        };
-        let from = match from {
-            Some(s) => parse_day(s)?,
-            None => to - 29,
-        };
+    /// `from`..=`to` in days since 1970-01-01: a missing `to` is today, a missing `from` 29 days
+    /// before `to`; at most [`MAX_RANGE_DAYS`].
+    pub fn new(from: Option<i32>, to: Option<i32>, now_ms: i64) -> Result<Self, String> {
+        let to = to.unwrap_or_else(|| day_of(now_ms));
+        let from = from.unwrap_or(to - 29);
         if from > to {
             return Err("from is after to".into());
         }
@@ -166,6 +161,33 @@ impl Stats {
     }
 }
 
+/// A page of the per-page figures (`GET /api/sites/{site}/pages`), most viewed first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagesQuery {
+    pub range: DayRange,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// One page's figures: its scroll reach, forms or attention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageQuery {
+    /// A normalised path, as the rollups know it.
+    pub path: String,
+    pub range: DayRange,
+}
+
+/// One page's heatmap (`GET /api/sites/{site}/heatmap`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatmapQuery {
+    /// A normalised path, as the rollups know it.
+    pub path: String,
+    pub kind: HeatKind,
+    /// `None` sums every viewport class.
+    pub width: Option<WidthClass>,
+    pub range: DayRange,
+}
+
 /// `GET /api/sites/{site}/sessions` parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionQuery {
@@ -274,7 +296,9 @@ mod tests {
         assert_eq!(parse_day("1970-01-02").unwrap(), 1);
         assert_eq!(format_day(parse_day("2026-11-29").unwrap()), "2026-11-29");
         assert!(parse_day("2026-13-01").is_err());
-        assert!(DayRange::parse(Some("2026-02-01"), Some("2026-01-01"), 0).is_err());
+        assert!(DayRange::new(parse_day("2026-02-01").ok(), parse_day("2026-01-01").ok(), 0).is_err());
+        assert!(DayRange::new(Some(0), Some(MAX_RANGE_DAYS), 0).is_err());
+        assert_eq!(DayRange::new(None, Some(100), 0), Ok(DayRange { from: 71, to: 100 }));
     }
 
     #[test]

@@ -10,11 +10,11 @@ use super::response::{self, ErrorBody, Resp};
 use super::routes::Call;
 use crate::config::{validate_site, RawSite};
 use crate::error::ApiError;
-use crate::model::{now_ms, Event, Id128, SiteSettings, VisitorKey};
+use crate::model::{Event, Id128, SiteSettings, VisitorKey};
 use crate::query::forms::{Attention, Forms};
-use crate::query::funnel::{Funnel, FunnelQuery, Step, DEFAULT_WITHIN_MS, MAX_WITHIN_MS};
+use crate::query::funnel::Funnel;
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::params::{FunnelParams, HeatmapQuery, PagesQuery, ScrollQuery, SessionsQuery, StatsQuery};
+use crate::query::params::{Days, FunnelParams, HeatmapParams, PageParams, PagesParams, SessionsParams};
 use crate::query::{SessionPage, Stats};
 use crate::rollup::track::Signal;
 
@@ -52,19 +52,6 @@ fn bad(message: String) -> ApiError {
     ApiError::BadRequest(message)
 }
 
-/// A page path as the rollups know it: the normalised path of a URL or of a path.
-fn page_path(raw: &str) -> Result<String, ApiError> {
-    if raw.starts_with("http://") || raw.starts_with("https://") {
-        return crate::privacy::url::normalize_url(raw, &Default::default())
-            .map(|n| n.path)
-            .ok_or_else(|| ApiError::BadRequest("path is not a usable URL".into()));
-    }
-    if !raw.starts_with('/') {
-        return Err(ApiError::BadRequest("path must start with /".into()));
-    }
-    Ok(crate::privacy::url::normalize_path(raw))
-}
-
 #[utoipa::path(get, path = "/api/sites", summary = "List sites",
     responses((status = 200, description = "Every site.", body = SiteList)))]
 pub async fn list_sites(call: Call<'_>) -> Result<Resp, ApiError> {
@@ -99,7 +86,7 @@ pub async fn create_site(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/stats", summary = "Per-day figures",
-    params(("site" = String, Path, description = "Site id."), StatsQuery),
+    params(("site" = String, Path, description = "Site id."), Days),
     responses(
         (status = 200, description = "One row per day of the range, and totals.", body = Stats),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -108,13 +95,12 @@ pub async fn create_site(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn stats(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: StatsQuery = call.query()?;
-    let stats = call.app.store.stats(site, q.range(now_ms()).map_err(bad)?).await?;
+    let stats = call.app.store.stats(site, call.ask::<Days>()?).await?;
     Ok(response::json(StatusCode::OK, &stats))
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/pages", summary = "Per-page figures",
-    params(("site" = String, Path, description = "Site id."), PagesQuery),
+    params(("site" = String, Path, description = "Site id."), Days, PagesParams),
     responses(
         (status = 200, description = "Pages by pageviews, most viewed first.", body = Pages),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -123,15 +109,13 @@ pub async fn stats(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn pages(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: PagesQuery = call.query()?;
-    let (range, limit) = (q.range(now_ms()).map_err(bad)?, q.limit().map_err(bad)?);
-    let pages = call.app.store.pages(site, range, q.offset.unwrap_or(0), limit).await?;
+    let pages = call.app.store.pages(site, &call.ask::<PagesParams>()?).await?;
     Ok(response::json(StatusCode::OK, &pages))
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/heatmap", summary = "Click or move heatmap of one page",
     description = "x is a column of the document width, y a row of row_px CSS px. Moves count at most 300 cells per page view.",
-    params(("site" = String, Path, description = "Site id."), HeatmapQuery),
+    params(("site" = String, Path, description = "Site id."), Days, HeatmapParams),
     responses(
         (status = 200, description = "The heatmap.", body = Heatmap),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -140,14 +124,12 @@ pub async fn pages(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn heatmap(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: HeatmapQuery = call.query()?;
-    let (range, path) = (q.range(now_ms()).map_err(bad)?, page_path(&q.path)?);
-    let heatmap = call.app.store.heatmap(site, &path, q.kind.into(), q.width.class(), range).await?;
+    let heatmap = call.app.store.heatmap(site, &call.ask::<HeatmapParams>()?).await?;
     Ok(response::json(StatusCode::OK, &heatmap))
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/scroll", summary = "Scroll reach of one page",
-    params(("site" = String, Path, description = "Site id."), ScrollQuery),
+    params(("site" = String, Path, description = "Site id."), Days, PageParams),
     responses(
         (status = 200, description = "Share of pageviews that reached each depth.", body = ScrollReach),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -156,13 +138,11 @@ pub async fn heatmap(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn scroll(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: ScrollQuery = call.query()?;
-    let (range, path) = (q.range(now_ms()).map_err(bad)?, page_path(&q.path)?);
-    Ok(response::json(StatusCode::OK, &call.app.store.scroll(site, &path, range).await?))
+    Ok(response::json(StatusCode::OK, &call.app.store.scroll(site, &call.ask::<PageParams>()?).await?))
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/sessions", summary = "Sessions, newest first",
-    params(("site" = String, Path, description = "Site id."), SessionsQuery),
+    params(("site" = String, Path, description = "Site id."), Days, SessionsParams),
     responses(
         (status = 200, description = "A page of sessions; `next` continues the list.", body = SessionPage),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -171,8 +151,7 @@ pub async fn scroll(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn sessions(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: SessionsQuery = call.query()?;
-    let page = call.app.store.sessions(site, &q.into_query(now_ms()).map_err(bad)?).await?;
+    let page = call.app.store.sessions(site, &call.ask::<SessionsParams>()?).await?;
     Ok(response::json(StatusCode::OK, &page))
 }
 
@@ -220,7 +199,7 @@ pub async fn forget_visitor(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/forms", summary = "Form analytics of one page",
-    params(("site" = String, Path, description = "Site id."), ScrollQuery),
+    params(("site" = String, Path, description = "Site id."), Days, PageParams),
     responses(
         (status = 200, description = "Starters, submits, abandon rate and per-field figures of each form.", body = Forms),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -229,13 +208,11 @@ pub async fn forget_visitor(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn forms(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: ScrollQuery = call.query()?;
-    let (range, path) = (q.range(now_ms()).map_err(bad)?, page_path(&q.path)?);
-    Ok(response::json(StatusCode::OK, &call.app.store.forms(site, &path, range).await?))
+    Ok(response::json(StatusCode::OK, &call.app.store.forms(site, &call.ask::<PageParams>()?).await?))
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/attention", summary = "Attention per 5 % band of one page",
-    params(("site" = String, Path, description = "Site id."), ScrollQuery),
+    params(("site" = String, Path, description = "Site id."), Days, PageParams),
     responses(
         (status = 200, description = "Mean visible, active time per pageview of 20 bands of the document.", body = Attention),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -244,13 +221,11 @@ pub async fn forms(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn attention(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: ScrollQuery = call.query()?;
-    let (range, path) = (q.range(now_ms()).map_err(bad)?, page_path(&q.path)?);
-    Ok(response::json(StatusCode::OK, &call.app.store.attention(site, &path, range).await?))
+    Ok(response::json(StatusCode::OK, &call.app.store.attention(site, &call.ask::<PageParams>()?).await?))
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/funnel", summary = "A conversion funnel over pages",
-    params(("site" = String, Path, description = "Site id."), FunnelParams),
+    params(("site" = String, Path, description = "Site id."), Days, FunnelParams),
     responses(
         (status = 200, description = "Sessions, conversion and median time per step; sessions that left after each step.", body = Funnel),
         (status = 400, description = "A parameter is invalid.", body = ErrorBody),
@@ -259,13 +234,6 @@ pub async fn attention(call: Call<'_>) -> Result<Resp, ApiError> {
     ))]
 pub async fn funnel(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
-    let q: FunnelParams = call.query()?;
-    let range = q.range(now_ms()).map_err(bad)?;
-    let steps = Step::parse_list(&q.steps).map_err(bad)?;
-    let within_ms = q.within_ms.unwrap_or(DEFAULT_WITHIN_MS);
-    if !(1..=MAX_WITHIN_MS).contains(&within_ms) {
-        return Err(bad(format!("within_ms must be 1..={MAX_WITHIN_MS}")));
-    }
-    let funnel = call.app.store.funnel(site, &FunnelQuery { steps, within_ms, range }).await?;
+    let funnel = call.app.store.funnel(site, &call.ask::<FunnelParams>()?).await?;
     Ok(response::json(StatusCode::OK, &funnel))
 }

@@ -28,6 +28,8 @@ use super::response::Resp;
 use super::{api, public};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::model::now_ms;
+use crate::query::params::Params;
 
 /// One request on its way to a handler: the app, the request, the client address and the path's
 /// `{parameters}`.
@@ -51,6 +53,11 @@ impl Call<'_> {
     /// The query string as a typed struct; a bad or missing parameter is a 400 naming it.
     pub fn query<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         crate::query::params::parse(self.req.uri().query()).map_err(ApiError::BadRequest)
+    }
+
+    /// The query string as what a store is asked ([`Params`]); a bad value is a 400 naming it.
+    pub fn ask<P: Params>(&self) -> Result<P::Query, ApiError> {
+        self.query::<P>()?.into_query(now_ms()).map_err(ApiError::BadRequest)
     }
 }
 

@@ -2,10 +2,13 @@
 //! Every backend writes batches durably in groups and answers the same queries.
 
 pub mod clickhouse;
+pub mod log;
 pub mod retention;
 pub mod sled;
 pub mod writer;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,8 +17,7 @@ use crate::model::{Event, Id128, SessionSummary, SiteSettings, StoredBatch, Visi
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
-use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, SessionPage, SessionQuery, Stats};
 
 /// What happened to one batch of a group commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,9 @@ pub enum WriteOutcome {
     /// This `(sid, seq)` was stored before; nothing was written or counted again.
     Duplicate,
 }
+
+/// A group commit in progress: resolves as [`Store::write`] does.
+pub type PendingWrite = Pin<Box<dyn Future<Output = Result<Vec<WriteOutcome>, StoreError>> + Send>>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -45,6 +50,18 @@ pub trait Store: Send + Sync + 'static {
     /// returns `Ok`, every batch is on disk. Returns one outcome per batch, in order.
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError>;
 
+    /// Starts a group commit and returns at once. A store that pipelines groups orders them by
+    /// this call, so the writer may start the next group before the last is durable (up to
+    /// [`Store::groups_in_flight`]); by default the group is written when the future is polled.
+    fn begin_write(self: Arc<Self>, batches: Arc<[StoredBatch]>) -> PendingWrite {
+        Box::pin(async move { self.write(batches).await })
+    }
+
+    /// How many groups the writer may have in flight at once (1: one after the other).
+    fn groups_in_flight(&self) -> usize {
+        1
+    }
+
     /// Sites created through the API (configured ones live in the config).
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError>;
     async fn put_site(&self, site: &SiteSettings) -> Result<(), StoreError>;
@@ -52,21 +69,14 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError>;
     async fn sessions(&self, site: &str, query: &SessionQuery) -> Result<SessionPage, StoreError>;
     /// Per-page figures, most viewed first, `limit` from `offset`.
-    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError>;
+    async fn pages(&self, site: &str, query: &PagesQuery) -> Result<Pages, StoreError>;
     /// Heatmap of one path; `width` `None` sums all viewport classes.
-    async fn heatmap(
-        &self,
-        site: &str,
-        path: &str,
-        kind: HeatKind,
-        width: Option<WidthClass>,
-        range: DayRange,
-    ) -> Result<Heatmap, StoreError>;
-    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError>;
+    async fn heatmap(&self, site: &str, query: &HeatmapQuery) -> Result<Heatmap, StoreError>;
+    async fn scroll(&self, site: &str, query: &PageQuery) -> Result<ScrollReach, StoreError>;
     /// Form analytics of one path (from form rollups).
-    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError>;
+    async fn forms(&self, site: &str, query: &PageQuery) -> Result<Forms, StoreError>;
     /// Attention bands of one path (from attention rollups).
-    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError>;
+    async fn attention(&self, site: &str, query: &PageQuery) -> Result<Attention, StoreError>;
     /// A conversion funnel over the sessions that started in the range (from the index of
     /// per-session page sequences).
     async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError>;

@@ -17,7 +17,7 @@ use super::client::{id_list, Db};
 use crate::model::{day_of, EventData, StoredBatch};
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelCounter, FunnelQuery, MAX_VIEWS_PER_SESSION};
-use crate::query::DayRange;
+use crate::query::{DayRange, PageQuery};
 use crate::rollup::attention::{AttentionRollup, BANDS};
 use crate::rollup::form::{FieldRollup, FormRollup, PageForms};
 use crate::rollup::track::Deltas;
@@ -185,7 +185,8 @@ fn day_filter(range: DayRange) -> String {
     format!("day >= {} AND day <= {}", range.from, range.to)
 }
 
-pub async fn forms(db: &Db, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError> {
+pub async fn forms(db: &Db, site: &str, q: &PageQuery) -> Result<Forms, StoreError> {
+    let (path, range) = (q.path.as_str(), q.range);
     // Rows are read in column order (names are not checked): `any_day` fills `day`, and must not
     // be called `day`, which would shadow the column in WHERE.
     let sql = format!(
@@ -218,7 +219,8 @@ struct AttentionSum {
     bands: (Vec<u8>, Vec<u64>),
 }
 
-pub async fn attention(db: &Db, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError> {
+pub async fn attention(db: &Db, site: &str, q: &PageQuery) -> Result<Attention, StoreError> {
+    let (path, range) = (q.path.as_str(), q.range);
     let sql = format!(
         "SELECT sum(pageviews) AS pageviews, sumMap(bandMap.band, bandMap.ms) AS bands FROM attention_rollups \
          WHERE site = ? AND path = ? AND {}",

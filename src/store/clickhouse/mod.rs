@@ -134,8 +134,7 @@ use crate::model::{Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey}
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelQuery};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, SessionPage, SessionQuery, Stats};
-use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, SessionPage, SessionQuery, Stats};
 use crate::rollup::session::SessionState;
 use crate::store::{Store, StoreError, WriteOutcome};
 use client::Db;
@@ -202,31 +201,24 @@ impl Store for ClickHouseStore {
         read::sessions(&self.db, site, query).await
     }
 
-    async fn pages(&self, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
-        read::pages(&self.db, site, range, offset, limit).await
+    async fn pages(&self, site: &str, query: &PagesQuery) -> Result<Pages, StoreError> {
+        read::pages(&self.db, site, query).await
     }
 
-    async fn heatmap(
-        &self,
-        site: &str,
-        path: &str,
-        kind: HeatKind,
-        width: Option<WidthClass>,
-        range: DayRange,
-    ) -> Result<Heatmap, StoreError> {
-        read::heatmap(&self.db, site, path, kind, width, range).await
+    async fn heatmap(&self, site: &str, query: &HeatmapQuery) -> Result<Heatmap, StoreError> {
+        read::heatmap(&self.db, site, query).await
     }
 
-    async fn scroll(&self, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
-        read::scroll(&self.db, site, path, range).await
+    async fn scroll(&self, site: &str, query: &PageQuery) -> Result<ScrollReach, StoreError> {
+        read::scroll(&self.db, site, query).await
     }
 
-    async fn forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError> {
-        analytics::forms(&self.db, site, path, range).await
+    async fn forms(&self, site: &str, query: &PageQuery) -> Result<Forms, StoreError> {
+        analytics::forms(&self.db, site, query).await
     }
 
-    async fn attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError> {
-        analytics::attention(&self.db, site, path, range).await
+    async fn attention(&self, site: &str, query: &PageQuery) -> Result<Attention, StoreError> {
+        analytics::attention(&self.db, site, query).await
     }
 
     async fn funnel(&self, site: &str, query: &FunnelQuery) -> Result<Funnel, StoreError> {

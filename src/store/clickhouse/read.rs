@@ -12,7 +12,10 @@ use super::rows::SiteRow;
 use super::{corrupt, Record};
 use crate::model::{Event, Id128, SessionSummary, SiteSettings, VisitorKey};
 use crate::query::insights::{Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, SessionCursor, SessionPage, SessionQuery, Stats, MAX_SESSIONS_SCANNED};
+use crate::query::{
+    DayRange, HeatmapQuery, PageQuery, PagesQuery, SessionCursor, SessionPage, SessionQuery, Stats,
+    MAX_SESSIONS_SCANNED,
+};
 use crate::rollup::heat::{ElementCell, ElementClicks, HeatCells, HeatKind, WidthClass};
 use crate::rollup::page::{PageRollup, REACH_STEPS};
 use crate::rollup::sketch::VisitorSketch;
@@ -168,14 +171,16 @@ const PAGE_COLUMNS: &str = "sum(pageviews) AS pageviews, sum(load_count) AS load
      sum(fold_sum_px) AS fold_px, sum(fold_sum_pct) AS fold_pct, sum(error_clicks) AS errors, \
      sum(quick_backs) AS quick_backs";
 
-pub async fn pages(db: &Db, site: &str, range: DayRange, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+pub async fn pages(db: &Db, site: &str, q: &PagesQuery) -> Result<Pages, StoreError> {
+    let (range, offset, limit) = (q.range, q.offset, q.limit);
     let sql =
         format!("SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = ? AND {} GROUP BY path", day_filter(range));
     let rows: Vec<PageRow> = Db::fetch(db.query(&sql).bind(site)).await?;
     Ok(Pages::from_rollups(rows.into_iter().map(PageRow::rollup), offset, limit))
 }
 
-pub async fn scroll(db: &Db, site: &str, path: &str, range: DayRange) -> Result<ScrollReach, StoreError> {
+pub async fn scroll(db: &Db, site: &str, q: &PageQuery) -> Result<ScrollReach, StoreError> {
+    let (path, range) = (q.path.as_str(), q.range);
     let sql = format!(
         "SELECT path, {PAGE_COLUMNS} FROM page_rollups WHERE site = ? AND path = ? AND {} GROUP BY path",
         day_filter(range)
@@ -197,14 +202,8 @@ struct ElementRow {
     points: (Vec<u16>, Vec<u64>),
 }
 
-pub async fn heatmap(
-    db: &Db,
-    site: &str,
-    path: &str,
-    kind: HeatKind,
-    width: Option<WidthClass>,
-    range: DayRange,
-) -> Result<Heatmap, StoreError> {
+pub async fn heatmap(db: &Db, site: &str, q: &HeatmapQuery) -> Result<Heatmap, StoreError> {
+    let (path, kind, width, range) = (q.path.as_str(), q.kind, q.width, q.range);
     let widths: Vec<String> =
         width.map_or(WidthClass::ALL.to_vec(), |w| vec![w]).iter().map(|w| w.tag().to_string()).collect();
     let days = day_filter(range);

@@ -7,7 +7,7 @@ use super::write::decode;
 use super::SledStore;
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{decode_views, Funnel, FunnelCounter, FunnelQuery};
-use crate::query::DayRange;
+use crate::query::{DayRange, PageQuery};
 use crate::rollup::attention::AttentionRollup;
 use crate::rollup::form::PageForms;
 use crate::store::StoreError;
@@ -25,14 +25,14 @@ impl SledStore {
         self.tree.range(start..end).map(|item| decode::<T>(&item?.1)).collect()
     }
 
-    pub(super) fn read_forms(&self, site: &str, path: &str, range: DayRange) -> Result<Forms, StoreError> {
-        let rollups = self.page_day_values::<PageForms>(keys::NS_FORMS, site, path, range)?;
-        Ok(Forms::from_rollups(path, rollups))
+    pub(super) fn read_forms(&self, site: &str, q: &PageQuery) -> Result<Forms, StoreError> {
+        let rollups = self.page_day_values::<PageForms>(keys::NS_FORMS, site, &q.path, q.range)?;
+        Ok(Forms::from_rollups(&q.path, rollups))
     }
 
-    pub(super) fn read_attention(&self, site: &str, path: &str, range: DayRange) -> Result<Attention, StoreError> {
-        let rollups = self.page_day_values::<AttentionRollup>(keys::NS_ATTENTION, site, path, range)?;
-        Ok(Attention::from_rollups(path, rollups))
+    pub(super) fn read_attention(&self, site: &str, q: &PageQuery) -> Result<Attention, StoreError> {
+        let rollups = self.page_day_values::<AttentionRollup>(keys::NS_ATTENTION, site, &q.path, q.range)?;
+        Ok(Attention::from_rollups(&q.path, rollups))
     }
 
     pub(super) fn read_funnel(&self, site: &str, q: &FunnelQuery) -> Result<Funnel, StoreError> {

@@ -145,7 +145,8 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
   await sleep(700); // the recorder's last round (300 ms) and its serialisation
   const jpegs = await page.evaluate(() => window.__jpegs);
   await page.goto('about:blank');
-  await context.close();
+  // the context stays open until the batches sent at pagehide are stored: closing it at once
+  // can cancel their keepalive requests
   let events = [];
   // stored once it has a snapshot and stops growing (batches sent at pagehide go in parallel)
   for (let i = 0, same = 0; i < 150 && same < 4; i++) {
@@ -155,7 +156,8 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
     same = now.some((e) => e.k == 'snap') && now.length == events.length ? same + 1 : 0;
     events = now;
   }
-  if (!events.some((e) => e.k == 'snap')) throw new Error('no snapshot stored for ' + path);
+  await context.close();
+  if (!events.some((e) => e.k == 'snap')) throw new Error(`no snapshot stored for ${path} (stored: ${events.map((e) => e.k).join(' ') || 'nothing'})`);
   // The collector captures the page's assets in the background: wait until each is decided.
   let assets = {};
   for (let i = 0; i < 60; i++) {

@@ -29,6 +29,12 @@ const RRWEB_TAG = {
   files: { '/__record.js': ['text/javascript', RECORD], '/__replay.js': ['text/javascript', REPLAY], '/__replay.css': ['text/css', REPLAY_CSS] },
 };
 const NONE_TAG = { head: '', files: {} };
+// rrweb records no canvas by default; on the canvas fixture it also runs with its canvas
+// recording on, sampled as hushtale's (JPEG frames, at most one every 2 s)
+const RRWEB_CANVAS_TAG = {
+  ...RRWEB_TAG,
+  head: RRWEB_TAG.head.replace('maskAllInputs:true', "maskAllInputs:true,recordCanvas:true,sampling:{canvas:0.5},dataURLOptions:{type:'image/jpeg',quality:0.6}"),
+};
 
 async function scriptMs(page) {
   const cdp = await page.context().newCDPSession(page);
@@ -125,6 +131,7 @@ async function main() {
   let collector = '';
   const fixtures = await serveFixtures(() => collector);
   const rr = await serveFixtures(() => collector, 'fix', RRWEB_TAG);
+  const rrCanvas = await serveFixtures(() => collector, 'fix', RRWEB_CANVAS_TAG);
   const none = await serveFixtures(() => collector, 'fix', NONE_TAG);
   const server = await startServer(`\n[[site]]\nid = "fix"\norigins = ["${fixtures.url}"]\nassets_private = true\nreplay_canvas = true\n`); // canvas frames on
   const proxy = await countingProxy(server.url);
@@ -163,20 +170,22 @@ async function main() {
       return v;
     })();
     // rrweb
-    const r = await visit(browser, rr.url, sc, true);
-    const rMatch = await rrwebReplay(browser, rr.url, r.events, r.live, name);
-    const pct = (l) => (100 * Math.min(...l)).toFixed(1) + ' %';
-    rows.push(`| ${name} | ${pct(h)} | ${pct(rMatch)} | ${rec.bytes} | ${gzipSync(JSON.stringify(r.events)).length} | ${Math.round(hScript - base.script)} | ${Math.round(r.script - base.script)} |`);
-    console.error(name, h, rMatch);
+    for (const [label, server] of name == 'canvas' ? [[name, rr], [name + ' (rrweb `recordCanvas`)', rrCanvas]] : [[name, rr]]) {
+      const r = await visit(browser, server.url, sc, true);
+      const rMatch = await rrwebReplay(browser, server.url, r.events, r.live, label.split(' ')[0] + (server == rr ? '' : '-rc'));
+      const pct = (l) => (100 * Math.min(...l)).toFixed(1) + ' %';
+      rows.push(`| ${label} | ${h.length} | ${pct(h)} | ${pct(rMatch)} | ${rec.bytes} | ${gzipSync(JSON.stringify(r.events)).length} | ${Math.round(hScript - base.script)} | ${Math.round(r.script - base.script)} |`);
+      console.error(label, h, rMatch);
+    }
   }
   console.log(`Chromium headless; fixtures of dashboard/test/fixtures; worst moment per fixture (text transparent on both sides)\n`);
-  console.log(`| fixture | hushtale match | @rrweb/record ${version('@rrweb/record')} + rrweb ${version('rrweb')} Replayer match | hushtale bytes (gzip, wire) | rrweb bytes (gzip) | hushtale extra script ms | rrweb extra script ms |`);
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| fixture | moments | hushtale match | @rrweb/record ${version('@rrweb/record')} + rrweb ${version('rrweb')} \`Replayer\` match | hushtale bytes (gzip, wire) | rrweb bytes (gzip) | hushtale extra script ms | rrweb extra script ms |`);
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) console.log(r);
   await browser.close();
   await server.close();
   await proxy.close();
-  for (const f of [fixtures, rr, none]) await f.close();
+  for (const f of [fixtures, rr, rrCanvas, none]) await f.close();
 }
 
 await main();

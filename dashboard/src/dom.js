@@ -62,8 +62,8 @@ const DROPPED = /^(script|noscript|template|frame|frameset|object|embed|applet|b
 /** Attributes of an <iframe> that could load, name or unsandbox something: never set. */
 const FRAME_DROPPED = /^(src|name|allow|sandbox|csp|credentialless|browsingtopics)$/;
 const HATCH = 'repeating-linear-gradient(45deg,#d5d8de 0 6px,#eceef1 6px 12px)';
-/** A canvas frame as the collector keeps them (src/privacy/replay.rs). */
-const JPEG = /^data:image\/jpeg;base64,\/9j\/[A-Za-z0-9+/]+=*$/;
+/** A canvas frame as the collector keeps them (src/privacy/replay.rs): a JPEG or PNG data: URL. */
+const FRAME = /^data:image\/(jpeg;base64,\/9j\/|png;base64,iVBORw0KGgo)[A-Za-z0-9+/]+=*$/;
 /** `<link rel=…>` values that load something we may want (styles) — the rest is dropped. */
 const LINK_OK = /^\s*stylesheet\s*$/i;
 
@@ -293,10 +293,10 @@ export function builder(doc, assets) {
     el.textContent = safeCss(text, base, assets);
   }
 
-  // A canvas frame: a JPEG data: URL (nothing else) shown as the canvas's content box background.
+  // A canvas frame: a JPEG or PNG data: URL (nothing else) shown as the canvas's content box background.
   function canvasFrame(id, url) {
     const n = nodes.get(id);
-    if (!n || n.localName != 'canvas' || typeof url != 'string' || !JPEG.test(url)) return;
+    if (!n || n.localName != 'canvas' || typeof url != 'string' || !FRAME.test(url)) return;
     n.style.background = `url("${url}") content-box no-repeat`;
     n.style.backgroundSize = '100% 100%';
   }

@@ -30,10 +30,11 @@ const RRWEB_TAG = {
 };
 const NONE_TAG = { head: '', files: {} };
 // rrweb records no canvas by default; on the canvas fixture it also runs with its canvas
-// recording on, sampled as hushtale's (JPEG frames, at most one every 2 s)
+// recording on, sampled like hushtale's (a frame every 2 s at most; its own default image
+// format, PNG: as JPEG its transparent pixels turn black)
 const RRWEB_CANVAS_TAG = {
   ...RRWEB_TAG,
-  head: RRWEB_TAG.head.replace('maskAllInputs:true', "maskAllInputs:true,recordCanvas:true,sampling:{canvas:0.5},dataURLOptions:{type:'image/jpeg',quality:0.6}"),
+  head: RRWEB_TAG.head.replace('maskAllInputs:true', 'maskAllInputs:true,recordCanvas:true,sampling:{canvas:0.5}'),
 };
 
 async function scriptMs(page) {
@@ -61,14 +62,15 @@ async function visit(browser, origin, { path, act }, withRrweb) {
   return { live, events, script };
 }
 
-async function rrwebReplay(browser, origin, events, moments, name) {
+async function rrwebReplay(browser, origin, events, moments, name, canvas = false) {
   const page = await browser.newPage({ viewport: { width: VIEWPORT.width + 100, height: VIEWPORT.height + 100 } });
   await page.goto(origin + '/__none');
   await page.setContent('<html><head><link rel="stylesheet" href="/__replay.css"><style>body{margin:0}.replayer-mouse{display:none}</style></head><body><div id="r"></div></body></html>');
   await page.addScriptTag({ url: origin + '/__replay.js' });
-  await page.evaluate((events) => {
-    window.__r = new rrweb.Replayer(events, { root: document.getElementById('r'), mouseTail: false, showWarning: false, triggerFocus: false, UNSAFE_replayCanvas: false });
-  }, events);
+  // rrweb draws recorded canvases only with UNSAFE_replayCanvas (it then unsandboxes its frame)
+  await page.evaluate(([events, canvas]) => {
+    window.__r = new rrweb.Replayer(events, { root: document.getElementById('r'), mouseTail: false, showWarning: false, triggerFocus: false, UNSAFE_replayCanvas: canvas });
+  }, [events, canvas]);
   const out = [];
   for (const i of [...moments.keys()].reverse()) {
     await page.evaluate((t) => window.__r.pause(t), moments[i].ms + 700 - events[0].timestamp);
@@ -172,7 +174,7 @@ async function main() {
     // rrweb
     for (const [label, server] of name == 'canvas' ? [[name, rr], [name + ' (rrweb `recordCanvas`)', rrCanvas]] : [[name, rr]]) {
       const r = await visit(browser, server.url, sc, true);
-      const rMatch = await rrwebReplay(browser, server.url, r.events, r.live, label.split(' ')[0] + (server == rr ? '' : '-rc'));
+      const rMatch = await rrwebReplay(browser, server.url, r.events, r.live, label.split(' ')[0] + (server == rr ? '' : '-rc'), server == rrCanvas);
       const pct = (l) => (100 * Math.min(...l)).toFixed(1) + ' %';
       rows.push(`| ${label} | ${h.length} | ${pct(h)} | ${pct(rMatch)} | ${rec.bytes} | ${gzipSync(JSON.stringify(r.events)).length} | ${Math.round(hScript - base.script)} | ${Math.round(r.script - base.script)} |`);
       console.error(label, h, rMatch);

@@ -119,12 +119,12 @@ export async function liveState(page) {
  */
 export async function record(browser, { collector, fixtures, path, site = 'fix', act }) {
   const context = await browser.newContext({ viewport: VIEWPORT, userAgent: UA });
-  // counts JPEG encodings of canvases in the page (the recorder's canvas frames)
+  // counts image encodings of canvases in the page (the recorder's canvas frames)
   await context.addInitScript(() => {
     window.__jpegs = 0;
     const encode = HTMLCanvasElement.prototype.toDataURL;
     HTMLCanvasElement.prototype.toDataURL = function (type) {
-      if (/jpeg/.test(type)) window.__jpegs++;
+      if (/jpeg|png/.test(type) || !type) window.__jpegs++;
       return encode.apply(this, arguments);
     };
   });

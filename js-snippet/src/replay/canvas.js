@@ -5,7 +5,8 @@
 // masks all page text (the collector drops frames in both of those cases too).
 //
 // Every 2 s each canvas in view is looked at; a frame goes out (a mut event `v: [[id, dataURL]]`)
-// when it changed, scaled to at most 480 px and JPEG-encoded, and only while the canvas
+// when it changed, scaled to at most 480 px, as PNG or JPEG, whichever is shorter (flat charts:
+// PNG, lossless and transparent; photos: JPEG), and only while the canvas
 // allowance lasts: 6 KB a minute (24 KB saved up at most), so canvases take a bounded share of
 // the replay's bytes whatever the page draws.
 
@@ -24,17 +25,20 @@ function backdrop(el) {
   return '#fff';
 }
 
-function jpeg(c) {
+function image(c) {
   const k = Math.min(1, SIDE / Math.max(c.width, c.height));
   const o = document.createElement('canvas');
   o.width = Math.max(1, Math.round(c.width * k));
   o.height = Math.max(1, Math.round(c.height * k));
   const x = o.getContext('2d');
-  x.fillStyle = backdrop(c);
-  x.fillRect(0, 0, o.width, o.height);
   try {
     x.drawImage(c, 0, 0, o.width, o.height);
-    const url = o.toDataURL('image/jpeg', 0.6);
+    const png = o.toDataURL();
+    x.globalCompositeOperation = 'destination-over';
+    x.fillStyle = backdrop(c);
+    x.fillRect(0, 0, o.width, o.height);
+    const jpeg = o.toDataURL('image/jpeg', 0.6);
+    const url = png.length < jpeg.length ? png : jpeg;
     return url.length <= LONGEST && url;
   } catch (e) {} // a canvas tainted by another origin's image cannot be read
 }
@@ -56,7 +60,7 @@ export function canvasFrames(roots, ids, S, busy, emit) {
         const id = ids.get(c);
         const box = c.getBoundingClientRect();
         if (!id || !c.width || !c.height || !box.width || box.bottom < 0 || box.top > innerHeight || S.inside(c, '[data-hushtale-mask],[data-hushtale-block]')) return;
-        const url = jpeg(c);
+        const url = image(c);
         if (!url || url == sent.get(c) || url.length > allowance) return;
         sent.set(c, url);
         allowance -= url.length;

@@ -205,7 +205,7 @@ pub struct RawSite {
     /// Replay text masking: `"digits"` (default) or `"all"`.
     #[serde(default)]
     pub mask_text: MaskText,
-    /// Low-rate JPEG frames of `<canvas>` elements in replays. Default false.
+    /// Low-rate PNG/JPEG frames of `<canvas>` elements in replays. Default false.
     #[serde(default)]
     pub replay_canvas: bool,
 }

@@ -371,7 +371,7 @@ pub struct SiteSettings {
     /// How the replay masks page text (snippet and server alike).
     #[serde(default)]
     pub mask_text: MaskText,
-    /// Replays carry low-rate JPEG frames of the page's `<canvas>` elements (a canvas can show
+    /// Replays carry low-rate PNG/JPEG frames of the page's `<canvas>` elements (a canvas can show
     /// what a visitor typed or drew, and pixels cannot be masked: off unless the site asks; never
     /// with `mask_text = "all"`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -21,7 +21,7 @@
 // attributes starting with "_" carry state (_v text length, _s scroll, _m modal
 // dialog, _css CSSOM rules, _z a canvas box, _b blocked). snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i,
 // s, c, v} (c: [[id, css]]: rules of a <style>, or adopted sheets of a shadow root or, id 0, of
-// the document; v: [[id, JPEG data: URL]]: canvas frames, drawn as the canvas's background). An add whose
+// the document; v: [[id, PNG/JPEG data: URL]]: canvas frames, drawn as the canvas's background). An add whose
 // parent is not there yet waits for it (never dropped silently); `pending` counts those waiting.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';

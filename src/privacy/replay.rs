@@ -141,7 +141,8 @@ fn is_image_data_url(s: &str) -> bool {
     let Some(data) = PREFIXES.iter().find_map(|p| s.strip_prefix(p)) else {
         return false;
     };
-    s.len() <= MAX_CANVAS_FRAME && data.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+    s.len() <= MAX_CANVAS_FRAME
+        && data.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
 /// `[tag, attrs?, ...children]`: the children learn their parent from the tag.

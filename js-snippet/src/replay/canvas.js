@@ -1,4 +1,4 @@
-// Low-rate JPEG frames of <canvas> elements, for sites whose config switches them on
+// Low-rate PNG/JPEG frames of <canvas> elements, for sites whose config switches them on
 // (`replay_canvas`, learnt from the collector with `mask_text`). A canvas can show what a visitor
 // typed or drew (editors, signature pads) and pixels cannot be masked: so this is off unless the
 // site asks, never for canvases inside masked or blocked parts of the page, never where the site

@@ -3,7 +3,7 @@
 // i: [[id, input length, state]], s: [[id, scrollLeft, scrollTop]], c: [[id, css]]} (empty
 // fields left out). `state` is a checkbox's or radio's `checked` (1/0) or a select's
 // selectedIndex; `c` carries stylesheet rules changed through the CSSOM: of a <style> (its id),
-// or the adopted sheets of a shadow root (its id) or of the document (0); `v: [[id, JPEG data
+// or the adopted sheets of a shadow root (its id) or of the document (0); `v: [[id, PNG/JPEG data
 // URL]]` are canvas frames (canvas.js, only for sites that switch them on). Open shadow roots
 // and the documents of same-origin frames are observed like the document; a frame that loads
 // another document has it sent anew (an add of ['#doc', …] under the <iframe>).

@@ -1,13 +1,13 @@
 //! Answers built from page, heatmap and element rollups: per-page figures, heatmaps and scroll
 //! reach. Backends fetch rollups; these builders turn them into the API's shapes identically.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::round1;
 use crate::rollup::heat::{ElementClicks, HeatCells, HeatKind, WidthClass, COLUMNS, ELEMENT_GRID, ROW_PX};
-use crate::rollup::page::{PageRollup, REACH_STEP_PCT};
+use crate::rollup::page::{PageRollup, PageSums, REACH_STEP_PCT};
 
 /// `GET /api/sites/{site}/pages`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -40,33 +40,39 @@ pub struct PageStats {
 impl Pages {
     /// Sums rollups per path, sorts by pageviews (then path) and cuts `limit` from `offset`.
     pub fn from_rollups(rollups: impl IntoIterator<Item = (String, PageRollup)>, offset: usize, limit: usize) -> Self {
-        let mut by_path: BTreeMap<String, PageRollup> = BTreeMap::new();
+        let mut by_path: HashMap<String, PageSums> = HashMap::new();
         for (path, r) in rollups {
-            by_path.entry(path).or_default().merge(&r);
+            by_path.entry(path).or_default().add(&r);
         }
-        let mut all: Vec<(String, PageRollup)> = by_path.into_iter().collect();
-        all.sort_by(|a, b| b.1.pageviews.cmp(&a.1.pageviews).then_with(|| a.0.cmp(&b.0)));
+        Self::from_sums(by_path.into_iter().collect(), offset, limit)
+    }
+
+    /// Like [`Self::from_rollups`] from each path's sum (one entry per path).
+    pub fn from_sums(mut all: Vec<(String, PageSums)>, offset: usize, limit: usize) -> Self {
+        all.sort_unstable_by(|a, b| b.1.pageviews().cmp(&a.1.pageviews()).then_with(|| a.0.cmp(&b.0)));
         let total = all.len();
-        let pages = all
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|(path, r)| PageStats {
-                avg_load_ms: r.load.mean().map(round1),
-                p50_load_ms: r.load.quantile(0.5).map(round1),
-                p95_load_ms: r.load.quantile(0.95).map(round1),
-                avg_scroll_pct: (r.pageviews > 0).then(|| round1(r.depth_sum_pct as f64 / r.pageviews as f64)),
-                path,
-                pageviews: r.pageviews,
-                clicks: r.clicks,
-                rage_clicks: r.rage_clicks,
-                dead_clicks: r.dead_clicks,
-                error_clicks: r.error_clicks,
-                quick_backs: r.quick_backs,
-            })
-            .collect();
+        let pages = all.into_iter().skip(offset).take(limit).map(|(path, sums)| PageStats::new(path, &sums)).collect();
         let next = (offset + limit < total).then_some(offset + limit);
         Pages { pages, total, next }
+    }
+}
+
+impl PageStats {
+    fn new(path: String, sums: &PageSums) -> Self {
+        let r = sums.figures();
+        PageStats {
+            avg_load_ms: sums.load_mean().map(round1),
+            p50_load_ms: sums.load_quantile(0.5).map(round1),
+            p95_load_ms: sums.load_quantile(0.95).map(round1),
+            avg_scroll_pct: (r.pageviews > 0).then(|| round1(r.depth_sum_pct as f64 / r.pageviews as f64)),
+            path,
+            pageviews: r.pageviews,
+            clicks: r.clicks,
+            rage_clicks: r.rage_clicks,
+            dead_clicks: r.dead_clicks,
+            error_clicks: r.error_clicks,
+            quick_backs: r.quick_backs,
+        }
     }
 }
 
@@ -92,10 +98,16 @@ pub struct ReachStep {
 
 impl ScrollReach {
     pub fn from_rollups(path: &str, rollups: impl IntoIterator<Item = PageRollup>) -> Self {
-        let mut r = PageRollup::default();
+        let mut sums = PageSums::default();
         for x in rollups {
-            r.merge(&x);
+            sums.add(&x);
         }
+        Self::from_sums(path, &sums)
+    }
+
+    /// Like [`Self::from_rollups`] from their sum.
+    pub fn from_sums(path: &str, sums: &PageSums) -> Self {
+        let r = sums.figures();
         let n = r.pageviews;
         let reach = (0..crate::rollup::page::REACH_STEPS)
             .map(|k| ReachStep {
@@ -209,8 +221,19 @@ impl Heatmap {
         cells: impl IntoIterator<Item = HeatCells>,
         elements: impl IntoIterator<Item = ElementClicks>,
     ) -> Self {
-        let mut cells = sum_cells(cells);
-        cells.sort_by(|a, b| b.n.cmp(&a.n).then((a.y, a.x).cmp(&(b.y, b.x))));
+        Self::from_cells(path, kind, width, sum_cells(cells), elements)
+    }
+
+    /// Like [`Self::from_rollups`] from cells already summed (each cell once).
+    pub fn from_cells(
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        mut cells: Vec<HeatCell>,
+        elements: impl IntoIterator<Item = ElementClicks>,
+    ) -> Self {
+        // Cells are distinct, so an unstable sort gives the one order a stable sort would.
+        cells.sort_unstable_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
         let mut el = ElementClicks::default();
         for e in elements {
             el.merge(&e);

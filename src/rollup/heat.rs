@@ -4,15 +4,22 @@
 //! The grid's x axis is normalised to the document width ([`COLUMNS`] columns), so layouts of
 //! different widths line up; y is in CSS px ([`ROW_PX`] per row), because content keeps its
 //! vertical position far better than its horizontal one. Rows are stored in bands of
-//! [`BAND_ROWS`] so a long page's cells are split over several small values.
+//! [`BAND_ROWS`] so a long page's cells are split over several small values, each stored as a
+//! fixed-shape array of [`BAND_CELLS`] counts ([`encode_band`], [`add_stored_band`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::codec::{self, Corrupt};
+
 pub const COLUMNS: u16 = 50;
 pub const ROW_PX: f64 = 20.0;
 pub const BAND_ROWS: u16 = 50;
+/// Cells in one band: [`BAND_ROWS`] rows of [`COLUMNS`] columns, row-major.
+pub const BAND_CELLS: usize = BAND_ROWS as usize * COLUMNS as usize;
+/// First byte of a stored band in the [`codec`] format (older stores hold MessagePack).
+const BAND_FORMAT: u8 = 0x01;
 /// Element-anchored click offsets (0–1000) are binned into a grid this many cells wide.
 pub const ELEMENT_GRID: u16 = 10;
 /// Most selectors kept per page and day; the rarest are dropped first.
@@ -135,6 +142,54 @@ impl HeatCells {
     }
 }
 
+/// The slot of a cell inside its band's array, or `None` for a column outside the grid.
+pub fn band_slot((col, row): (u16, u16)) -> Option<usize> {
+    (col < COLUMNS).then(|| (row % BAND_ROWS) as usize * COLUMNS as usize + col as usize)
+}
+
+/// The cell of `slot` of band `band` (`None` past the last row a `u16` can name).
+pub fn cell_of_slot(band: u16, slot: usize) -> Option<(u16, u16)> {
+    let row = u32::from(band) * u32::from(BAND_ROWS) + (slot / COLUMNS as usize) as u32;
+    Some(((slot % COLUMNS as usize) as u16, u16::try_from(row).ok()?))
+}
+
+/// One band's counts ([`BAND_CELLS`] of them, see [`band_slot`]) as a stored value.
+pub fn encode_band(counts: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(BAND_FORMAT);
+    codec::put_counts(&mut out, counts.iter().copied());
+    out
+}
+
+/// Adds a stored band value to `acc` (a band's [`BAND_CELLS`] counts). Reads both this format
+/// and the MessagePack `HeatCells` older versions wrote.
+pub fn add_stored_band(bytes: &[u8], acc: &mut [u64]) -> Result<(), Corrupt> {
+    if bytes.first() == Some(&BAND_FORMAT) {
+        return codec::add_counts(bytes, 1, acc);
+    }
+    let legacy: HeatCells = rmp_serde::from_slice(bytes).map_err(|_| Corrupt("heat cells"))?;
+    for (&cell, &n) in &legacy.cells {
+        if let Some(slot) = band_slot(cell).and_then(|s| acc.get_mut(s)) {
+            *slot += n;
+        }
+    }
+    Ok(())
+}
+
+/// The stored band `existing` plus `delta` (cells of that one band), encoded anew.
+pub fn merged_band(existing: Option<&[u8]>, delta: &HeatCells) -> Result<Vec<u8>, Corrupt> {
+    let mut counts = vec![0u64; BAND_CELLS];
+    if let Some(bytes) = existing {
+        add_stored_band(bytes, &mut counts)?;
+    }
+    for (&cell, &n) in &delta.cells {
+        if let Some(slot) = band_slot(cell) {
+            counts[slot] += n;
+        }
+    }
+    Ok(encode_band(&counts))
+}
+
 /// Clicks per selector, with where inside the element they landed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ElementClicks {
@@ -188,6 +243,26 @@ mod tests {
         assert_eq!(cell(-1.0, 0.0, 1000.0), None);
         assert_eq!(WidthClass::of(375.0), WidthClass::Mobile);
         assert_eq!(WidthClass::of(1280.0), WidthClass::Desktop);
+    }
+
+    #[test]
+    fn bands_store_as_arrays_and_read_older_values_too() {
+        let mut delta = HeatCells::default();
+        delta.add((3, 101), 2); // band 2, row 1
+        delta.add((49, 149), 7); // band 2, last cell
+        let stored = merged_band(None, &delta).unwrap();
+        let stored = merged_band(Some(&stored), &delta).unwrap();
+        let legacy = rmp_serde::to_vec_named(&delta).unwrap();
+        let mut acc = vec![0u64; BAND_CELLS];
+        add_stored_band(&stored, &mut acc).unwrap();
+        add_stored_band(&legacy, &mut acc).unwrap();
+        let filled: Vec<_> = acc.iter().enumerate().filter(|(_, n)| **n > 0).collect();
+        assert_eq!(filled, [(53, &6), (BAND_CELLS - 1, &21)]);
+        assert_eq!(cell_of_slot(2, 53), Some((3, 101)));
+        assert_eq!(cell_of_slot(2, BAND_CELLS - 1), Some((49, 149)));
+        assert_eq!(cell_of_slot(u16::MAX / BAND_ROWS, BAND_CELLS - 1), None);
+        assert!(add_stored_band(&[0x01, 0xff], &mut acc).is_err());
+        assert!(add_stored_band(b"junk", &mut acc).is_err());
     }
 
     #[test]

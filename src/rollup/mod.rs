@@ -3,9 +3,11 @@
 //! into them, so queries never touch raw events.
 
 pub mod attention;
+pub mod codec;
 pub mod form;
 pub mod heat;
 pub mod page;
+pub mod period;
 pub mod session;
 pub mod sketch;
 pub mod track;
@@ -19,6 +21,8 @@ const LINEAR_LIMIT: f64 = 100.0;
 /// Above [`LINEAR_LIMIT`], each bucket is this much wider than the last (2 % relative error).
 const GROWTH: f64 = 1.02;
 const MAX_BUCKET: u16 = 1000;
+/// Buckets a histogram can have (a dense histogram's length at most).
+pub const HISTOGRAM_BUCKETS: usize = MAX_BUCKET as usize + 1;
 
 /// A mergeable histogram of durations in ms: exact count, sum and buckets with ≤ 2 % error,
 /// stored sparsely (a day of page loads is a few dozen buckets).
@@ -51,19 +55,26 @@ impl Histogram {
 
     /// Nearest-rank quantile `q` in 0..=1, as the representative value of its bucket.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (b, n) in &self.buckets {
-            seen += n;
-            if seen >= rank {
-                return Some(representative(*b));
-            }
-        }
-        self.buckets.keys().next_back().map(|b| representative(*b))
+        quantile_of(self.count, self.buckets.iter().map(|(b, n)| (*b, *n)), q)
     }
+}
+
+/// [`Histogram::quantile`] over `(bucket, count)` pairs in bucket order (sparse or dense).
+pub fn quantile_of(count: u64, buckets: impl Iterator<Item = (u16, u64)>, q: f64) -> Option<f64> {
+    if count == 0 {
+        return None;
+    }
+    let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+    let mut seen = 0;
+    let mut last = None;
+    for (b, n) in buckets.filter(|(_, n)| *n > 0) {
+        seen += n;
+        if seen >= rank {
+            return Some(representative(b));
+        }
+        last = Some(b);
+    }
+    last.map(representative)
 }
 
 fn bucket_of(v: f64) -> u16 {

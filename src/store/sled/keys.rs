@@ -8,6 +8,7 @@
 //! |----|----------------------------|-----------------------------------------------------|
 //! | s  | (site id only, no NUL)     | site settings (JSON)                                |
 //! | m  | (`seg`, no site)           | last segment id (u64 BE)                            |
+//! | m  | (`log`, no site)           | group log id of the last group applied (u64 BE)     |
 //! | g  | segment id                 | segment: every batch of one site in one group commit |
 //! | i  | sid                        | session anchor (u64 BE)                             |
 //! | S  | anchor, sid                | session summary + where each of its batches lies    |
@@ -20,6 +21,14 @@
 //! | f  | path 0, day                | form analytics: forms and fields of the page        |
 //! | a  | path 0, day                | attention: visible-and-active ms per 5 % band       |
 //! | q  | anchor, sid                | funnel index: the session's views `(t, path)…`      |
+//! | P  | period, path               | one page's rollup for a week or month               |
+//! | H  | path 0, kind, width, period, band | heatmap cells of a band, week or month       |
+//! | C  | path 0, period             | clicks per element selector, week or month          |
+//! | m  | (`rollups`, no site)       | the rollup format (1: `P`/`H`/`C` kept beside days)  |
+//!
+//! A *period* is a level byte (`w` week, `m` month) and its first day: a week or month value is
+//! the sum of its days' values, keyed exactly like them otherwise ([`period_key`]).
+//! Page and heat values are [`crate::rollup::codec`] arrays; the rest are MessagePack.
 //!
 //! Why: sled is fast with few, large values under keys that mostly increase, and slow when
 //! tree nodes fill with big values (every insert re-materialises its node), and each insert
@@ -33,12 +42,15 @@
 //! numeric order.
 
 use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::rollup::period::Period;
 
 pub const NS_SITE: u8 = b's';
 pub const NS_SESSION_INDEX: u8 = b'i';
 pub const NS_SESSION: u8 = b'S';
 pub const NS_SEGMENT: u8 = b'g';
 pub const LAST_SEGMENT: &[u8] = b"mseg";
+/// The group log's id of the last group applied (see `pipeline`).
+pub const LOG_APPLIED: &[u8] = b"mlog";
 pub const NS_VISITOR: u8 = b'v';
 pub const NS_DAY_VISITOR: u8 = b'u';
 pub const NS_DAY_ROLLUP: u8 = b'd';
@@ -48,6 +60,11 @@ pub const NS_ELEMENTS: u8 = b'c';
 pub const NS_FORMS: u8 = b'f';
 pub const NS_ATTENTION: u8 = b'a';
 pub const NS_SESSION_PATHS: u8 = b'q';
+pub const NS_PAGE_PERIOD: u8 = b'P';
+pub const NS_HEAT_PERIOD: u8 = b'H';
+pub const NS_ELEMENTS_PERIOD: u8 = b'C';
+/// The rollup format version, absent in stores written before week and month rollups.
+pub const ROLLUP_FORMAT: &[u8] = b"mrollups";
 
 /// `ns site 0x00`: the prefix of every per-site key in a namespace.
 pub fn prefix(ns: u8, site: &str) -> Vec<u8> {
@@ -171,6 +188,46 @@ pub fn session_paths(site: &str, anchor: i64, sid: &[u8; 16]) -> Vec<u8> {
     k
 }
 
+/// The namespace of the week and month values beside a day-keyed namespace.
+pub fn period_ns(day_ns: u8) -> Option<u8> {
+    match day_ns {
+        NS_PAGE_ROLLUP => Some(NS_PAGE_PERIOD),
+        NS_HEAT => Some(NS_HEAT_PERIOD),
+        NS_ELEMENTS => Some(NS_ELEMENTS_PERIOD),
+        _ => None,
+    }
+}
+
+/// Where the day lies in a key of a namespace that has week and month values.
+fn day_at(key: &[u8]) -> Option<usize> {
+    let at = match *key.first()? {
+        NS_PAGE_ROLLUP => key.iter().position(|b| *b == 0)? + 1,
+        NS_HEAT => key.len().checked_sub(6)?,
+        NS_ELEMENTS => key.len().checked_sub(4)?,
+        _ => return None,
+    };
+    (at + 4 <= key.len()).then_some(at)
+}
+
+/// The day of a page (`p`), heat (`h`) or elements (`c`) key.
+pub fn day_of_key(key: &[u8]) -> Option<i32> {
+    let at = day_at(key)?;
+    day_from_bytes(&key[at..at + 4])
+}
+
+/// The key of `period`'s value beside the day-keyed `key` (a page, heat or elements key): the
+/// same key in the period namespace, with the day replaced by the period.
+pub fn period_key(key: &[u8], period: Period) -> Option<Vec<u8>> {
+    let at = day_at(key)?;
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(period_ns(key[0])?);
+    k.extend_from_slice(&key[1..at]);
+    k.push(period.level.tag());
+    k.extend_from_slice(&day_bytes(period.start));
+    k.extend_from_slice(&key[at + 4..]);
+    Some(k)
+}
+
 /// Splits a session key (`S site 0 anchor sid`) back into its anchor and sid.
 pub fn parse_session(key: &[u8], prefix_len: usize) -> Option<(i64, [u8; 16])> {
     let rest = key.get(prefix_len..)?;
@@ -190,6 +247,29 @@ mod tests {
         assert!(day_bytes(-1) < day_bytes(0));
         assert!(day_bytes(0) < day_bytes(20_000));
         assert_eq!(day_from_bytes(&day_bytes(-5)), Some(-5));
+    }
+
+    #[test]
+    fn period_keys_replace_the_day_and_keep_the_rest() {
+        use crate::rollup::period::Level;
+        let week = Period { level: Level::Week, start: 20_759 };
+        let page = page_rollup("s", 20_760, "/a");
+        assert_eq!(day_of_key(&page), Some(20_760));
+        let pk = period_key(&page, week).unwrap();
+        assert_eq!(pk[0], NS_PAGE_PERIOD);
+        assert!(
+            pk.starts_with(&period_key(&page_rollup("s", 20_000, ""), week).unwrap()),
+            "a period's pages share a prefix"
+        );
+        assert!(pk.ends_with(b"w\x80\x00\x51\x17/a"));
+        let heat = heat("s", "/a", HeatKind::Move, WidthClass::Mobile, 20_760, 3);
+        assert_eq!(day_of_key(&heat), Some(20_760));
+        let hk = period_key(&heat, week).unwrap();
+        assert_eq!(&hk[hk.len() - 7..], [b'w', 0x80, 0x00, 0x51, 0x17, 0, 3]);
+        let el = elements("s", "/a", 20_760);
+        assert_eq!(period_key(&el, week).unwrap(), [&b"Cs\0/a\0w"[..], &day_bytes(20_759)].concat());
+        assert_eq!(period_key(&day_rollup("s", 1), week), None, "days only");
+        assert_eq!(day_of_key(&[NS_HEAT, 1]), None);
     }
 
     #[test]

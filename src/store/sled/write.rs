@@ -1,5 +1,5 @@
 //! One group commit: turns many batches into one atomic `sled::Batch` of events, session
-//! summaries, indexes and merged rollups, then flushes once.
+//! summaries, indexes and merged rollups (made durable by the group log, see `pipeline`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,8 +10,6 @@ use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
 use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
 use crate::rollup::attention::AttentionRollup;
 use crate::rollup::form::PageForms;
-use crate::rollup::heat::{ElementClicks, HeatCells};
-use crate::rollup::page::PageRollup;
 use crate::rollup::session::SessionState;
 use crate::rollup::track::Deltas;
 use crate::rollup::DayRollup;
@@ -212,15 +210,7 @@ impl<'t> Group<'t> {
         for ((site, day), delta) in &deltas.days {
             self.merge(keys::day_rollup(site, *day), delta, DayRollup::merge)?;
         }
-        for ((site, day, path), delta) in &deltas.pages {
-            self.merge(keys::page_rollup(site, *day, path), delta, PageRollup::merge)?;
-        }
-        for (k, delta) in &deltas.heat {
-            self.merge(keys::heat(&k.site, &k.path, k.kind, k.width, k.day, k.band), delta, HeatCells::merge)?;
-        }
-        for ((site, path, day), delta) in &deltas.elements {
-            self.merge(keys::elements(site, path, *day), delta, ElementClicks::merge)?;
-        }
+        super::rollups::merge_insights(self.tree, &mut self.batch, &deltas)?;
         for ((site, path, day), delta) in &deltas.forms {
             self.merge(keys::page_day(keys::NS_FORMS, site, path, *day), delta, PageForms::merge)?;
         }
@@ -239,13 +229,17 @@ impl<'t> Group<'t> {
 pub const SEGMENT_BYTES: usize = 96 * 1024;
 
 /// Writes `batches` into new segments whose ids come from `next_id` (each greater than every
-/// id before it) and flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
-/// atomic batch: sled recovers a prefix of its single log, so after a crash every pointer finds
-/// its segment, and rollups are never counted without their events (or the reverse).
+/// id before it), recording `position` (the group log's id of the last group among them).
+/// Segments go to their own tree first, then pointers, summaries and rollups as one atomic
+/// batch: sled recovers a prefix of its single log, so after a crash every pointer finds its
+/// segment, rollups are never counted without their events (or the reverse), and the recorded
+/// position says which logged groups sled holds. Nothing is flushed here: the group log makes
+/// a group durable, and the pipeline flushes sled every few seconds.
 pub fn write_group(
     trees: &super::Trees,
     next_id: &dyn Fn() -> u64,
-    batches: &[StoredBatch],
+    batches: &[&StoredBatch],
+    position: u64,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
         tree: &trees.main,
@@ -261,10 +255,10 @@ pub fn write_group(
     };
     let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;
     if outcomes.contains(&WriteOutcome::Stored) {
-        let (segments, main) = group.finish()?;
+        let (segments, mut main) = group.finish()?;
+        main.insert(keys::LOG_APPLIED, &position.to_be_bytes());
         trees.segments.apply_batch(segments)?;
         trees.main.apply_batch(main)?;
-        trees.main.flush()?;
     }
     Ok(outcomes)
 }

@@ -1,0 +1,177 @@
+//! Compact stored encodings of count arrays (heat cells, histogram buckets): fixed-shape
+//! arrays of counts written as LEB128 varint *tokens*, decoded by adding straight into the
+//! caller's accumulator — no map, no allocation per value.
+//!
+//! A token `t` is either a count (`t` even: the next slot holds `t >> 1`) or a run of empty
+//! slots (`t` odd: skip `t >> 1` slots). A full array is one byte per small count, a sparse one
+//! a few bytes per filled slot, and both decode in one pass over the bytes.
+//!
+//! Every encoded value starts with a format byte that MessagePack never uses to begin a map,
+//! so values written by older versions (MessagePack structs, which begin with a map marker)
+//! are told apart and still read.
+
+use std::fmt;
+
+/// The value could not be decoded (a truncated or foreign value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt(pub &'static str);
+
+impl fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads one varint at `*at`, advancing it.
+#[inline]
+pub fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, Corrupt> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at).ok_or(Corrupt("value ends inside a number"))?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(Corrupt("number longer than 64 bits"))
+}
+
+pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+pub fn f64_at(bytes: &[u8], at: &mut usize) -> Result<f64, Corrupt> {
+    let b = bytes.get(*at..*at + 8).ok_or(Corrupt("value ends inside a float"))?;
+    *at += 8;
+    Ok(f64::from_le_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// Appends the tokens of `counts` (trailing empty slots are left out).
+pub fn put_counts(out: &mut Vec<u8>, counts: impl IntoIterator<Item = u64>) {
+    let mut empty = 0u64;
+    for n in counts {
+        if n == 0 {
+            empty += 1;
+            continue;
+        }
+        if empty > 0 {
+            put_varint(out, empty << 1 | 1);
+            empty = 0;
+        }
+        // Counts above 2^63 cannot be told from a skip; no real count gets there.
+        put_varint(out, n.min(u64::MAX >> 1) << 1);
+    }
+}
+
+/// Appends the tokens of sparse `(slot, count)` pairs in increasing slot order.
+pub fn put_sparse_counts(out: &mut Vec<u8>, counts: impl IntoIterator<Item = (usize, u64)>) {
+    let mut next = 0;
+    for (slot, n) in counts {
+        if n == 0 || slot < next {
+            continue;
+        }
+        if slot > next {
+            put_varint(out, ((slot - next) as u64) << 1 | 1);
+        }
+        put_varint(out, n.min(u64::MAX >> 1) << 1);
+        next = slot + 1;
+    }
+}
+
+/// Adds the counts encoded in `bytes[at..]` to `acc` slot by slot.
+pub fn add_counts(bytes: &[u8], mut at: usize, acc: &mut [u64]) -> Result<(), Corrupt> {
+    let mut slot = 0usize;
+    while at < bytes.len() {
+        let b = bytes[at];
+        // Most tokens are one byte: a small count or a short skip.
+        let t = if b < 0x80 {
+            at += 1;
+            u64::from(b)
+        } else {
+            varint(bytes, &mut at)?
+        };
+        if t & 1 == 1 {
+            slot = slot.saturating_add((t >> 1) as usize);
+        } else {
+            let cell = acc.get_mut(slot).ok_or(Corrupt("count beyond the value's shape"))?;
+            *cell += t >> 1;
+            slot += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Like [`add_counts`] into a vector that grows (up to `max_len` slots) as counts need it.
+pub fn add_counts_growing(bytes: &[u8], mut at: usize, acc: &mut Vec<u64>, max_len: usize) -> Result<(), Corrupt> {
+    let mut slot = 0usize;
+    while at < bytes.len() {
+        let t = varint(bytes, &mut at)?;
+        if t & 1 == 1 {
+            slot = slot.saturating_add((t >> 1) as usize);
+            continue;
+        }
+        if slot >= acc.len() {
+            if slot >= max_len {
+                return Err(Corrupt("count beyond the value's shape"));
+            }
+            acc.resize(slot + 1, 0);
+        }
+        acc[slot] += t >> 1;
+        slot += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_round_trip_dense_and_sparse() {
+        let counts: Vec<u64> = (0..2500u64).map(|i| if i % 7 == 0 { 0 } else { i * i }).collect();
+        let mut bytes = vec![];
+        put_counts(&mut bytes, counts.iter().copied());
+        let mut acc = vec![1u64; 2500];
+        add_counts(&bytes, 0, &mut acc).unwrap();
+        assert!(acc.iter().zip(&counts).all(|(a, c)| *a == c + 1));
+
+        let mut sparse = vec![];
+        put_sparse_counts(&mut sparse, [(3, 5), (4, 1), (2000, 1 << 40)]);
+        let mut acc = vec![0u64; 2500];
+        add_counts(&sparse, 0, &mut acc).unwrap();
+        assert_eq!((acc[3], acc[4], acc[2000], acc.iter().sum::<u64>()), (5, 1, 1 << 40, 6 + (1 << 40)));
+        assert!(sparse.len() < 12, "{}", sparse.len());
+
+        let mut grown = vec![];
+        add_counts_growing(&sparse, 0, &mut grown, 2500).unwrap();
+        assert_eq!(grown.len(), 2001);
+        assert_eq!(grown, acc[..2001]);
+    }
+
+    #[test]
+    fn full_values_cost_a_byte_per_small_count() {
+        let mut bytes = vec![];
+        put_counts(&mut bytes, std::iter::repeat_n(63, 2500));
+        assert_eq!(bytes.len(), 2500);
+    }
+
+    #[test]
+    fn foreign_bytes_are_an_error_not_a_panic() {
+        let mut acc = vec![0u64; 10];
+        add_counts(&[22, 17, 2], 0, &mut acc).unwrap(); // 11 at slot 0, skip 8, 1 at slot 9
+        assert_eq!((acc[0], acc[9]), (11, 1));
+        assert!(add_counts(&[21, 2], 0, &mut acc).is_err(), "skip 10: slot 10 is outside");
+        assert!(add_counts(&[0x80], 0, &mut acc).is_err(), "truncated varint");
+        assert!(add_counts(&[0xff; 11], 0, &mut acc).is_err(), "overlong varint");
+        assert!(add_counts_growing(&[0x81, 0x80, 0x80, 0x80, 0x10, 2], 0, &mut vec![], 1001).is_err());
+    }
+}

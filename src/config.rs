@@ -205,6 +205,9 @@ pub struct RawSite {
     /// Replay text masking: `"digits"` (default) or `"all"`.
     #[serde(default)]
     pub mask_text: MaskText,
+    /// Low-rate JPEG frames of `<canvas>` elements in replays. Default false.
+    #[serde(default)]
+    pub replay_canvas: bool,
 }
 
 /// Which backend stores the data.
@@ -428,6 +431,7 @@ fn validate_sites(raw: Vec<RawSite>) -> Result<(Vec<SiteSettings>, bool), Config
             asset_origins: None,
             assets_private: false,
             mask_text: MaskText::default(),
+            replay_canvas: false,
         };
         return Ok((vec![demo], true));
     }
@@ -608,6 +612,7 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
             .transpose()?,
         assets_private: raw.assets_private,
         mask_text: raw.mask_text,
+        replay_canvas: raw.replay_canvas,
     })
 }
 

@@ -29,6 +29,8 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod ingest;
 pub mod model;
 pub mod privacy;

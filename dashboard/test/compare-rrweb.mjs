@@ -126,7 +126,7 @@ async function main() {
   const fixtures = await serveFixtures(() => collector);
   const rr = await serveFixtures(() => collector, 'fix', RRWEB_TAG);
   const none = await serveFixtures(() => collector, 'fix', NONE_TAG);
-  const server = await startServer(`\n[[site]]\nid = "fix"\norigins = ["${fixtures.url}"]\nassets_private = true\n`);
+  const server = await startServer(`\n[[site]]\nid = "fix"\norigins = ["${fixtures.url}"]\nassets_private = true\nreplay_canvas = true\n`); // canvas frames on
   const proxy = await countingProxy(server.url);
   collector = proxy.url; // the snippet's collector: the proxy, which counts what it sends
   const browser = await launch();

@@ -2,10 +2,13 @@
 //! Every backend writes batches durably in groups and answers the same queries.
 
 pub mod clickhouse;
+pub mod log;
 pub mod retention;
 pub mod sled;
 pub mod writer;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,6 +26,9 @@ pub enum WriteOutcome {
     /// This `(sid, seq)` was stored before; nothing was written or counted again.
     Duplicate,
 }
+
+/// A group commit in progress: resolves as [`Store::write`] does.
+pub type PendingWrite = Pin<Box<dyn Future<Output = Result<Vec<WriteOutcome>, StoreError>> + Send>>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -43,6 +49,18 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a group of batches and their rollup deltas atomically and durably: when this
     /// returns `Ok`, every batch is on disk. Returns one outcome per batch, in order.
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError>;
+
+    /// Starts a group commit and returns at once. A store that pipelines groups orders them by
+    /// this call, so the writer may start the next group before the last is durable (up to
+    /// [`Store::groups_in_flight`]); by default the group is written when the future is polled.
+    fn begin_write(self: Arc<Self>, batches: Arc<[StoredBatch]>) -> PendingWrite {
+        Box::pin(async move { self.write(batches).await })
+    }
+
+    /// How many groups the writer may have in flight at once (1: one after the other).
+    fn groups_in_flight(&self) -> usize {
+        1
+    }
 
     /// Sites created through the API (configured ones live in the config).
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError>;

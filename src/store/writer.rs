@@ -1,5 +1,6 @@
 //! The batch writer: a bounded queue in front of one task that group-commits everything
-//! waiting into the store, then answers every waiting request. A full queue is refused at once
+//! waiting into the store and answers every waiting request once its group is durable; stores
+//! that pipeline (sled) may have several groups in flight. A full queue is refused at once
 //! (the caller answers 503), so memory never grows with offered load.
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::{Store, StoreError, WriteOutcome};
+use super::{PendingWrite, Store, StoreError, WriteOutcome};
 use crate::model::{StoredBatch, VisitorKey};
 use crate::telemetry::Metrics;
 
@@ -157,13 +158,19 @@ struct Queues {
 }
 
 async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metrics: Metrics) {
+    let depth = store.groups_in_flight().max(1);
+    let in_flight = Arc::new(Semaphore::new(depth));
     let mut jobs = Vec::with_capacity(max_group);
     let mut closing = false;
-    let rx = &mut queues.batches;
     loop {
+        let slot = in_flight.clone().acquire_owned().await.expect("never closed");
+        let rx = &mut queues.batches;
         let received = tokio::select! {
             n = rx.recv_many(&mut jobs, max_group) => n,
             Some(job) = queues.maintenance.recv(), if !closing => {
+                drop(slot);
+                // Erasure must see every group before it applied, and none during it.
+                drain(&in_flight, depth).await;
                 maintain(store.as_ref(), job).await;
                 continue;
             }
@@ -181,40 +188,60 @@ async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metric
         metrics.queue_depth.set(rx.len() as i64);
         let (batches, waiters): (Vec<StoredBatch>, Vec<_>) =
             jobs.drain(..).map(|j| (j.batch, (j.done, j._budget))).unzip();
-        let events: Vec<u64> = batches.iter().map(|b| b.events.len() as u64).collect();
         metrics.group_batches.observe(batches.len() as f64);
-        let started = Instant::now();
-        let result = store.write(batches.into()).await;
-        metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(outcomes) => {
-                for (((done, _budget), outcome), n) in waiters.into_iter().zip(outcomes).zip(events) {
-                    match outcome {
-                        WriteOutcome::Stored => {
-                            metrics.batches_accepted.inc();
-                            metrics.events_accepted.inc_by(n);
-                        }
-                        WriteOutcome::Duplicate => {
-                            metrics.batches_duplicate.inc();
-                        }
-                    }
-                    let _ = done.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
-                for (done, _budget) in waiters {
-                    let _ = done.send(Err(WriteError::Store(e.clone())));
-                }
-            }
-        }
+        let events: Vec<u64> = batches.iter().map(|b| b.events.len() as u64).collect();
+        let pending = store.clone().begin_write(batches.into());
+        tokio::spawn(answer(pending, waiters, events, metrics.clone(), slot));
     }
+    drain(&in_flight, depth).await;
     while let Ok(job) = queues.maintenance.try_recv() {
         maintain(store.as_ref(), job).await;
     }
     metrics.queue_depth.set(0);
     if let Err(e) = store.flush().await {
         tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+/// Waits until no group is in flight.
+async fn drain(in_flight: &Semaphore, depth: usize) {
+    let all = u32::try_from(depth).unwrap_or(u32::MAX);
+    drop(in_flight.acquire_many(all).await.expect("never closed"));
+}
+
+/// Waits for one group to be durable and answers its requests; `slot` frees its place in flight.
+async fn answer(
+    pending: PendingWrite,
+    waiters: Vec<(oneshot::Sender<WriteResult>, OwnedSemaphorePermit)>,
+    events: Vec<u64>,
+    metrics: Metrics,
+    slot: OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    let result = pending.await;
+    drop(slot);
+    metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(outcomes) => {
+            for (((done, _budget), outcome), n) in waiters.into_iter().zip(outcomes).zip(events) {
+                match outcome {
+                    WriteOutcome::Stored => {
+                        metrics.batches_accepted.inc();
+                        metrics.events_accepted.inc_by(n);
+                    }
+                    WriteOutcome::Duplicate => {
+                        metrics.batches_duplicate.inc();
+                    }
+                }
+                let _ = done.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
+            for (done, _budget) in waiters {
+                let _ = done.send(Err(WriteError::Store(e.clone())));
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! |----|----------------------------|-----------------------------------------------------|
 //! | s  | (site id only, no NUL)     | site settings (JSON)                                |
 //! | m  | (`seg`, no site)           | last segment id (u64 BE)                            |
+//! | m  | (`log`, no site)           | group log id of the last group applied (u64 BE)     |
 //! | g  | segment id                 | segment: every batch of one site in one group commit |
 //! | i  | sid                        | session anchor (u64 BE)                             |
 //! | S  | anchor, sid                | session summary + where each of its batches lies    |
@@ -48,6 +49,8 @@ pub const NS_SESSION_INDEX: u8 = b'i';
 pub const NS_SESSION: u8 = b'S';
 pub const NS_SEGMENT: u8 = b'g';
 pub const LAST_SEGMENT: &[u8] = b"mseg";
+/// The group log's id of the last group applied (see `pipeline`).
+pub const LOG_APPLIED: &[u8] = b"mlog";
 pub const NS_VISITOR: u8 = b'v';
 pub const NS_DAY_VISITOR: u8 = b'u';
 pub const NS_DAY_ROLLUP: u8 = b'd';

@@ -5,6 +5,7 @@ mod analytics;
 mod erase;
 mod insights;
 pub mod keys;
+mod pipeline;
 #[cfg(test)]
 mod rollup_tests;
 mod rollups;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError, WriteOutcome};
+use super::{PendingWrite, Store, StoreError, WriteOutcome};
 use crate::model::{in_client_order, Event, Id128, SessionSummary, SiteSettings, StoredBatch, VisitorKey};
 use crate::query::forms::{Attention, Forms};
 use crate::query::funnel::{Funnel, FunnelQuery};
@@ -29,6 +30,19 @@ use crate::query::{
 use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
 
+/// A segment id greater than all before it: µs since the epoch, bumped when needed.
+fn next_segment_id(last: &AtomicU64) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let mut prev = last.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match last.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(actual) => prev = actual,
+        }
+    }
+}
+
 /// The two sled trees: segments (large values) and everything else.
 pub struct Trees {
     pub main: sled::Tree,
@@ -38,20 +52,24 @@ pub struct Trees {
 /// sled-backed [`Store`]. Blocking sled calls run on tokio's blocking pool.
 #[derive(Clone)]
 pub struct SledStore {
-    db: sled::Db,
     tree: sled::Tree,
     segments: sled::Tree,
-    /// The last segment id handed out; ids increase even if the clock steps back.
-    last_segment: Arc<AtomicU64>,
+    /// Group log + applier + checkpointer: how groups are written.
+    pipeline: Arc<pipeline::Pipeline>,
 }
 
+/// Groups the writer may have in flight: the logger and the applier each merge whatever has
+/// queued into one sync / one sled batch, so more in flight means larger merged groups.
+const GROUPS_IN_FLIGHT: usize = 16;
+
 impl SledStore {
-    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
+    /// Opens (or creates) the store in `dir` and applies what its group log holds beyond what
+    /// sled made durable before a crash. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            // We flush explicitly after every group commit; no need for a background flusher.
+            // The pipeline flushes (checkpoints) on its own schedule.
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput)
             .open()?;
@@ -65,25 +83,26 @@ impl SledStore {
             }
             None => 0,
         };
-        Ok(Self { db, tree, segments, last_segment: Arc::new(AtomicU64::new(last)) })
+        let last_segment = Arc::new(AtomicU64::new(last));
+        let trees = Trees { main: tree.clone(), segments: segments.clone() };
+        let (log, replayed) = pipeline::recover(&dir.join("grouplog"), &db, &trees, &last_segment)?;
+        if replayed > 0 {
+            tracing::warn!(batches = replayed, "recovered batches from the group log that sled had not made durable");
+        }
+        let pipeline = pipeline::Pipeline::start(db, trees, log, last_segment)
+            .map_err(|e| StoreError::Backend(format!("starting the write pipeline: {e}")))?;
+        Ok(Self { tree, segments, pipeline: Arc::new(pipeline) })
     }
 
     fn trees(&self) -> Trees {
         Trees { main: self.tree.clone(), segments: self.segments.clone() }
     }
 
-    /// A segment id greater than all before it: µs since the epoch, bumped when needed.
-    fn next_segment_id(&self) -> u64 {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        let mut prev = self.last_segment.load(Ordering::Relaxed);
-        loop {
-            let next = now.max(prev + 1);
-            match self.last_segment.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return next,
-                Err(actual) => prev = actual,
-            }
-        }
+    /// After an erasure: checkpoints, so that no copy of the erased events stays in the log.
+    fn erased(&self, erased: Result<usize, StoreError>) -> Result<usize, StoreError> {
+        let erased = erased?;
+        self.pipeline.checkpoint()?;
+        Ok(erased)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -197,7 +216,15 @@ impl SledStore {
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.blocking(move |s| write::write_group(&s.trees(), &|| s.next_segment_id(), &batches)).await
+        self.pipeline.submit(batches).await
+    }
+
+    fn begin_write(self: Arc<Self>, batches: Arc<[StoredBatch]>) -> PendingWrite {
+        self.pipeline.submit(batches)
+    }
+
+    fn groups_in_flight(&self) -> usize {
+        GROUPS_IN_FLIGHT
     }
 
     async fn load_sites(&self) -> Result<Vec<SiteSettings>, StoreError> {
@@ -280,20 +307,18 @@ impl Store for SledStore {
 
     async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError> {
         let site = site.to_owned();
-        self.blocking(move |s| erase::forget_visitor(&s.trees(), &site, visitor)).await
+        // The writer has no group in flight here, so the checkpoint empties the group log: the
+        // erased events are not left in it.
+        self.blocking(move |s| s.erased(erase::forget_visitor(&s.trees(), &site, visitor))).await
     }
 
     async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
         let site = site.to_owned();
-        self.blocking(move |s| erase::expire(&s.trees(), &site, before_ms, limit)).await
+        self.blocking(move |s| s.erased(erase::expire(&s.trees(), &site, before_ms, limit))).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.blocking(|s| {
-            s.db.flush()?;
-            Ok(())
-        })
-        .await
+        self.blocking(|s| s.pipeline.checkpoint()).await
     }
 }
 
@@ -332,5 +357,60 @@ mod tests {
         }
         let again = store.write(vec![batch(7, 1, 200)].into()).await.unwrap();
         assert_eq!(again, vec![WriteOutcome::Duplicate]);
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+
+    async fn sessions_and_count(store: &SledStore, n: u8) -> (usize, u64) {
+        let mut found = 0;
+        for i in 0..n {
+            if let Some(events) = store.session_events("s", Id128([i; 16])).await.unwrap() {
+                assert_eq!(events.len(), 20, "session {i} whole");
+                found += 1;
+            }
+        }
+        let day = crate::model::day_of(1_000);
+        let stats = store.stats("s", DayRange { from: day, to: day }).await.unwrap();
+        (found, stats.totals.sessions)
+    }
+
+    /// The crash the group log exists for: sled kept only what it had flushed at the last
+    /// checkpoint, the log holds the acknowledged groups after it. Reopening applies them once.
+    #[tokio::test]
+    async fn groups_after_the_last_checkpoint_are_recovered_from_the_log_once() {
+        let live = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let store = SledStore::open(live.path(), 16 << 20).unwrap();
+        store.write((0..4u8).map(|n| batch(n, 0, 20)).collect::<Vec<_>>().into()).await.unwrap();
+        store.flush().await.unwrap();
+        // What a crash right now would leave of sled: everything flushed so far.
+        copy_dir(live.path(), crashed.path());
+        // Acknowledged later: in the log only (sled is not flushed again before the "crash").
+        store.write((4..8u8).map(|n| batch(n, 0, 20)).collect::<Vec<_>>().into()).await.unwrap();
+        let again = store.write(vec![batch(8, 0, 20), batch(2, 0, 20)].into()).await.unwrap();
+        assert_eq!(again, [WriteOutcome::Stored, WriteOutcome::Duplicate]);
+        let log = live.path().join("grouplog");
+        assert!(std::fs::read_dir(&log).unwrap().count() > 0, "groups since the checkpoint are in the log");
+        copy_dir(&log, &crashed.path().join("grouplog"));
+        drop(store);
+
+        let recovered = SledStore::open(crashed.path(), 16 << 20).unwrap();
+        assert_eq!(sessions_and_count(&recovered, 10).await, (9, 9), "every acknowledged session once");
+        drop(recovered);
+        // Recovery flushed and emptied the log: opening again changes nothing.
+        let reopened = SledStore::open(crashed.path(), 16 << 20).unwrap();
+        assert_eq!(sessions_and_count(&reopened, 10).await, (9, 9));
+        let next = reopened.write(vec![batch(9, 0, 20), batch(5, 0, 20)].into()).await.unwrap();
+        assert_eq!(next, [WriteOutcome::Stored, WriteOutcome::Duplicate], "ids and duplicates carry on");
     }
 }

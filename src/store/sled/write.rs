@@ -1,5 +1,5 @@
 //! One group commit: turns many batches into one atomic `sled::Batch` of events, session
-//! summaries, indexes and merged rollups, then flushes once.
+//! summaries, indexes and merged rollups (made durable by the group log, see `pipeline`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -229,13 +229,17 @@ impl<'t> Group<'t> {
 pub const SEGMENT_BYTES: usize = 96 * 1024;
 
 /// Writes `batches` into new segments whose ids come from `next_id` (each greater than every
-/// id before it) and flushes. Segments go to their own tree first, then pointers, summaries and rollups as one
-/// atomic batch: sled recovers a prefix of its single log, so after a crash every pointer finds
-/// its segment, and rollups are never counted without their events (or the reverse).
+/// id before it), recording `position` (the group log's id of the last group among them).
+/// Segments go to their own tree first, then pointers, summaries and rollups as one atomic
+/// batch: sled recovers a prefix of its single log, so after a crash every pointer finds its
+/// segment, rollups are never counted without their events (or the reverse), and the recorded
+/// position says which logged groups sled holds. Nothing is flushed here: the group log makes
+/// a group durable, and the pipeline flushes sled every few seconds.
 pub fn write_group(
     trees: &super::Trees,
     next_id: &dyn Fn() -> u64,
-    batches: &[StoredBatch],
+    batches: &[&StoredBatch],
+    position: u64,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
         tree: &trees.main,
@@ -251,10 +255,10 @@ pub fn write_group(
     };
     let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;
     if outcomes.contains(&WriteOutcome::Stored) {
-        let (segments, main) = group.finish()?;
+        let (segments, mut main) = group.finish()?;
+        main.insert(keys::LOG_APPLIED, &position.to_be_bytes());
         trees.segments.apply_batch(segments)?;
         trees.main.apply_batch(main)?;
-        trees.main.flush()?;
     }
     Ok(outcomes)
 }

@@ -211,6 +211,7 @@ pub async fn attention(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/funnel", summary = "A conversion funnel over pages",
+    description = "`from`/`to` select the sessions by the UTC day they started.",
     params(("site" = String, Path, description = "Site id."), Days, FunnelParams),
     responses(
         (status = 200, description = "Sessions, conversion and median time per step; sessions that left after each step.", body = Funnel),

@@ -12,6 +12,7 @@ use crate::ingest::Limits as EventLimits;
 use crate::model::{default_allowed_params, default_retention_days, valid_site_id, MaskText, SiteSettings};
 use crate::privacy::OptOutPolicy;
 use crate::store::clickhouse::ClickHouseTarget;
+use crate::store::retention::Retention;
 use crate::store::writer::WriterConfig;
 use crate::telemetry::LogFormat;
 
@@ -251,14 +252,6 @@ pub struct RawAssets {
     pub timeout_secs: Option<u64>,
     /// Asset URLs kept per site (captured or failed). Default 5000.
     pub max_per_site: Option<usize>,
-}
-
-/// The retention task's schedule.
-#[derive(Debug, Clone)]
-pub struct Retention {
-    pub interval: Duration,
-    pub step: usize,
-    pub clock_skew_ms: i64,
 }
 
 /// The validated configuration.

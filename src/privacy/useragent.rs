@@ -404,7 +404,8 @@ mod tests {
 
     #[test]
     fn cached_verdicts_equal_fresh_ones_and_the_cache_stays_bounded() {
-        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        let chrome =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
         let crawler = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
         for _ in 0..3 {
             assert_eq!(classify(Some(chrome)), human(Device::Desktop, Browser::Chrome));

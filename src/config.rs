@@ -12,6 +12,7 @@ use crate::ingest::Limits as EventLimits;
 use crate::model::{default_allowed_params, default_retention_days, valid_site_id, MaskText, SiteSettings};
 use crate::privacy::OptOutPolicy;
 use crate::store::clickhouse::ClickHouseTarget;
+use crate::store::retention::Retention;
 use crate::store::writer::WriterConfig;
 use crate::telemetry::LogFormat;
 
@@ -205,6 +206,9 @@ pub struct RawSite {
     /// Replay text masking: `"digits"` (default) or `"all"`.
     #[serde(default)]
     pub mask_text: MaskText,
+    /// Low-rate PNG/JPEG frames of `<canvas>` elements in replays. Default false.
+    #[serde(default)]
+    pub replay_canvas: bool,
 }
 
 /// Which backend stores the data.
@@ -248,14 +252,6 @@ pub struct RawAssets {
     pub timeout_secs: Option<u64>,
     /// Asset URLs kept per site (captured or failed). Default 5000.
     pub max_per_site: Option<usize>,
-}
-
-/// The retention task's schedule.
-#[derive(Debug, Clone)]
-pub struct Retention {
-    pub interval: Duration,
-    pub step: usize,
-    pub clock_skew_ms: i64,
 }
 
 /// The validated configuration.
@@ -428,6 +424,7 @@ fn validate_sites(raw: Vec<RawSite>) -> Result<(Vec<SiteSettings>, bool), Config
             asset_origins: None,
             assets_private: false,
             mask_text: MaskText::default(),
+            replay_canvas: false,
         };
         return Ok((vec![demo], true));
     }
@@ -608,6 +605,7 @@ pub fn validate_site(raw: RawSite) -> Result<SiteSettings, ConfigError> {
             .transpose()?,
         assets_private: raw.assets_private,
         mask_text: raw.mask_text,
+        replay_canvas: raw.replay_canvas,
     })
 }
 

@@ -371,6 +371,11 @@ pub struct SiteSettings {
     /// How the replay masks page text (snippet and server alike).
     #[serde(default)]
     pub mask_text: MaskText,
+    /// Replays carry low-rate PNG/JPEG frames of the page's `<canvas>` elements (a canvas can show
+    /// what a visitor typed or drew, and pixels cannot be masked: off unless the site asks; never
+    /// with `mask_text = "all"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay_canvas: bool,
 }
 
 /// Replay text masking of a site: `digits` masks every word with a digit or `@` in it (numbers,
@@ -410,6 +415,11 @@ impl SiteSettings {
     /// only a site that lists `"null"` itself.
     pub fn allows_origin(&self, origin: &str) -> bool {
         (self.accepts_any_origin() && origin != "null") || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// Whether replays may carry canvas frames: asked for, and page text not masked entirely.
+    pub fn canvas_frames(&self) -> bool {
+        self.replay_canvas && self.mask_text != MaskText::All
     }
 }
 

@@ -1,11 +1,11 @@
 //! Inputs the fuzzers (fuzz/, see fuzz/run.sh) found problems with, replayed on stable Rust in
-//! every `cargo test`: each file under fuzz/regressions/TARGET/ goes through the same checks
-//! as the fuzz target TARGET.
+//! every `cargo test`: each file under fuzz/regressions/TARGET/ goes through the checks of the
+//! fuzz target TARGET, which are the library's `hushtale::fuzz_checks` (one copy for both).
 
 use std::path::Path;
 
-use std::borrow::Cow;
-
+use hushtale::fuzz_checks;
+use hushtale::ingest::Format;
 use hushtale::privacy::scrub::scrub_text;
 use hushtale::privacy::url::{normalize_url, UrlPolicy};
 
@@ -22,38 +22,13 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Same as fuzz/fuzz_targets/url.rs.
-fn check_url(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let (policy, raw) = match text.split_once('\n') {
-        Some((p, u)) => (UrlPolicy { allowed_params: p.split(',').map(str::to_owned).collect() }, u),
-        None => (UrlPolicy { allowed_params: vec!["utm_*".into()] }, text),
-    };
-    let Some(n) = normalize_url(raw, &policy) else { return };
-    assert!(n.url.starts_with("http://") || n.url.starts_with("https://"), "{raw:?} -> {}", n.url);
-    assert!(n.path.starts_with('/'), "{raw:?} -> path {}", n.path);
-    // Only a hash route (`#/…`, `#!/…`, a single-page app's path) survives, as a path.
-    if let Some((_, route)) = n.url.split_once('#') {
-        assert!(route.starts_with('/') || route.starts_with("!/"), "fragment kept: {raw:?} -> {}", n.url);
-        assert!(!route.contains(['#', '?']), "hash route with a query or fragment: {raw:?} -> {}", n.url);
-    }
-    let parsed = url::Url::parse(&n.url).unwrap_or_else(|e| panic!("{raw:?} -> {} is not a URL: {e}", n.url));
-    assert!(parsed.username().is_empty() && parsed.password().is_none(), "credentials kept: {}", n.url);
-    for (name, _) in parsed.query_pairs() {
-        assert!(policy.allows(&name), "parameter {name} kept from {raw:?}");
-    }
-    let again = normalize_url(&n.url, &policy).unwrap_or_else(|| panic!("{raw:?} -> {} is refused", n.url));
-    assert_eq!(again.url, n.url, "normalising {raw:?} twice changed it");
-    assert_eq!(again.path, n.path);
-}
-
 #[test]
 fn url_regressions() {
     let cases = inputs("url");
     assert!(!cases.is_empty());
     for (name, data) in cases {
         eprintln!("url regression {name}");
-        check_url(&data);
+        fuzz_checks::url(&data);
     }
 }
 
@@ -65,24 +40,13 @@ fn a_parameter_whose_name_is_a_secret_is_dropped_not_rewritten() {
     assert_eq!(n.url, "https://e.example/?utm_source=x");
 }
 
-/// Same as fuzz/fuzz_targets/scrub.rs.
-fn check_scrub(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let once = scrub_text(text);
-    if let Cow::Borrowed(b) = &once {
-        assert_eq!(*b, text, "a borrowed answer is the input itself");
-    }
-    let twice = scrub_text(&once);
-    assert_eq!(twice, once, "scrubbing twice changed {text:?}");
-}
-
 #[test]
 fn scrub_regressions() {
     let cases = inputs("scrub");
     assert!(!cases.is_empty());
     for (name, data) in cases {
         eprintln!("scrub regression {name}");
-        check_scrub(&data);
+        fuzz_checks::scrub(&data);
     }
 }
 
@@ -91,50 +55,11 @@ fn digits_glued_to_an_email_are_scrubbed_too() {
     assert_eq!(scrub_text("write jane.doe@example.cde0532013000 now"), "write [email][phone] now");
 }
 
-/// Same as fuzz/fuzz_targets/gzip.rs.
-fn check_gzip(data: &[u8]) {
-    use std::io::{Read, Write};
-
-    use hushtale::ingest::{decode, Encoding, IngestError};
-    const LIMIT: usize = 64 * 1024;
-    let inflate = |gz: &[u8]| {
-        let mut reference = Vec::new();
-        let read = flate2::read::GzDecoder::new(gz).take(LIMIT as u64 + 1).read_to_end(&mut reference);
-        (read, reference)
-    };
-    let Some((&mode, rest)) = data.split_first() else { return };
-    if mode & 1 == 0 {
-        match decode::decompress(bytes::Bytes::copy_from_slice(rest), Encoding::Gzip, LIMIT) {
-            Ok(out) => {
-                let (read, reference) = inflate(rest);
-                assert!(out.len() <= LIMIT && read.is_ok());
-                assert_eq!(&out[..], &reference[..]);
-            }
-            Err(IngestError::DecompressedTooLarge) => {
-                let (_, reference) = inflate(rest);
-                assert!(reference.len() > LIMIT, "refused as too large but inflates to {}", reference.len());
-            }
-            Err(IngestError::BadGzip(_)) => {}
-            Err(e) => panic!("unexpected error {e:?}"),
-        }
-    } else {
-        let times = usize::from(mode >> 1) * 64 + 1;
-        let plain: Vec<u8> = rest.iter().copied().cycle().take(rest.len() * times).collect();
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(&plain).unwrap();
-        match decode::decompress(bytes::Bytes::from(enc.finish().unwrap()), Encoding::Gzip, LIMIT) {
-            Ok(out) => assert_eq!(&out[..], &plain[..]),
-            Err(IngestError::DecompressedTooLarge) => assert!(plain.len() > LIMIT),
-            Err(e) => panic!("valid gzip of {} bytes refused: {e:?}", plain.len()),
-        }
-    }
-}
-
 #[test]
 fn gzip_regressions() {
     for (name, data) in inputs("gzip") {
         eprintln!("gzip regression {name}");
-        check_gzip(&data);
+        fuzz_checks::gzip(&data);
     }
 }
 
@@ -240,15 +165,25 @@ fn smoke(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn fuzz_smoke_url() {
-    smoke("url", check_url);
+    smoke("url", fuzz_checks::url);
 }
 
 #[test]
 fn fuzz_smoke_scrub() {
-    smoke("scrub", check_scrub);
+    smoke("scrub", fuzz_checks::scrub);
 }
 
 #[test]
 fn fuzz_smoke_gzip() {
-    smoke("gzip", check_gzip);
+    smoke("gzip", fuzz_checks::gzip);
+}
+
+#[test]
+fn fuzz_smoke_batch_json() {
+    smoke("batch_json", |data| fuzz_checks::batch(Format::Json, data));
+}
+
+#[test]
+fn fuzz_smoke_batch_msgpack() {
+    smoke("batch_msgpack", |data| fuzz_checks::batch(Format::MessagePack, data));
 }

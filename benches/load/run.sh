@@ -53,12 +53,16 @@ start_hushtale() {
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
+# CPU seconds (user + system) the server has used so far: contention moves it less than req/s.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$PID/stat"; }
 metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1==m || index($1, m"{")==1 {s+=$2} END {printf "%.0f", s}'; }
 
-# bench NAME URL [wrk args...]: one wrk run; appends "name rps p50 p99 non2xx repeats rss events" to results.
+# bench NAME URL [wrk args...]: one wrk run; appends "name rps p50 p99 non2xx repeats rss events
+# cpu-µs-per-request" to results.
 bench() {
   local name=$1 url=$2; shift 2
-  local out
+  local out cpu0
+  cpu0=$(cpu_secs)
   out=$(LOAD_BODIES="$ROOT/bodies" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency "$@" "$url")
   echo "$out" >"$OUT/wrk-$name.txt"
   local rps p50 p99 bad rep
@@ -72,7 +76,9 @@ bench() {
     # Events the server says it stored (not merely acknowledged), per second of the run.
     events=$(awk -v n="$(metric hushtale_events_accepted_total)" -v s="$SECS" 'BEGIN {printf "%.0f", n/s}')
   fi
-  echo "$name $rps $p50 $p99 $bad $rep $(peak_rss_mib) $events" >>"$OUT/results"
+  local cpu
+  cpu=$(awk -v a="$cpu0" -v b="$(cpu_secs)" -v r="$rps" -v s="$SECS" 'BEGIN {printf "%.0f", (b - a) * 1e6 / (r * s)}')
+  echo "$name $rps $p50 $p99 $bad $rep $(peak_rss_mib) $events $cpu" >>"$OUT/results"
 }
 
 : >"$OUT/results"
@@ -112,12 +118,12 @@ stop
 echo
 echo "load run: ${SECS}s per target, $CONNS connections, $THREADS wrk thread(s), $EVENTS events per batch, $(nproc) cores"
 echo
-printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %13s |\n" target "req/s" "events/s" p50 p99 non-2xx "peak RSS" "÷ ceiling"
-printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %13s |\n" --- ---: ---: ---: ---: ---: ---: ---:
+printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %11s | %9s |\n" target "req/s" "events/s" p50 p99 non-2xx "peak RSS" "CPU µs/req" "÷ ceiling"
+printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %11s | %9s |\n" --- ---: ---: ---: ---: ---: ---: ---: ---:
 CEIL=$(awk '$1=="ceiling" {print $2}' "$OUT/results")
-while read -r name rps p50 p99 bad rep rss events; do
+while read -r name rps p50 p99 bad rep rss events cpu; do
   ratio=$(awk -v a="$rps" -v b="$CEIL" 'BEGIN {printf "%.2f", a/b}')
-  printf "| %-12s | %9.0f | %10s | %8s | %8s | %7s | %5s MiB | %13s |\n" "$name" "$rps" "$events" "$p50" "$p99" "$bad" "$rss" "$ratio"
+  printf "| %-12s | %9.0f | %10s | %8s | %8s | %7s | %5s MiB | %11s | %9s |\n" "$name" "$rps" "$events" "$p50" "$p99" "$bad" "$rss" "$cpu" "$ratio"
   [ "$rep" = 0 ] || echo "WARNING: $name sent $rep bodies twice (duplicates are cheaper than writes)"
 done <"$OUT/results"
 HZ=$(awk '$1=="healthz" {print $2}' "$OUT/results")

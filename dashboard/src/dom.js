@@ -19,9 +19,9 @@
 // frame (built into an empty, source-less <iframe>: it inherits the replay frame's sandbox and
 // CSP, and never loads anything itself; `_x` marks a cross-origin frame, shown hatched);
 // attributes starting with "_" carry state (_v text length, _s scroll, _m modal
-// dialog, _css CSSOM rules, _b blocked). snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i,
-// s, c} (c: [[id, css]]: rules of a <style>, or adopted sheets of a shadow root or, id 0, of
-// the document). An add whose
+// dialog, _css CSSOM rules, _z a canvas box, _b blocked). snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i,
+// s, c, v} (c: [[id, css]]: rules of a <style>, or adopted sheets of a shadow root or, id 0, of
+// the document; v: [[id, PNG/JPEG data: URL]]: canvas frames, drawn as the canvas's background). An add whose
 // parent is not there yet waits for it (never dropped silently); `pending` counts those waiting.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -62,6 +62,8 @@ const DROPPED = /^(script|noscript|template|frame|frameset|object|embed|applet|b
 /** Attributes of an <iframe> that could load, name or unsandbox something: never set. */
 const FRAME_DROPPED = /^(src|name|allow|sandbox|csp|credentialless|browsingtopics)$/;
 const HATCH = 'repeating-linear-gradient(45deg,#d5d8de 0 6px,#eceef1 6px 12px)';
+/** A canvas frame as the collector keeps them (src/privacy/replay.rs): a JPEG or PNG data: URL. */
+const FRAME = /^data:image\/(jpeg;base64,\/9j\/|png;base64,iVBORw0KGgo)[A-Za-z0-9+/]+=*$/;
 /** `<link rel=…>` values that load something we may want (styles) — the rest is dropped. */
 const LINK_OK = /^\s*stylesheet\s*$/i;
 
@@ -208,7 +210,8 @@ export function builder(doc, assets) {
     const childSvg = kind[0] == SVG_NS && tag != 'foreignobject';
     for (; i < s.length; i++) {
       const c = s[i];
-      if (Array.isArray(c) && c[0] == '#doc') {
+      if (tag == 'canvas' && !a._b) next += size(c);
+      else if (Array.isArray(c) && c[0] == '#doc') {
         // built once the <iframe> is in a document (only then does it have one)
         if (tag == 'iframe' && !a._b) frames.push([n, c, next]);
         next += size(c);
@@ -224,6 +227,12 @@ export function builder(doc, assets) {
     if (typeof a._css == 'string' && n.localName == 'style') n.textContent = safeCss(a._css, base, assets);
     if (Array.isArray(a._s) || a._m) settle.push([n, a]);
     if (a._x && n.localName == 'iframe') n.style.background = HATCH;
+    // without scripts a <canvas> is laid out like a <div> around its fallback content: given its
+    // recorded box instead, and no fallback
+    if (Array.isArray(a._z) && n.localName == 'canvas') {
+      const [w, h] = a._z.map((v) => Math.max(0, Math.min(1e5, Number(v) || 0)));
+      n.style.cssText += `;box-sizing:border-box;width:${w}px;height:${h}px`;
+    }
   }
 
   // The documents of same-origin frames, into their (now connected) <iframe>s: ids from
@@ -282,6 +291,14 @@ export function builder(doc, assets) {
     let el = [...n.children].find((c) => c.hasAttribute('data-hushtale-adopted'));
     if (!el) (el = doc.createElementNS(HTML_NS, 'style')), el.setAttribute('data-hushtale-adopted', ''), n.appendChild(el);
     el.textContent = safeCss(text, base, assets);
+  }
+
+  // A canvas frame: a JPEG or PNG data: URL (nothing else) shown as the canvas's content box background.
+  function canvasFrame(id, url) {
+    const n = nodes.get(id);
+    if (!n || n.localName != 'canvas' || typeof url != 'string' || !FRAME.test(url)) return;
+    n.style.background = `url("${url}") content-box no-repeat`;
+    n.style.backgroundSize = '100% 100%';
   }
 
   function setAttr(n, tag, k, v) {
@@ -418,6 +435,7 @@ export function builder(doc, assets) {
         });
       }
       list(d.c).forEach((x) => Array.isArray(x) && css(x[0], x[1]));
+      list(d.v).forEach((x) => Array.isArray(x) && canvasFrame(x[0], x[1]));
     },
   };
 }

@@ -8,7 +8,10 @@ import { frameReady, h, num, pct, replayFrame } from './util.js';
 import { attentionBands } from './analytics.js';
 
 export const WIDTHS = { mobile: 390, tablet: 820, desktop: 1280 };
-const widthClass = (w) => (w < 768 ? 'mobile' : w < 1024 ? 'tablet' : 'desktop');
+/** The narrowest viewports (CSS px) of the tablet and desktop classes, as the collector's rollups
+ * class them (`TABLET_MIN_PX`, `DESKTOP_MIN_PX` in src/rollup/heat.rs; a Rust test checks this line). */
+export const WIDTH_CLASS_MIN = { tablet: 768, desktop: 1024 };
+const widthClass = (w) => (w < WIDTH_CLASS_MIN.tablet ? 'mobile' : w < WIDTH_CLASS_MIN.desktop ? 'tablet' : 'desktop');
 const MAX_H = 16000;
 const snapCache = new Map(); // site|path → {events, width} | null
 

@@ -29,6 +29,13 @@ const RRWEB_TAG = {
   files: { '/__record.js': ['text/javascript', RECORD], '/__replay.js': ['text/javascript', REPLAY], '/__replay.css': ['text/css', REPLAY_CSS] },
 };
 const NONE_TAG = { head: '', files: {} };
+// rrweb records no canvas by default; on the canvas fixture it also runs with its canvas
+// recording on, sampled like hushtale's (a frame every 2 s at most; its own default image
+// format, PNG: as JPEG its transparent pixels turn black)
+const RRWEB_CANVAS_TAG = {
+  ...RRWEB_TAG,
+  head: RRWEB_TAG.head.replace('maskAllInputs:true', 'maskAllInputs:true,recordCanvas:true,sampling:{canvas:0.5}'),
+};
 
 async function scriptMs(page) {
   const cdp = await page.context().newCDPSession(page);
@@ -55,14 +62,15 @@ async function visit(browser, origin, { path, act }, withRrweb) {
   return { live, events, script };
 }
 
-async function rrwebReplay(browser, origin, events, moments, name) {
+async function rrwebReplay(browser, origin, events, moments, name, canvas = false) {
   const page = await browser.newPage({ viewport: { width: VIEWPORT.width + 100, height: VIEWPORT.height + 100 } });
   await page.goto(origin + '/__none');
   await page.setContent('<html><head><link rel="stylesheet" href="/__replay.css"><style>body{margin:0}.replayer-mouse{display:none}</style></head><body><div id="r"></div></body></html>');
   await page.addScriptTag({ url: origin + '/__replay.js' });
-  await page.evaluate((events) => {
-    window.__r = new rrweb.Replayer(events, { root: document.getElementById('r'), mouseTail: false, showWarning: false, triggerFocus: false, UNSAFE_replayCanvas: false });
-  }, events);
+  // rrweb draws recorded canvases only with UNSAFE_replayCanvas (it then unsandboxes its frame)
+  await page.evaluate(([events, canvas]) => {
+    window.__r = new rrweb.Replayer(events, { root: document.getElementById('r'), mouseTail: false, showWarning: false, triggerFocus: false, UNSAFE_replayCanvas: canvas });
+  }, [events, canvas]);
   const out = [];
   for (const i of [...moments.keys()].reverse()) {
     await page.evaluate((t) => window.__r.pause(t), moments[i].ms + 700 - events[0].timestamp);
@@ -125,8 +133,9 @@ async function main() {
   let collector = '';
   const fixtures = await serveFixtures(() => collector);
   const rr = await serveFixtures(() => collector, 'fix', RRWEB_TAG);
+  const rrCanvas = await serveFixtures(() => collector, 'fix', RRWEB_CANVAS_TAG);
   const none = await serveFixtures(() => collector, 'fix', NONE_TAG);
-  const server = await startServer(`\n[[site]]\nid = "fix"\norigins = ["${fixtures.url}"]\nassets_private = true\n`);
+  const server = await startServer(`\n[[site]]\nid = "fix"\norigins = ["${fixtures.url}"]\nassets_private = true\nreplay_canvas = true\n`); // canvas frames on
   const proxy = await countingProxy(server.url);
   collector = proxy.url; // the snippet's collector: the proxy, which counts what it sends
   const browser = await launch();
@@ -163,20 +172,22 @@ async function main() {
       return v;
     })();
     // rrweb
-    const r = await visit(browser, rr.url, sc, true);
-    const rMatch = await rrwebReplay(browser, rr.url, r.events, r.live, name);
-    const pct = (l) => (100 * Math.min(...l)).toFixed(1) + ' %';
-    rows.push(`| ${name} | ${pct(h)} | ${pct(rMatch)} | ${rec.bytes} | ${gzipSync(JSON.stringify(r.events)).length} | ${Math.round(hScript - base.script)} | ${Math.round(r.script - base.script)} |`);
-    console.error(name, h, rMatch);
+    for (const [label, server] of name == 'canvas' ? [[name, rr], [name + ' (rrweb `recordCanvas`)', rrCanvas]] : [[name, rr]]) {
+      const r = await visit(browser, server.url, sc, true);
+      const rMatch = await rrwebReplay(browser, server.url, r.events, r.live, label.split(' ')[0] + (server == rr ? '' : '-rc'), server == rrCanvas);
+      const pct = (l) => (100 * Math.min(...l)).toFixed(1) + ' %';
+      rows.push(`| ${label} | ${h.length} | ${pct(h)} | ${pct(rMatch)} | ${rec.bytes} | ${gzipSync(JSON.stringify(r.events)).length} | ${Math.round(hScript - base.script)} | ${Math.round(r.script - base.script)} |`);
+      console.error(label, h, rMatch);
+    }
   }
   console.log(`Chromium headless; fixtures of dashboard/test/fixtures; worst moment per fixture (text transparent on both sides)\n`);
-  console.log(`| fixture | hushtale match | @rrweb/record ${version('@rrweb/record')} + rrweb ${version('rrweb')} Replayer match | hushtale bytes (gzip, wire) | rrweb bytes (gzip) | hushtale extra script ms | rrweb extra script ms |`);
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| fixture | moments | hushtale match | @rrweb/record ${version('@rrweb/record')} + rrweb ${version('rrweb')} \`Replayer\` match | hushtale bytes (gzip, wire) | rrweb bytes (gzip) | hushtale extra script ms | rrweb extra script ms |`);
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) console.log(r);
   await browser.close();
   await server.close();
   await proxy.close();
-  for (const f of [fixtures, rr, none]) await f.close();
+  for (const f of [fixtures, rr, rrCanvas, none]) await f.close();
 }
 
 await main();

@@ -12,8 +12,9 @@ const TYPES = { '.html': 'text/html; charset=utf-8', '.css': 'text/css', '.svg':
 export const VIEWPORT = { width: 900, height: 700 }; // the dashboard shows it unscaled
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Text, carets and placeholders transparent: masked text then looks like the live text. */
-export const NO_TEXT = '*,*::before,*::after,::placeholder{color:transparent!important;text-shadow:none!important;caret-color:transparent!important;-webkit-text-fill-color:transparent!important}';
+/** Text, carets and placeholders transparent: masked text then looks like the live text. And
+ * frames of another origin (class "xo" in the fixtures) hidden: no recorder can see into them. */
+export const NO_TEXT = '*,*::before,*::after,::placeholder{color:transparent!important;text-shadow:none!important;caret-color:transparent!important;-webkit-text-fill-color:transparent!important}.xo{visibility:hidden!important}';
 
 /**
  * In the browser: makes the text of `doc` and of every same-origin frame in it transparent
@@ -118,7 +119,21 @@ export async function liveState(page) {
  */
 export async function record(browser, { collector, fixtures, path, site = 'fix', act }) {
   const context = await browser.newContext({ viewport: VIEWPORT, userAgent: UA });
+  // counts image encodings of canvases in the page (the recorder's canvas frames)
+  await context.addInitScript(() => {
+    window.__jpegs = 0;
+    const encode = HTMLCanvasElement.prototype.toDataURL;
+    HTMLCanvasElement.prototype.toDataURL = function (type) {
+      if (/jpeg|png/.test(type) || !type) window.__jpegs++;
+      return encode.apply(this, arguments);
+    };
+  });
   const page = await context.newPage();
+  if (process.env.FIDELITY_DEBUG) {
+    page.on('console', (m) => console.error('page:', m.text()));
+    context.on('requestfinished', async (r) => console.error('request', r.method(), r.url(), (await r.response())?.status()));
+    context.on('requestfailed', (r) => console.error('failed', r.method(), r.url(), r.failure()?.errorText));
+  }
   await page.goto(fixtures.url + path);
   await page.waitForFunction((s) => window.hushtale && sessionStorage['hushtale_sid_' + s], site, { timeout: 15000 });
   await page.waitForFunction(() => performance.getEntriesByType('resource').some((e) => e.name.endsWith('/hushtale-replay.js')), null, { timeout: 15000 });
@@ -128,8 +143,10 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
   else await sleep(1200), await snap();
   const sid = await page.evaluate((s) => JSON.parse(sessionStorage['hushtale_sid_' + s]).sid, site);
   await sleep(700); // the recorder's last round (300 ms) and its serialisation
+  const jpegs = await page.evaluate(() => window.__jpegs);
   await page.goto('about:blank');
-  await context.close();
+  // the context stays open until the batches sent at pagehide are stored: closing it at once
+  // can cancel their keepalive requests
   let events = [];
   // stored once it has a snapshot and stops growing (batches sent at pagehide go in parallel)
   for (let i = 0, same = 0; i < 150 && same < 4; i++) {
@@ -139,7 +156,8 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
     same = now.some((e) => e.k == 'snap') && now.length == events.length ? same + 1 : 0;
     events = now;
   }
-  if (!events.some((e) => e.k == 'snap')) throw new Error('no snapshot stored for ' + path);
+  await context.close();
+  if (!events.some((e) => e.k == 'snap')) throw new Error(`no snapshot stored for ${path} (stored: ${events.map((e) => e.k).join(' ') || 'nothing'})`);
   // The collector captures the page's assets in the background: wait until each is decided.
   let assets = {};
   for (let i = 0; i < 60; i++) {
@@ -148,7 +166,7 @@ export async function record(browser, { collector, fixtures, path, site = 'fix',
     if (Object.values(assets).every(Boolean)) break;
     await sleep(250);
   }
-  return { sid, live, events, assets };
+  return { sid, live, events, assets, jpegs };
 }
 
 /** A signed-in dashboard page on the replay of `sid`. */
@@ -261,6 +279,16 @@ export const SCENARIOS = {
   shadow: { path: '/shadow.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   cssom: { path: '/cssom.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   frames: { path: '/frames.html', act: async (page, snap) => (await snap(), await done(page), await quiet(), await snap()) },
+  canvas: {
+    path: '/canvas.html',
+    async act(page, snap) {
+      await sleep(3000); // the recorder looks at canvases every 2 s
+      await snap();
+      await done(page); // redrawn
+      await sleep(2600);
+      await snap();
+    },
+  },
   dialog: {
     path: '/dialog.html',
     async act(page, snap) {

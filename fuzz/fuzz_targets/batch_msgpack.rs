@@ -1,7 +1,4 @@
-//! MessagePack batch decoding and validation (`decode::parse` + `validate::validate`).
+//! MessagePack batch decoding and validation: the checks of `hushtale::fuzz_checks::batch`.
 #![no_main]
 
-#[path = "check_batch.rs"]
-mod check_batch;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| check_batch::check(hushtale::ingest::Format::MessagePack, data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hushtale::fuzz_checks::batch(hushtale::ingest::Format::MessagePack, data));

@@ -13,9 +13,10 @@ export const maskAll = (s) => s.replace(/\S/g, '*');
 export const mask = (s) => s.replace(TOKEN, maskAll);
 
 /**
- * Resolves to `recorder`, or to one that masks all page text when the collector says the site
- * asks for it (`mask_text = "all"`). Called by the lazily loaded recorder while its script runs
- * (`document.currentScript` is its own tag), so the core carries none of this.
+ * Resolves to `recorder` as the site's settings at the collector ask: masking all page text
+ * (`mask_text = "all"`), canvas frames (`replay_canvas`, as `H.c`). Called by the lazily loaded
+ * recorder while its script runs (`document.currentScript` is its own tag), so the core carries
+ * none of this.
  */
 export const siteMasked = (recorder) =>
   fetch(document.currentScript.src.replace(/[^/]*$/, 'optout?site=') + document.querySelector('script[data-site]')?.dataset.site, {
@@ -23,4 +24,4 @@ export const siteMasked = (recorder) =>
   })
     .then((r) => r.json())
     .catch(() => ({}))
-    .then((s) => (s.mask_text == 'all' ? (H) => recorder({ ...H, m: H.a }) : recorder));
+    .then((s) => (H) => recorder({ ...H, m: s.mask_text == 'all' ? H.a : H.m, c: s.replay_canvas }));

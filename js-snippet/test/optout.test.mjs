@@ -22,6 +22,7 @@ import https from 'node:https';
 import http from 'node:http';
 import { chromium } from 'playwright-core';
 import { findBinary, TOKEN } from './helpers/collector.mjs';
+import { freePort } from '../../scripts/testkit.mjs';
 import { sleep, waitFor } from './helpers/page.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hushtale-optout-'));
@@ -39,15 +40,6 @@ const TOPOLOGIES = {
 const MODES = ['allowed', 'blocked'];
 const ROUTES = ['a', 'b', 'c'];
 const siteId = (topo, mode, route) => `${topo}-${mode}-${route}`;
-
-const freePort = () =>
-  new Promise((res) => {
-    const s = http.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
 
 function makeCertificates() {
   const run = (...args) => execFileSync('openssl', args, { cwd: tmp, stdio: 'pipe' });

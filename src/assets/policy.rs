@@ -110,6 +110,7 @@ mod tests {
             asset_origins: asset_origins.map(|l| l.iter().map(|s| s.to_string()).collect()),
             assets_private: private,
             mask_text: Default::default(),
+            replay_canvas: false,
         }
     }
 

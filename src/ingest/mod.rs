@@ -1,12 +1,11 @@
 //! Ingest: from the bytes of `POST /collect` to typed, validated events (before privacy).
 
 pub mod decode;
-pub mod reason;
 pub mod validate;
 pub mod wire;
 
+pub use crate::telemetry::Reason;
 pub use decode::{Encoding, Format};
-pub use reason::Reason;
 pub use validate::{DropReason, Dropped, Limits, ValidBatch};
 
 /// Why a batch as a whole was refused. Each maps to one status in [`crate::error`].

@@ -84,7 +84,11 @@ fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {
             scrub::scrub_in_place(msg);
         }
         EventData::Snap { d } | EventData::Mut { d } => {
-            let rules = replay::DocumentRules { urls: &site.url_policy, mask: site.settings.mask_text };
+            let rules = replay::DocumentRules {
+                urls: &site.url_policy,
+                mask: site.settings.mask_text,
+                canvas: site.settings.canvas_frames(),
+            };
             replay::protect_document(d, &rules);
         }
         EventData::Move { .. } | EventData::Scroll { .. } | EventData::Resize { .. } | EventData::Vis { .. } => {}

@@ -2,7 +2,7 @@
 
 use http::HeaderMap;
 
-use crate::ingest::Reason;
+use crate::telemetry::Reason;
 
 /// Name of the collector's own opt-out cookie (set by `GET /disable`).
 pub const OPTOUT_COOKIE: &str = "hushtale_optout";

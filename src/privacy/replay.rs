@@ -1,7 +1,8 @@
 //! Replay documents (the `d` of `snap` and `mut` events): every string is scrubbed by where it
 //! sits. URLs follow the URL rules, SVG geometry is kept as numbers, CSS keeps its numbers and
 //! has its `url()`s normalised, page text is masked as the site asks and scrubbed; anything in a
-//! shape this module does not know is scrubbed as free text.
+//! shape this module does not know is scrubbed as free text. Canvas frames (`v`) are kept only
+//! for sites that ask for them, and only as bounded JPEG or PNG `data:` URLs.
 //!
 //! The shape (js-snippet/src/replay/serialize.js): a snapshot is `{u: page URL, a: adds, …}`,
 //! mutations are `{a: adds, m: [[id, {attr: value}]], x: [[id, text]], …}`; an add is
@@ -21,6 +22,8 @@ use crate::model::MaskText;
 pub struct DocumentRules<'a> {
     pub urls: &'a UrlPolicy,
     pub mask: MaskText,
+    /// Canvas frames are kept (`SiteSettings::canvas_frames`).
+    pub canvas: bool,
 }
 
 /// What a value is, judged by where it sits in the document.
@@ -62,6 +65,7 @@ pub fn protect_document(d: &mut Value, rules: &DocumentRules) {
                         ("x", child) => stack.push((child, Place::TextChanges)),
                         // CSSOM rules ([id, css]): scrubbed as style sheets when they look like one
                         ("c", child) => stack.push((child, Place::TextChanges)),
+                        ("v", child) => keep_canvas_frames(child, rules.canvas),
                         (_, child) => stack.push((child, Place::Any)),
                     }
                 }
@@ -108,6 +112,37 @@ pub fn protect_document(d: &mut Value, rules: &DocumentRules) {
             (_, value) => push_any(value, &mut stack),
         }
     }
+}
+
+/// Longest canvas frame kept, in bytes of its `data:` URL (the snippet sends ≤ 30 000).
+const MAX_CANVAS_FRAME: usize = 64 * 1024;
+
+/// Canvas frames `[[id, "data:image/jpeg;base64,…"], …]`: all dropped unless the site asked for
+/// them; otherwise only pairs whose image is a JPEG or PNG `data:` URL of bounded size survive,
+/// so nothing but a raster image (no SVG, no markup, no text) travels this way.
+fn keep_canvas_frames(v: &mut Value, allowed: bool) {
+    let Value::Array(frames) = v else {
+        *v = Value::Array(Vec::new());
+        return;
+    };
+    if !allowed {
+        frames.clear();
+        return;
+    }
+    frames.retain(|f| match f.as_array().map(Vec::as_slice) {
+        Some([Value::Number(id), Value::String(url)]) => id.is_u64() && is_image_data_url(url),
+        _ => false,
+    });
+}
+
+fn is_image_data_url(s: &str) -> bool {
+    // the base64 of a JPEG's start-of-image marker, and of the PNG signature
+    const PREFIXES: [&str; 2] = ["data:image/jpeg;base64,/9j/", "data:image/png;base64,iVBORw0KGgo"];
+    let Some(data) = PREFIXES.iter().find_map(|p| s.strip_prefix(p)) else {
+        return false;
+    };
+    s.len() <= MAX_CANVAS_FRAME
+        && data.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
 /// `[tag, attrs?, ...children]`: the children learn their parent from the tag.
@@ -338,8 +373,27 @@ mod tests {
     use super::*;
 
     fn protect(mut d: Value, mask: MaskText) -> Value {
-        protect_document(&mut d, &DocumentRules { urls: &UrlPolicy::default(), mask });
+        protect_document(&mut d, &DocumentRules { urls: &UrlPolicy::default(), mask, canvas: false });
         d
+    }
+
+    #[test]
+    fn canvas_frames_only_for_sites_that_ask_and_only_jpeg_or_png() {
+        let jpeg = "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQEw8QEBD==";
+        let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+        let frames = json!({"v": [[7, jpeg], [8, "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4="], [9, "data:text/html,<script>x()</script>"],
+            [10, "https://evil.example/track.jpg"], ["11", jpeg], [12, format!("{jpeg}\"><script>")], [13, format!("{jpeg}{}", "A".repeat(70_000))],
+            [14, png], [15, "data:image/png;base64,PHN2Zz48L3N2Zz4="]]});
+        let urls = UrlPolicy::default();
+        let mut on = frames.clone();
+        protect_document(&mut on, &DocumentRules { urls: &urls, mask: MaskText::Digits, canvas: true });
+        assert_eq!(on, json!({"v": [[7, jpeg], [14, png]]}), "a JPEG and a PNG survive unscrubbed, nothing else does");
+        let mut off = frames;
+        protect_document(&mut off, &DocumentRules { urls: &urls, mask: MaskText::Digits, canvas: false });
+        assert_eq!(off, json!({"v": []}), "a site that did not ask keeps no frame");
+        let mut odd = json!({"v": "data:image/jpeg;base64,/9j/AAAA"});
+        protect_document(&mut odd, &DocumentRules { urls: &urls, mask: MaskText::Digits, canvas: true });
+        assert_eq!(odd, json!({"v": []}));
     }
 
     #[test]

@@ -73,12 +73,22 @@ pub fn format_day(day: i32) -> String {
 pub struct Stats {
     pub site: String,
     pub days: Vec<DayStats>,
-    pub totals: Totals,
+    /// Over the whole range; `visitors` counts each visitor once however many days they came
+    /// (exact within one day, estimated to about 1.6 % across several).
+    pub totals: Figures,
 }
 
+/// One day's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayStats {
     pub day: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The figures of a day or of a range.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Figures {
     pub pageviews: u64,
     pub sessions: u64,
     pub visitors: u64,
@@ -87,16 +97,17 @@ pub struct DayStats {
     pub p95_load_ms: Option<f64>,
 }
 
-/// Totals over the range; `visitors` counts each visitor once however many days they came
-/// (exact within one day, estimated to about 1.6 % across several).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Totals {
-    pub pageviews: u64,
-    pub sessions: u64,
-    pub visitors: u64,
-    pub avg_load_ms: Option<f64>,
-    pub p50_load_ms: Option<f64>,
-    pub p95_load_ms: Option<f64>,
+impl Figures {
+    fn of(r: &DayRollup, visitors: u64) -> Self {
+        Figures {
+            pageviews: r.pageviews,
+            sessions: r.sessions,
+            visitors,
+            avg_load_ms: r.load.mean().map(round1),
+            p50_load_ms: r.load.quantile(0.5).map(round1),
+            p95_load_ms: r.load.quantile(0.95).map(round1),
+        }
+    }
 }
 
 /// One decimal, as every figure of the API is shown.
@@ -136,28 +147,9 @@ impl Stats {
                 _ => &empty,
             };
             total.merge(r);
-            days.push(DayStats {
-                day: format_day(day),
-                pageviews: r.pageviews,
-                sessions: r.sessions,
-                visitors: r.visitors,
-                avg_load_ms: r.load.mean().map(round1),
-                p50_load_ms: r.load.quantile(0.5).map(round1),
-                p95_load_ms: r.load.quantile(0.95).map(round1),
-            });
+            days.push(DayStats { day: format_day(day), figures: Figures::of(r, r.visitors) });
         }
-        Stats {
-            site: site.to_owned(),
-            days,
-            totals: Totals {
-                pageviews: total.pageviews,
-                sessions: total.sessions,
-                visitors: unique_visitors,
-                avg_load_ms: total.load.mean().map(round1),
-                p50_load_ms: total.load.quantile(0.5).map(round1),
-                p95_load_ms: total.load.quantile(0.95).map(round1),
-            },
-        }
+        Stats { site: site.to_owned(), days, totals: Figures::of(&total, unique_visitors) }
     }
 }
 

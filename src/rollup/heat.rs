@@ -65,6 +65,12 @@ impl HeatKind {
     }
 }
 
+/// The narrowest viewports (CSS px) of the tablet and desktop classes. The dashboard's
+/// `WIDTH_CLASS_MIN` (dashboard/src/heatmap.js) says the same; a test in `server::dashboard`
+/// holds the two together.
+pub const TABLET_MIN_PX: f64 = 768.0;
+pub const DESKTOP_MIN_PX: f64 = 1024.0;
+
 /// Viewport-width classes, so a mobile heatmap is not drawn over a desktop layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,9 +84,9 @@ impl WidthClass {
     pub const ALL: [WidthClass; 3] = [WidthClass::Mobile, WidthClass::Tablet, WidthClass::Desktop];
 
     pub fn of(viewport_width: f64) -> Self {
-        if viewport_width < 768.0 {
+        if viewport_width < TABLET_MIN_PX {
             WidthClass::Mobile
-        } else if viewport_width < 1024.0 {
+        } else if viewport_width < DESKTOP_MIN_PX {
             WidthClass::Tablet
         } else {
             WidthClass::Desktop

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::body;
-use super::response::{self, ErrorBody, Resp};
+use super::response::{self, ErrorBody, QueryFailures, Resp};
 use super::routes::Call;
 use crate::config::{validate_site, RawSite};
 use crate::error::ApiError;
@@ -89,9 +89,7 @@ pub async fn create_site(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days),
     responses(
         (status = 200, description = "One row per day of the range, and totals.", body = Stats),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn stats(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -103,9 +101,7 @@ pub async fn stats(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days, PagesParams),
     responses(
         (status = 200, description = "Pages by pageviews, most viewed first.", body = Pages),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn pages(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -118,9 +114,7 @@ pub async fn pages(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days, HeatmapParams),
     responses(
         (status = 200, description = "The heatmap.", body = Heatmap),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn heatmap(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -132,9 +126,7 @@ pub async fn heatmap(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days, PageParams),
     responses(
         (status = 200, description = "Share of pageviews that reached each depth.", body = ScrollReach),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn scroll(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -145,9 +137,7 @@ pub async fn scroll(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days, SessionsParams),
     responses(
         (status = 200, description = "A page of sessions; `next` continues the list.", body = SessionPage),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn sessions(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -202,9 +192,7 @@ pub async fn forget_visitor(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days, PageParams),
     responses(
         (status = 200, description = "Starters, submits, abandon rate and per-field figures of each form.", body = Forms),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn forms(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -215,9 +203,7 @@ pub async fn forms(call: Call<'_>) -> Result<Resp, ApiError> {
     params(("site" = String, Path, description = "Site id."), Days, PageParams),
     responses(
         (status = 200, description = "Mean visible, active time per pageview of 20 bands of the document.", body = Attention),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn attention(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;
@@ -225,12 +211,11 @@ pub async fn attention(call: Call<'_>) -> Result<Resp, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/sites/{site}/funnel", summary = "A conversion funnel over pages",
+    description = "`from`/`to` select the sessions by the UTC day they started.",
     params(("site" = String, Path, description = "Site id."), Days, FunnelParams),
     responses(
         (status = 200, description = "Sessions, conversion and median time per step; sessions that left after each step.", body = Funnel),
-        (status = 400, description = "A parameter is invalid.", body = ErrorBody),
-        (status = 404, description = "No such site.", body = ErrorBody),
-        (status = 500, description = "The store failed.", body = ErrorBody),
+        QueryFailures,
     ))]
 pub async fn funnel(call: Call<'_>) -> Result<Resp, ApiError> {
     let site = site(&call)?;

@@ -124,4 +124,17 @@ mod tests {
         assert!(serve("/dashboard/../Cargo.toml", &HeaderMap::new()).is_none());
         assert!(serve("/dashboard/nope.js", &HeaderMap::new()).is_none());
     }
+
+    /// One source for the width classes: the dashboard picks a heatmap's snapshot by the same
+    /// thresholds the rollups class viewports by.
+    #[test]
+    fn the_dashboard_classes_widths_as_the_rollups_do() {
+        use crate::rollup::heat::{WidthClass, DESKTOP_MIN_PX, TABLET_MIN_PX};
+        let js = include_str!("../../dashboard/src/heatmap.js");
+        let line = format!("export const WIDTH_CLASS_MIN = {{ tablet: {TABLET_MIN_PX}, desktop: {DESKTOP_MIN_PX} }};");
+        assert!(js.contains(&line), "dashboard/src/heatmap.js must say: {line}");
+        assert_eq!(WidthClass::of(TABLET_MIN_PX - 1.0), WidthClass::Mobile);
+        assert_eq!(WidthClass::of(TABLET_MIN_PX), WidthClass::Tablet);
+        assert_eq!(WidthClass::of(DESKTOP_MIN_PX), WidthClass::Desktop);
+    }
 }

@@ -38,6 +38,21 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// The failures every query of one site's data documents: a bad parameter, an unknown site, a
+/// failed store (`responses((status = 200, ..), QueryFailures)`).
+#[derive(utoipa::IntoResponses)]
+pub enum QueryFailures {
+    /// A parameter is invalid.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No such site.
+    #[response(status = 404)]
+    NoSuchSite(ErrorBody),
+    /// The store failed.
+    #[response(status = 500)]
+    StoreFailed(ErrorBody),
+}
+
 /// `{"error": "..."}` with the error's status (and `Retry-After` where it applies).
 pub fn error(e: &ApiError) -> Resp {
     let body = serde_json::to_vec(&ErrorBody { error: e.public_message() }).unwrap_or_default();

@@ -193,8 +193,12 @@ fn own_origin(app: &App, headers: &HeaderMap) -> Option<String> {
 pub fn status(app: &App, headers: &HeaderMap, query: Option<&str>) -> Resp {
     // The snippet asks with `?site=ID` to learn how its replay masks page text.
     let site = query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "site"));
-    let mask_text = site.and_then(|(_, id)| app.sites.get(&id)).map(|s| s.settings.mask_text);
-    let answer = OptOutStatus { opted_out: has_optout_cookie(headers), mask_text };
+    let site = site.and_then(|(_, id)| app.sites.get(&id));
+    let answer = OptOutStatus {
+        opted_out: has_optout_cookie(headers),
+        mask_text: site.as_ref().map(|s| s.settings.mask_text),
+        replay_canvas: site.as_ref().is_some_and(|s| s.settings.canvas_frames()),
+    };
     let mut r = response::no_store(response::json(StatusCode::OK, &answer));
     match cors::origin(headers) {
         Some(o) if app.sites.any_allows_origin(o) => cors::allow(&mut r, o),
@@ -219,6 +223,9 @@ pub struct OptOutStatus {
     /// How the replay masks page text on the site named by `?site=`, when it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mask_text: Option<crate::model::MaskText>,
+    /// Whether the replay records low-rate frames of `<canvas>` elements on that site.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replay_canvas: bool,
 }
 
 /// `POST /me/export` and `POST /me/forget`: the visitor proves who they are with their own `vid`.

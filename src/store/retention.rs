@@ -4,13 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Retention;
 use crate::model::{now_ms, DAY_MS};
 use crate::sites::Sites;
 use crate::store::writer::Writer;
 
 /// Pause between steps, letting group commits run in between.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// The retention task's schedule (`[retention]` in the config).
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub interval: Duration,
+    /// Most sessions deleted per step (one writer maintenance job).
+    pub step: usize,
+    /// Added to the clock when deciding what is old (tests age data without waiting).
+    pub clock_skew_ms: i64,
+}
 
 /// Runs until aborted: every `config.interval`, expires what each site no longer keeps (its
 /// captured replay assets too).

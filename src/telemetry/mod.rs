@@ -1,8 +1,11 @@
-//! Telemetry: structured logs (text or JSON) and the Prometheus metrics.
+//! Telemetry: structured logs (text or JSON), the Prometheus metrics, and the [`Reason`]s that
+//! refusals and drops are logged and counted under. Depends on no other layer.
 
 pub mod metrics;
+pub mod reason;
 
 pub use metrics::Metrics;
+pub use reason::Reason;
 
 use tracing_subscriber::EnvFilter;
 

@@ -3,7 +3,8 @@
 // i: [[id, input length, state]], s: [[id, scrollLeft, scrollTop]], c: [[id, css]]} (empty
 // fields left out). `state` is a checkbox's or radio's `checked` (1/0) or a select's
 // selectedIndex; `c` carries stylesheet rules changed through the CSSOM: of a <style> (its id),
-// or the adopted sheets of a shadow root (its id) or of the document (0). Open shadow roots
+// or the adopted sheets of a shadow root (its id) or of the document (0); `v: [[id, PNG/JPEG data
+// URL]]` are canvas frames (canvas.js, only for sites that switch them on). Open shadow roots
 // and the documents of same-origin frames are observed like the document; a frame that loads
 // another document has it sent anew (an add of ['#doc', …] under the <iframe>).
 //
@@ -12,6 +13,7 @@
 // a snapshot or a round is being serialised are handled by the next round; a node that got
 // serialised twice (moved into a part not yet walked) has its older copy removed by id.
 import { serializer, rules, frameDoc } from './serialize.js';
+import { canvasFrames } from './canvas.js';
 
 const ROUND = 300; // ms between rounds
 
@@ -58,6 +60,9 @@ export function recorder(H) {
   const frames = new WeakSet(); // <iframe>s whose loads are listened to
   const loaded = new Set(); // <iframe>s that loaded a document since the last round
   let off; // stopped: frame loads and late events start no round
+  // A round's events carry the time it read the DOM, not the end of its serialisation (never
+  // earlier than the events before them): a replay shows a change when it had happened.
+  let stamp = 0; // time of the last snap/mut sent
   const later = () => off || (timer = timer || setTimeout(round, ROUND));
   const mo = new MutationObserver((recs) => {
     for (const r of recs) buf.push(r);
@@ -115,6 +120,7 @@ export function recorder(H) {
         })
       );
       if (c.length) H.e({ k: 'mut', d: { c } });
+      stamp = Date.now();
       later();
     });
   }
@@ -122,6 +128,7 @@ export function recorder(H) {
   function round() {
     timer = 0;
     if (cancel) return later(); // a snapshot or round is still being serialised
+    const at = Date.now();
     const recs = buf;
     buf = [];
     const added = new Set();
@@ -183,19 +190,22 @@ export function recorder(H) {
         S.stale.splice(0).forEach((id) => rm.add(id));
         const last = { r: [...rm], a: chunks.pop(), m, x, i, s, c: cssChanges() };
         for (const k in last) if (!last[k].length) delete last[k];
-        for (const a of chunks) H.e({ k: 'mut', d: { a } });
-        if (Object.keys(last).length) H.e({ k: 'mut', d: last });
+        const t = (stamp = Math.max(at, stamp));
+        for (const a of chunks) H.e({ k: 'mut', t, d: { a } });
+        if (Object.keys(last).length) H.e({ k: 'mut', t, d: last });
       }
     );
   }
 
   watch(document);
   snapshot();
+  const canvas = H.c ? canvasFrames(roots, ids, S, () => cancel, H.e) : () => {};
 
   // The core calls this with 1 when a new (sampled) session starts, without to stop.
   return (again) => {
     if (cancel) cancel();
     cancel = 0;
+    canvas(again);
     if (again) return snapshot();
     off = 1;
     mo.disconnect();

@@ -11,7 +11,8 @@
 // State that is not in attributes travels as attributes starting with "_": `checked` and
 // `selected` follow the controls' current state, `_v` is a text field's current length (never
 // its value), `_s` [left, top] the scroll position of a scrolled element, `_m` a modal
-// <dialog>, `_css` the rules of a <style> filled through the CSSOM (CSS-in-JS).
+// <dialog>, `_css` the rules of a <style> filled through the CSSOM (CSS-in-JS), `_z` a
+// <canvas>'s [width, height] as laid out (border box).
 //
 // Nothing here reads form values. Text is masked by the core's rules; attributes that carry
 // words (value, placeholder, title, alt, aria-*, data-*) too; data: URLs, inline handlers and
@@ -138,6 +139,7 @@ export function serializer(H, ids, watch) {
     if (tag == 'dialog' && n.open && n.matches(':modal')) a._m = 1;
     if (tag == 'style' && n.sheet && !n.textContent.trim()) size += (a._css = absCss(n, rules(n.sheet))).length;
     if (tag == 'iframe') watch(n), frameDoc(n) ? (desc = 1) : (a._x = 1);
+    if (tag == 'canvas' && n.offsetWidth) a._z = [n.offsetWidth, n.offsetHeight]; // a replay without scripts sizes no canvas
     if (has || Object.keys(a).length) out.push(a);
     desc ||= n.firstChild || n.shadowRoot ? 1 : 0;
     return out;

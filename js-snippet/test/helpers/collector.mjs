@@ -1,36 +1,18 @@
 // Starts the collector the browser tests talk to: the real `hushtale` binary (found through
-// HUSHTALE_BIN, else ../target/{release,debug}/hushtale), or, only when HUSHTALE_MOCK=1, the
-// Node stand-in in mock.mjs. Also launches Chromium.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+// HUSHTALE_BIN, else ../target/{release,debug}/hushtale; started by scripts/testkit.mjs, which
+// dashboard/test shares), or, only when HUSHTALE_MOCK=1, the Node stand-in in mock.mjs. Also
+// launches Chromium.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { createServer } from 'node:net';
+import { join } from 'node:path';
 import http from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startMock } from './mock.mjs';
+import { chromiumOptions, findBinary, startHushtale } from '../../../scripts/testkit.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { findBinary };
 export const TOKEN = 'test-operator-token';
-
-export function findBinary() {
-  const candidates = [process.env.HUSHTALE_BIN, join(root, '../target/release/hushtale'), join(root, '../target/debug/hushtale')];
-  return candidates.find((p) => p && existsSync(p));
-}
-
-const freePort = () =>
-  new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function startCollector() {
   if (process.env.HUSHTALE_MOCK == '1') {
@@ -42,33 +24,18 @@ export async function startCollector() {
   if (!bin)
     throw new Error('no hushtale binary: build it (cargo build --release) or set HUSHTALE_BIN (HUSHTALE_MOCK=1 uses a stand-in)');
   const data = mkdtempSync(join(tmpdir(), 'hushtale-snippet-test-'));
-  const port = await freePort();
-  const url = 'http://127.0.0.1:' + port;
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:' + port, '--data', data], {
-    env: { ...process.env, HUSHTALE_ADMIN_TOKEN: TOKEN, RUST_LOG: process.env.RUST_LOG || 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (d) => (log = (log + d).slice(-4000)));
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(url + '/healthz')).status == 200) break;
-    } catch (e) {}
-    if (child.exitCode != null || i > 300) throw new Error('hushtale did not become healthy:\n' + log);
-    await sleep(100);
-  }
-  const proxy = await recordingProxy(url);
+  const server = await startHushtale({ args: ['--data', data], env: { HUSHTALE_ADMIN_TOKEN: TOKEN }, logLimit: 4000 });
+  const proxy = await recordingProxy(server.url);
   return {
     url: proxy.url,
     data,
     kind: 'real',
-    api: apiFor(url),
+    api: apiFor(server.url),
     wire: proxy.wire,
     hook: proxy.hook,
     async stop() {
       await proxy.close();
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode != null ? r() : child.once('exit', r)));
+      await server.stop();
       rmSync(data, { recursive: true, force: true });
     },
   };
@@ -82,19 +49,7 @@ function apiFor(url) {
 }
 
 export function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return chromium.launch(chromiumOptions());
 }
 
 // The browser talks to the collector through this proxy, which keeps every /collect body as it

@@ -172,6 +172,9 @@ test('a single-page app: one view per route, dead/rage/error clicks and quick ba
   const heat = (await srv.api('/api/sites/demo/heatmap?kind=dead&path=' + encodeURIComponent('/app/start'))).body;
   assert.equal(heat.cells.reduce((n, c) => n + c.n, 0), 5, 'the dead-click heatmap holds the 5 dead clicks');
   const kinds = events.signals.map((x) => x.kind);
-  assert.deepEqual(kinds, ['dead', 'dead', 'error', 'dead', 'dead', 'dead', 'rage', 'quickback']);
+  // A dead and an error click seconds apart can reach the server in either order (separate
+  // batches): the counts are exact, the order only where the script spaces the clicks apart.
+  assert.deepEqual([...kinds].sort(), ['dead', 'dead', 'dead', 'dead', 'dead', 'error', 'quickback', 'rage']);
+  assert.deepEqual(kinds.slice(-2), ['rage', 'quickback']);
   await context.close();
 });

@@ -63,7 +63,9 @@ test('#18: an SVG area chart with long-decimal paths and gradient fills replays'
   const stored = r.rec.events.filter((e) => e.k == 'snap').map((e) => JSON.stringify(e.d)).join();
   assert.doesNotMatch(stored, /\[card\]|\[secret\]/);
   assert.deepEqual(r.shown.structure, r.live.structure);
-  assert.ok(r.px.match >= 0.98, `pixels: ${JSON.stringify(r.px)}`);
+  // painted as the live page, edge pixels of the curves included (the frame is rasterised in its
+  // own layer: painted into the dashboard's at its x offset, ~100 edge pixels came out different)
+  assert.ok(r.px.match >= 0.9999, `pixels: ${JSON.stringify(r.px)}`);
   await r.page.close();
 });
 

@@ -120,7 +120,7 @@ async function moments(path, act) {
   return out;
 }
 
-for (const [name, what] of [['shadow', 'open shadow roots, their mutations and adopted sheets'], ['form', 'form state (checked, selected, open, scroll; values masked)'], ['cssom', 'CSS-in-JS (insertRule/deleteRule) and adoptedStyleSheets'], ['dialog', '<dialog> open from the start, shown modal later (top layer, backdrop) and closed']])
+for (const [name, what] of [['shadow', 'open shadow roots, their mutations and adopted sheets'], ['form', 'form state (checked, selected, open, scroll; values masked)'], ['cssom', 'CSS-in-JS (insertRule/deleteRule) and adoptedStyleSheets'], ['dialog', '<dialog> open from the start, shown modal later (top layer, backdrop) and closed'], ['framescroll', "same-origin frames' own scrolling (before the snapshot, down, sideways and back)"]])
   test(`#17: ${what} replay like the live page, at every moment and after seeking back`, async () => {
     const m = await moments(SCENARIOS[name].path, SCENARIOS[name].act);
     for (const x of m) {

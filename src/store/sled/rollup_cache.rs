@@ -81,11 +81,13 @@ mod tests {
             };
             cache.update(b"k".to_vec(), load, |v| *v += 1, encode, |_, e| e.len()).unwrap();
         }
-        let (_, encoded) = cache.update(b"k".to_vec(), |_| Ok(None), |v: &mut u64| *v += 1, encode, |_, e| e.len()).unwrap();
+        let (_, encoded) =
+            cache.update(b"k".to_vec(), |_| Ok(None), |v: &mut u64| *v += 1, encode, |_, e| e.len()).unwrap();
         assert_eq!(loads, 1);
         assert_eq!(encoded, 44u64.to_be_bytes());
         cache.clear();
-        let (_, encoded) = cache.update(b"k".to_vec(), |_| Ok(None), |v: &mut u64| *v += 1, encode, |_, e| e.len()).unwrap();
+        let (_, encoded) =
+            cache.update(b"k".to_vec(), |_| Ok(None), |v: &mut u64| *v += 1, encode, |_, e| e.len()).unwrap();
         assert_eq!(encoded, 1u64.to_be_bytes(), "after clear, read from the store again");
     }
 

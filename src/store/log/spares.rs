@@ -18,7 +18,7 @@ pub const KEPT: usize = 4;
 /// checkpoint retires them, so an idle store keeps small files and a busy one large ones.
 pub const START_CAPACITY: u64 = 4 << 20;
 pub const MAX_CAPACITY: u64 = 64 << 20;
-const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// The pool of spare files and the thread that prepares them.
 pub struct Spares {

@@ -54,7 +54,8 @@ struct Current {
     nonce: u64,
     /// Where the next record goes.
     end: u64,
-    /// Written out to this size (writes below it are overwrites).
+    /// Written out to this size (writes below it are overwrites); past it, the next group
+    /// goes to another file.
     capacity: u64,
 }
 
@@ -149,15 +150,18 @@ impl GroupLog {
                 None
             }
         });
-        let file = match adopted {
-            Some(file) => file,
+        let (file, capacity) = match adopted {
+            Some(file) => {
+                let written = file.metadata()?.len();
+                (file, written)
+            }
             None => {
                 let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
                 File::open(&self.dir)?.sync_all()?;
-                file
+                // Appended to: moved off (to a spare) once as large as a spare would be.
+                (file, self.spares.capacity())
             }
         };
-        let capacity = file.metadata()?.len();
         let nonce = rand::random::<u64>().max(1);
         Ok(Current { file, first, nonce, end: 0, capacity })
     }
@@ -305,6 +309,16 @@ mod tests {
         assert_eq!(log.next_id(), 4);
         // The store may be ahead of the log (everything retired): ids continue past it.
         assert_eq!(GroupLog::open(dir.path(), 9).unwrap().0.next_id(), 10);
+    }
+
+    #[test]
+    fn a_new_file_takes_groups_until_it_is_as_large_as_a_spare() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
+        for id in 1..=5 {
+            log.append(&[(id, b"group")]).unwrap();
+        }
+        assert_eq!(log_names(dir.path()), [1]);
     }
 
     #[test]

@@ -81,6 +81,11 @@ impl Spares {
         taken
     }
 
+    /// The size spares are written out to now.
+    pub fn capacity(&self) -> u64 {
+        self.shared.lock().capacity
+    }
+
     /// A log file filled up before it was retired: prepare larger ones.
     pub fn grow(&self) {
         let mut state = self.shared.lock();

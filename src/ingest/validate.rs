@@ -329,6 +329,28 @@ mod tests {
     }
 
     #[test]
+    fn decoding_keeps_only_known_fields_and_checks_lengths_after() {
+        let long = "s".repeat(Limits::default().max_sel_len + 1);
+        let ok = run(&format!(
+            r#"[{{"k":"click","t":{NOW},"x":1,"y":1,"sel":"a\"b\u00e9","ex":null,"value":"secret","extra":{{"deep":[1]}}}},{{"k":"click","t":{NOW},"x":1,"y":1,"sel":"{long}"}},{{"t":{NOW},"x":1}}]"#
+        ))
+        .unwrap();
+        assert_eq!(ok.events.len(), 1);
+        let click = EventData::Click { x: 1.0, y: 1.0, sel: "a\"b\u{e9}".into(), ex: None, ey: None, dead: false };
+        assert_eq!(ok.events[0].data, click, "escaped strings decode, null reads as absent");
+        assert_eq!(ok.dropped.0[DropReason::TooLong as usize], 1);
+        assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 1);
+        assert!(!serde_json::to_string(&ok.events).unwrap().contains("secret"), "unknown fields are never kept");
+    }
+
+    #[test]
+    fn a_key_sent_twice_is_malformed() {
+        let body = batch(&format!(r#"[{{"k":"move","t":{NOW},"x":1,"x":2,"y":2}}]"#));
+        let err = parse(Format::Json, body.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `x`"), "{err}");
+    }
+
+    #[test]
     fn nothing_valid_is_an_error() {
         assert!(matches!(run("[]"), Err(IngestError::NoValidEvent(_))));
         assert!(matches!(run(r#"[{"k":"move","t":1,"x":1,"y":2}]"#), Err(IngestError::NoValidEvent(_))));

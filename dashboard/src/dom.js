@@ -15,9 +15,10 @@
 // Format: a node is a string (text) or [tag, attrs?, ...children]; an add is
 // [parentId, beforeId, firstId, node] (parentId 0: the root element), ids numbered in
 // pre-order from firstId; ['#shadow', ...children] as an element's first child is its open
-// shadow root; ['#doc', {_q}?, htmlElement] as an <iframe>'s child is the document of a same-origin
-// frame (built into an empty, source-less <iframe>: it inherits the replay frame's sandbox and
-// CSP, and never loads anything itself; `_x` marks a cross-origin frame, shown hatched);
+// shadow root; ['#doc', {_q, _s}?, htmlElement] as an <iframe>'s child is the document of a
+// same-origin frame, _s the scroll of its viewport (built into an empty, source-less <iframe>:
+// it inherits the replay frame's sandbox and CSP, and never loads anything itself; `_x` marks
+// a cross-origin frame, shown hatched);
 // attributes starting with "_" carry state (_v text length, _s scroll, _m modal
 // dialog, _css CSSOM rules, _z a canvas box, _b blocked). snap d = {u, w, h, x, y, a}; mut d = {r, a, m, x, i,
 // s, c, v} (c: [[id, css]]: rules of a <style>, or adopted sheets of a shadow root or, id 0, of
@@ -251,6 +252,7 @@ export function builder(doc, assets) {
         const n = Array.isArray(s[i]) ? build(s[i], false) : null;
         if (n && n.nodeType == 1 && !d.documentElement) d.appendChild(n);
       }
+      if (s[1] && Array.isArray(s[1]._s)) settle.push([d, s[1]]); // the frame's own scroll
       f.style.background = '';
       next = save;
     }
@@ -259,7 +261,7 @@ export function builder(doc, assets) {
   function applySettled() {
     for (const [n, a] of settle.splice(0)) {
       if (!n.isConnected) continue;
-      if (Array.isArray(a._s)) (n.scrollLeft = Number(a._s[0]) || 0), (n.scrollTop = Number(a._s[1]) || 0);
+      if (Array.isArray(a._s)) scrollTo(n, a._s[0], a._s[1]);
       if (a._m && n.localName == 'dialog') {
         try {
           if (n.open && !n.matches(':modal')) n.removeAttribute('open'); // opened by a mutation's attribute
@@ -431,13 +433,19 @@ export function builder(doc, assets) {
         });
         list(d.s).forEach((x) => {
           const n = Array.isArray(x) && nodes.get(x[0]);
-          if (n && n.nodeType == 1) (n.scrollLeft = Number(x[1]) || 0), (n.scrollTop = Number(x[2]) || 0);
+          if (n && (n.nodeType == 1 || n.nodeType == 9)) scrollTo(n, x[1], x[2]);
         });
       }
       list(d.c).forEach((x) => Array.isArray(x) && css(x[0], x[1]));
       list(d.v).forEach((x) => Array.isArray(x) && canvasFrame(x[0], x[1]));
     },
   };
+}
+
+/** Scrolls an element, or the viewport of a (frame's) document. */
+function scrollTo(n, x, y) {
+  const el = n.nodeType == 9 ? n.scrollingElement : n;
+  if (el) (el.scrollLeft = Number(x) || 0), (el.scrollTop = Number(y) || 0);
 }
 
 /** The index of the last full snapshot (a snap event with `d.u`) at or before index `i`. */

@@ -279,6 +279,19 @@ export const SCENARIOS = {
   shadow: { path: '/shadow.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   cssom: { path: '/cssom.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   frames: { path: '/frames.html', act: async (page, snap) => (await snap(), await done(page), await quiet(), await snap()) },
+  framescroll: {
+    path: '/framescroll.html',
+    async act(page, snap) {
+      const scroll = (to) => page.evaluate((to) => to.forEach(([id, x, y]) => document.getElementById(id).contentWindow.scrollTo(x, y)), to);
+      await snap(); // a written frame scrolled before the recorder started
+      await scroll([['l', 150, 420]]);
+      await quiet();
+      await snap(); // a loaded frame scrolled down and sideways
+      await scroll([['l', 0, 80], ['w', 0, 120]]);
+      await quiet();
+      await snap(); // both scrolled again
+    },
+  },
   canvas: {
     path: '/canvas.html',
     async act(page, snap) {

@@ -63,7 +63,9 @@ test('#18: an SVG area chart with long-decimal paths and gradient fills replays'
   const stored = r.rec.events.filter((e) => e.k == 'snap').map((e) => JSON.stringify(e.d)).join();
   assert.doesNotMatch(stored, /\[card\]|\[secret\]/);
   assert.deepEqual(r.shown.structure, r.live.structure);
-  assert.ok(r.px.match >= 0.98, `pixels: ${JSON.stringify(r.px)}`);
+  // painted as the live page, edge pixels of the curves included (the frame is rasterised in its
+  // own layer: painted into the dashboard's at its x offset, ~100 edge pixels came out different)
+  assert.ok(r.px.match >= 0.9999, `pixels: ${JSON.stringify(r.px)}`);
   await r.page.close();
 });
 
@@ -118,7 +120,7 @@ async function moments(path, act) {
   return out;
 }
 
-for (const [name, what] of [['shadow', 'open shadow roots, their mutations and adopted sheets'], ['form', 'form state (checked, selected, open, scroll; values masked)'], ['cssom', 'CSS-in-JS (insertRule/deleteRule) and adoptedStyleSheets'], ['dialog', '<dialog> open from the start, shown modal later (top layer, backdrop) and closed']])
+for (const [name, what] of [['shadow', 'open shadow roots, their mutations and adopted sheets'], ['form', 'form state (checked, selected, open, scroll; values masked)'], ['cssom', 'CSS-in-JS (insertRule/deleteRule) and adoptedStyleSheets'], ['dialog', '<dialog> open from the start, shown modal later (top layer, backdrop) and closed'], ['framescroll', "same-origin frames' own scrolling (before the snapshot, down, sideways and back)"]])
   test(`#17: ${what} replay like the live page, at every moment and after seeking back`, async () => {
     const m = await moments(SCENARIOS[name].path, SCENARIOS[name].act);
     for (const x of m) {

@@ -1,7 +1,7 @@
 // The replay recorder: one snapshot, then every few hundred ms the DOM changes since, as
 // `mut` events {r: removed ids, a: adds, m: [[id, {attr: value|null}]], x: [[id, text]],
-// i: [[id, input length, state]], s: [[id, scrollLeft, scrollTop]], c: [[id, css]]} (empty
-// fields left out). `state` is a checkbox's or radio's `checked` (1/0) or a select's
+// i: [[id, input length, state]], s: [[id, scrollLeft, scrollTop]] (of an element or a frame's
+// document), c: [[id, css]]} (empty fields left out). `state` is a checkbox's or radio's `checked` (1/0) or a select's
 // selectedIndex; `c` carries stylesheet rules changed through the CSSOM: of a <style> (its id),
 // or the adopted sheets of a shadow root (its id) or of the document (0); `v: [[id, PNG/JPEG data
 // URL]]` are canvas frames (canvas.js, only for sites that switch them on). Open shadow roots
@@ -12,7 +12,7 @@
 // into the net change, serialising added subtrees in time slices. Records that arrive while
 // a snapshot or a round is being serialised are handled by the next round; a node that got
 // serialised twice (moved into a part not yet walked) has its older copy removed by id.
-import { serializer, rules, frameDoc } from './serialize.js';
+import { serializer, rules, frameDoc, scroll } from './serialize.js';
 import { canvasFrames } from './canvas.js';
 
 const ROUND = 300; // ms between rounds
@@ -102,8 +102,9 @@ export function recorder(H) {
     sheets.clear();
     return c;
   };
+  // an element, or a frame's document (the page's own is not in `ids`: its scroll is the core's)
   function onScroll(e) {
-    e.target.nodeType == 1 && ids.get(e.target) && scrolls.add(e.target) && later();
+    ids.get(e.target) && scrolls.add(e.target) && later();
   }
 
   function snapshot() {
@@ -180,7 +181,7 @@ export function recorder(H) {
     });
     inputs.clear();
     const s = [];
-    scrolls.forEach((el) => known(el) && s.push([ids.get(el), Math.round(el.scrollLeft), Math.round(el.scrollTop)]));
+    scrolls.forEach((el) => known(el) && s.push([ids.get(el), ...scroll(el)]));
     scrolls.clear();
 
     cancel = S.run(

@@ -6,12 +6,12 @@
 // plain object). Ids are numbered in pre-order from firstId, skipping nothing that is sent.
 // A blocked element comes with attrs {class?, _b: [width, height]} and no children. An open
 // shadow root is its host's first child ['#shadow', ...children] (it takes an id too); the
-// document of a same-origin <iframe> is its only child ['#doc', {_q: 1}?, htmlElement] (an id
-// too; _q: in quirks mode), with every URL in it sent absolute; a cross-origin <iframe> has `_x: 1` and no children.
+// document of a same-origin <iframe> is its only child ['#doc', {_q, _s}, htmlElement] (an id
+// too; _q: 1 in quirks mode, _s: its viewport's scroll), with every URL in it sent absolute; a cross-origin <iframe> has `_x: 1` and no children.
 // State that is not in attributes travels as attributes starting with "_": `checked` and
 // `selected` follow the controls' current state, `_v` is a text field's current length (never
-// its value), `_s` [left, top] the scroll position of a scrolled element, `_m` a modal
-// <dialog>, `_css` the rules of a <style> filled through the CSSOM (CSS-in-JS), `_z` a
+// its value), `_s` [left, top] the scroll position of a scrolled element or frame document,
+// `_m` a modal <dialog>, `_css` the rules of a <style> filled through the CSSOM (CSS-in-JS), `_z` a
 // <canvas>'s [width, height] as laid out (border box).
 //
 // Nothing here reads form values. Text is masked by the core's rules; attributes that carry
@@ -51,6 +51,13 @@ const abs = (n, v) => {
   }
 };
 const absCss = (n, css) => (n.ownerDocument != document ? css.replace(/url\(\s*(['"]?)([^'")]*)\1\s*\)/g, (all, q, u) => (u[0] == '#' ? all : `url(${q}${abs(n, u)}${q})`)) : css);
+
+/** [left, top] scrolled of an element, or of a (frame's) document's viewport. */
+export const scroll = (n) => ((n = n.scrollingElement || n), [Math.round(n.scrollLeft), Math.round(n.scrollTop)]);
+const scrolled = (n, a) => {
+  const e = n.scrollingElement || n;
+  if (e.scrollTop || e.scrollLeft) a._s = scroll(e);
+};
 
 /** The document of a same-origin frame, or nothing (cross-origin, or not loaded into one). */
 export const frameDoc = (f) => {
@@ -99,10 +106,14 @@ export function serializer(H, ids, watch) {
   function ser(n, masked) {
     desc = 0;
     if (n.nodeType == 11 || n.nodeType == 9) {
-      size = 12;
+      size = 20;
       desc = n.nodeType == 11 || !!n.documentElement;
       watch(n);
-      return n.nodeType == 11 ? ['#shadow'] : n.compatMode == 'BackCompat' ? ['#doc', { _q: 1 }] : ['#doc'];
+      if (n.nodeType == 11) return ['#shadow'];
+      const a = {};
+      if (n.compatMode == 'BackCompat') a._q = 1;
+      scrolled(n, a);
+      return ['#doc', a];
     }
     if (n.nodeType == 3) {
       const s = text(n, masked);
@@ -135,7 +146,7 @@ export function serializer(H, ids, watch) {
     if (/^(checkbox|radio)$/.test(n.type) && tag == 'input') n.checked ? (a.checked = '') : delete a.checked;
     if (tag == 'option') n.selected ? (a.selected = '') : delete a.selected;
     if ((tag == 'textarea' || (tag == 'input' && !/^(checkbox|radio|button|submit|reset|image|file|hidden|range|color)$/.test(n.type))) && n.value) a._v = n.value.length;
-    if (n.scrollTop || n.scrollLeft) a._s = [Math.round(n.scrollLeft), Math.round(n.scrollTop)];
+    scrolled(n, a);
     if (tag == 'dialog' && n.open && n.matches(':modal')) a._m = 1;
     if (tag == 'style' && n.sheet && !n.textContent.trim()) size += (a._css = absCss(n, rules(n.sheet))).length;
     if (tag == 'iframe') watch(n), frameDoc(n) ? (desc = 1) : (a._x = 1);

@@ -5,6 +5,11 @@
 //! `cargo bench --bench insights` (about 5-10 minutes; `-- --max 1000000` stops at 1 M events).
 //! Without `--bench` (as `cargo test --benches` runs it) it only smoke-tests the 10 k step.
 //!
+//! For profiling one query at one size: `INSIGHTS_STORE=DIR` keeps the store in `DIR` between
+//! runs (steps smaller than what `DIR` already holds are skipped), `--only QUERY` times one
+//! query and `--budget SECS` times it for that long, e.g.
+//! `INSIGHTS_STORE=/tmp/i10m cargo bench --bench insights -- --only pages --budget 20`.
+//!
 //! The data: sessions of 10 batches × 50 events (a view every third batch; otherwise about
 //! 70 % moves, 18 % scrolls, 12 % clicks on ~10 selectors per page) over 50 paths of
 //! Zipf-like popularity, 60 % desktop / 30 % mobile / 10 % tablet viewports, two sessions per
@@ -147,16 +152,7 @@ fn session(site: &Site, n: u64) -> Vec<StoredBatch> {
                 };
                 events.push(Event { t, data });
             }
-            StoredBatch {
-                site: SITE.into(),
-                visitor: VisitorKey(visitor),
-                sid: Id128(sid),
-                seq,
-                received: t + 100,
-                client: client.clone(),
-                encoded: StoredBatch::encode_events(&events),
-                events,
-            }
+            StoredBatch::new(SITE.into(), VisitorKey(visitor), Id128(sid), seq, t + 100, client.clone(), events)
         })
         .collect()
 }
@@ -193,14 +189,21 @@ fn time(mut f: impl FnMut(), min_runs: usize, budget: Duration) -> (Duration, Du
 
 const QUERIES: [&str; 5] = ["stats", "pages", "heatmap click", "heatmap move", "scroll"];
 
+/// How the queries are timed (from the command line).
+struct Timing {
+    quick: bool,
+    budget: Duration,
+    only: Option<String>,
+}
+
 fn measure(
     rt: &tokio::runtime::Runtime,
     store: &SledStore,
     path: &str,
-    quick: bool,
+    timing: &Timing,
 ) -> Vec<(Duration, Duration, usize)> {
     let range = DayRange { from: (FIRST_DAY_MS / DAY_MS) as i32, to: (FIRST_DAY_MS / DAY_MS + DAYS - 1) as i32 };
-    let (min_runs, budget) = if quick { (3, Duration::ZERO) } else { (20, Duration::from_secs(2)) };
+    let (min_runs, budget) = if timing.quick { (3, Duration::ZERO) } else { (20, timing.budget) };
     let pages = PagesQuery { range, offset: 0, limit: 50 };
     let heatmap = |kind| HeatmapQuery { path: path.to_owned(), kind, width: None, range };
     let (click, moves) = (heatmap(HeatKind::Click), heatmap(HeatKind::Move));
@@ -208,6 +211,9 @@ fn measure(
     QUERIES
         .iter()
         .map(|q| {
+            if timing.only.as_deref().is_some_and(|only| only != *q) {
+                return (Duration::ZERO, Duration::ZERO, 0);
+            }
             let mut call = || match *q {
                 "stats" => drop(rt.block_on(store.stats(SITE, range)).unwrap()),
                 "pages" => drop(rt.block_on(store.pages(SITE, &pages)).unwrap()),
@@ -233,38 +239,55 @@ fn fmt(d: Duration) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = !args.iter().any(|a| a == "--bench");
-    let max: u64 = args
-        .iter()
-        .position(|a| a == "--max")
-        .and_then(|i| args.get(i + 1))
-        .map_or(10_000_000, |v| v.parse().expect("--max EVENTS"));
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let max: u64 = flag("--max").map_or(10_000_000, |v| v.parse().expect("--max EVENTS"));
+    let timing = Timing {
+        quick,
+        budget: Duration::from_secs(flag("--budget").map_or(2, |v| v.parse().expect("--budget SECS"))),
+        only: flag("--only").cloned(),
+    };
     let steps: Vec<u64> =
         if quick { vec![10_000] } else { [10_000, 1_000_000, 10_000_000].into_iter().filter(|s| *s <= max).collect() };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("INSIGHTS_STORE").map(std::path::PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| temp.path().to_owned());
     // The server's default page cache (`store_cache_bytes`).
-    let store = SledStore::open(dir.path(), 256 << 20).unwrap();
+    let store = SledStore::open(&dir, 256 << 20).unwrap();
     let site = Site::new();
     let path = site.paths[0].clone();
-    let mut loaded = 0;
+    let marker = dir.join("bench-sessions-loaded");
+    let mut loaded: u64 = std::fs::read_to_string(&marker).map_or(0, |s| s.trim().parse().expect("marker"));
     let mut results = Vec::new();
     for events in &steps {
         let sessions = events / EVENTS_PER_SESSION;
+        if sessions < loaded {
+            eprintln!("skipping {events} events: {} holds {loaded} sessions", dir.display());
+            continue;
+        }
         let took = load(&rt, &store, &site, loaded, sessions);
         let new_events = (sessions - loaded) * EVENTS_PER_SESSION;
         loaded = sessions;
-        let disk = dir_size(dir.path());
-        eprintln!(
-            "loaded {} events ({} batches, {} sessions) in {:.1} s: {:.0} events/s, {:.0} MB on disk",
-            events,
-            sessions * BATCHES_PER_SESSION as u64,
-            sessions,
-            took.as_secs_f64(),
-            new_events as f64 / took.as_secs_f64(),
-            disk as f64 / 1e6
-        );
-        let r = measure(&rt, &store, &path, quick);
+        if kept.is_some() {
+            rt.block_on(store.flush()).expect("flush");
+            std::fs::write(&marker, loaded.to_string()).unwrap();
+        }
+        let disk = dir_size(&dir);
+        if new_events == 0 {
+            eprintln!("reusing {events} events in {} ({:.0} MB on disk)", dir.display(), disk as f64 / 1e6);
+        } else {
+            eprintln!(
+                "loaded {} events ({} batches, {} sessions) in {:.1} s: {:.0} events/s, {:.0} MB on disk",
+                events,
+                sessions * BATCHES_PER_SESSION as u64,
+                sessions,
+                took.as_secs_f64(),
+                new_events as f64 / took.as_secs_f64(),
+                disk as f64 / 1e6
+            );
+        }
+        let r = measure(&rt, &store, &path, &timing);
         for (q, (median, p90, n)) in QUERIES.iter().zip(&r) {
             eprintln!("  {q:<14} median {:>10}  p90 {:>10}  ({n} runs)", fmt(*median), fmt(*p90));
         }

@@ -4,7 +4,11 @@
 # when a 2-shard cluster runs (CH_SHARDS=2) — with one and two collectors on the cluster (each
 # collector writing to its own shard). Needs wrk and ClickHouse: run it as
 #   CH_SHARDS=2 scripts/with-clickhouse.sh scripts/bench-scaling.sh [seconds] [connections]
-# Uses benches/load/collect.lua (50-event JSON batches, ten per session, 204 = stored).
+# Uses benches/load/collect.lua with the bodies file of `ceiling bodies` (benches/ceiling.rs),
+# as benches/load/run.sh does: 50-event JSON batches, ten per session, every (sid, seq) new,
+# 204 = stored. Each row also says how many of the 2 cores' seconds the collectors and the
+# ClickHouse servers used per second of the run, and the load average after it.
+# Env: HUSHTALE_BIN, CEILING_BIN — binaries already built (skip the release builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -13,9 +17,11 @@ CH=${HUSHTALE_TEST_CLICKHOUSE:?run under scripts/with-clickhouse.sh}
 SHARDS=${HUSHTALE_TEST_CLICKHOUSE_SHARDS:-}
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 1; }
 TARGET=${CARGO_TARGET_DIR:-target}
-# HUSHTALE_BIN: a binary already built (skips the release build).
 BIN=${HUSHTALE_BIN:-}
-if [ -z "$BIN" ]; then cargo build --release --quiet --locked; BIN="$TARGET/release/hushtale"; fi
+if [ -z "$BIN" ]; then cargo build --release --quiet --locked --bin hushtale; BIN="$TARGET/release/hushtale"; fi
+CEILING=${CEILING_BIN:-$(cargo bench --quiet --locked --no-run --bench ceiling --message-format=json 2>/dev/null |
+  grep '"name":"ceiling"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)}
+[ -x "$CEILING" ] || { echo "could not build the ceiling bench target (or set CEILING_BIN)"; exit 1; }
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -47,29 +53,57 @@ start() { # name config port
   [ -f "$WORK/secret" ] || cp "$WORK/$1/secret" "$WORK/secret"
 }
 accepted() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^hushtale_events_accepted_total/ {print $2}'; }
-# A copy of the load script whose session ids cannot collide with another wrk's.
-lua_for() { sed "s/(tid or 0)/(tid or 0) + $1/" benches/load/collect.lua > "$WORK/collect$1.lua"; echo "$WORK/collect$1.lua"; }
-load() { # port conns offset -> prints non-2xx
-  wrk -t1 -c"$2" -d"${SECS}s" -s "$(lua_for "$3")" "http://127.0.0.1:$1" | awk '/non-2xx:/ {print $2}'
+"$CEILING" bodies --events 50 --count 1 --out "$WORK/bodies" >/dev/null
+# A copy of the load script with its own run id (the middle of every session id), so that two
+# wrk processes, or two runs against the same database, never send the same (sid, seq).
+NEXT_RUN=$(( $(date +%s) % 0xff0000 ))
+lua_for() { # file
+  NEXT_RUN=$((NEXT_RUN + 1))
+  sed "s/^local run = .*/local run = $NEXT_RUN/" benches/load/collect.lua > "$1"
+  grep -q "^local run = $NEXT_RUN\$" "$1" || { echo "benches/load/collect.lua has no 'local run =' line" >&2; exit 1; }
 }
+load() { # port conns lua -> prints non-2xx (+ socket errors)
+  LOAD_BODIES="$WORK/bodies" wrk -t1 -c"$2" -d"${SECS}s" --timeout 10s -s "$3" "http://127.0.0.1:$1" |
+    awk '/non-2xx:/ {n += $2} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}'
+}
+# CPU seconds (user + system) used so far by the processes listening on these ports.
+cpu_of_ports() {
+  local p pid total=0
+  for p in "$@"; do
+    pid=$(ss -Hltnp "sport = :$p" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+    [ -n "$pid" ] && total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", t + ($14 + $15) / hz}' "/proc/$pid/stat")
+  done
+  echo "$total"
+}
+CH_PORTS=("${CH##*:}")
+for s in ${SHARDS//,/ }; do [ "${s##*:}" = "${CH_PORTS[0]}" ] || CH_PORTS+=("${s##*:}"); done
 run() { # label ports...
   local label=$1; shift
   local before=0 after=0 p
   for p in "$@"; do before=$((before + $(accepted "$p"))); done
-  local n=$# i=0 per=$((CONNS / $#)) bad
+  local i=0 per=$((CONNS / $#)) bad
   local outs=()
-  for p in "$@"; do i=$((i + 1)); load "$p" "$per" $((i * 1000 + RANDOM)) > "$WORK/bad$i" & outs+=($!); done
+  for p in "$@"; do i=$((i + 1)); lua_for "$WORK/collect$i.lua"; done
+  local hc0 cc0 hc1 cc1
+  hc0=$(cpu_of_ports "$@"); cc0=$(cpu_of_ports "${CH_PORTS[@]}")
+  i=0
+  for p in "$@"; do i=$((i + 1)); load "$p" "$per" "$WORK/collect$i.lua" > "$WORK/bad$i" & outs+=($!); done
   for o in "${outs[@]}"; do wait "$o"; done
+  hc1=$(cpu_of_ports "$@"); cc1=$(cpu_of_ports "${CH_PORTS[@]}")
   bad=$(cat "$WORK"/bad* | awk '{s+=$1} END {print s+0}'); rm -f "$WORK"/bad*
   for p in "$@"; do after=$((after + $(accepted "$p"))); done
-  printf "%-34s %12.0f %10s\n" "$label" "$(awk -v a=$after -v b=$before -v s=$SECS 'BEGIN{print (a-b)/s}')" "$bad"
+  printf "%-34s %10.0f %8s %10.2f %11.2f %8s\n" "$label" "$(awk -v a=$after -v b=$before -v s=$SECS 'BEGIN{print (a-b)/s}')" "$bad" \
+    "$(awk -v a="$hc0" -v b="$hc1" -v s="$SECS" 'BEGIN{print (b-a)/s}')" \
+    "$(awk -v a="$cc0" -v b="$cc1" -v s="$SECS" 'BEGIN{print (b-a)/s}')" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 P_SLED=$(free_port); start sled "$WORK/sled.toml" "$P_SLED"
 P_CH1=$(free_port); start ch1 "$WORK/ch.toml" "$P_CH1"
 P_CH2=$(free_port); start ch2 "$WORK/ch.toml" "$P_CH2"
 echo "ClickHouse $(curl -s "$CH/?query=SELECT%20version()"), $(nproc) cores, ${SECS}s per run, $CONNS connections in total"
-printf "%-34s %12s %10s\n" setup "events/s" non-2xx
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-34s %10s %8s %10s %11s %8s\n" setup "events/s" non-2xx "hushtale" "ClickHouse" "load 1m"
+printf "%-34s %10s %8s %10s %11s %8s\n" "" "" "" "cores" "cores" ""
 run "sled, one collector" "$P_SLED"
 run "ClickHouse, one collector" "$P_CH1"
 run "ClickHouse, two collectors" "$P_CH1" "$P_CH2"

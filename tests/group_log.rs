@@ -75,3 +75,39 @@ fn batches_written_over_a_recycled_log_files_old_records_survive_kill_9() {
     s.restart();
     assert_each_once(&s, &sids, 10);
 }
+
+#[test]
+fn erasing_a_visitor_leaves_no_copy_in_the_log_or_its_spares() {
+    let s = TestServer::start();
+    let (me, other) = (id(7), id(8));
+    let send = |n: u64, vid: &str, path: &str| {
+        let events = vec![view(now_ms(), &format!("https://example.com/{path}"), 10.0)];
+        assert_eq!(s.post_json(&batch(vid, &id(n), 0, events)).status(), 204);
+    };
+    // After a checkpoint the first records sit in a retired (recycled) log file, the later ones
+    // in the current file.
+    send(5_000, &me, "erase-me");
+    send(5_001, &other, "keep");
+    std::thread::sleep(Duration::from_millis(1_300));
+    send(5_002, &me, "erase-me");
+    send(5_003, &other, "keep");
+    let dir = s.data_dir().join("store").join("grouplog");
+    let holding = |what: &[u8]| {
+        // (A file may be renamed or deleted between listing and reading.)
+        let files = std::fs::read_dir(&dir).unwrap().filter_map(|e| std::fs::read(e.ok()?.path()).ok());
+        files.filter(|bytes| bytes.windows(what.len()).any(|w| w == what)).count()
+    };
+    assert!(holding(b"erase-me") > 0, "the log holds the visitor's events before the erasure");
+
+    let r = s.http.post(s.url("/me/forget")).json(&serde_json::json!({"site": "demo", "vid": me})).send().unwrap();
+    assert_eq!(r.status(), 204);
+    // A spare being written out when the erasure came is deleted once written.
+    for _ in 0..100 {
+        if holding(b"erase-me") == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(holding(b"erase-me"), 0, "no log file or spare keeps the erased events");
+    assert_eq!(s.api(&format!("/api/sites/demo/sessions/{}", id(5_001))).0, 200, "others stay");
+}

@@ -176,6 +176,20 @@ impl GroupLog {
     /// Retires every older file whose groups all have ids up to `durable` (made durable by the
     /// store): recycled as a spare, or deleted. Returns how many files were retired.
     pub fn retire(&mut self, durable: u64) -> io::Result<usize> {
+        self.retire_files(durable, false)
+    }
+
+    /// After an erasure: rotates and deletes (never recycles) every file whose groups are
+    /// durable in the store, and every spare, so no copy of erased events stays in the log's
+    /// files. Returns how many log files were deleted.
+    pub fn erase(&mut self, durable: u64) -> io::Result<usize> {
+        self.rotate();
+        let deleted = self.retire_files(durable, true)?;
+        self.spares.discard()?;
+        Ok(deleted)
+    }
+
+    fn retire_files(&mut self, durable: u64, delete: bool) -> io::Result<usize> {
         let mut retired = 0;
         while let Some((_, path)) = self.older.first() {
             // A file ends where the next one (or the current one, or the next append) begins.
@@ -184,7 +198,8 @@ impl GroupLog {
             if end - 1 > durable {
                 break;
             }
-            match self.spares.recycle(path) {
+            let retired_file = if delete { spares::remove(path) } else { self.spares.recycle(path) };
+            match retired_file {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -399,6 +414,31 @@ mod tests {
         assert!(fs::metadata(newest).unwrap().len() >= spares::START_CAPACITY, "written in place");
         let (_, read) = GroupLog::open(dir.path(), id - 3).unwrap();
         assert_eq!(ids(&read), [16, 17, 18]);
+    }
+
+    #[test]
+    fn erasing_leaves_no_old_record_in_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
+        log.append(&[(1, b"erased event"), (2, b"erased event")]).unwrap();
+        log.rotate();
+        log.retire(2).unwrap();
+        log.spares.wait_ready();
+        log.append(&[(3, b"erased event")]).unwrap();
+        assert_eq!(log.erase(3).unwrap(), 1);
+        let holding = |dir: &Path| {
+            let files = fs::read_dir(dir).unwrap().map(|e| fs::read(e.unwrap().path()).unwrap());
+            files.filter(|bytes| bytes.windows(12).any(|w| w == b"erased event")).count()
+        };
+        for _ in 0..200 {
+            if holding(dir.path()) == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(holding(dir.path()), 0, "neither the log nor a spare keeps erased events");
+        assert!(log_names(dir.path()).is_empty());
+        log.append(&[(4, b"later")]).unwrap();
     }
 
     #[test]

@@ -43,6 +43,8 @@ struct State {
     counter: u64,
     /// Only once a log has been written to are spares worth preparing.
     wanted: bool,
+    /// Bumped by [`Spares::discard`]: a file being prepared since before is deleted, not kept.
+    generation: u64,
     stop: bool,
 }
 
@@ -124,6 +126,19 @@ impl Spares {
     }
 }
 
+impl Spares {
+    /// Deletes every spare (after an erasure: recycled files still hold old records, which may
+    /// be erased events). New spares are written from zeros.
+    pub fn discard(&self) -> io::Result<()> {
+        let mut state = self.shared.lock();
+        state.generation += 1;
+        let mut files = std::mem::take(&mut state.ready);
+        files.append(&mut state.pending);
+        drop(state);
+        files.iter().try_for_each(|f| remove(f))
+    }
+}
+
 impl Drop for Spares {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
@@ -148,19 +163,19 @@ enum Work {
 
 fn prepare(shared: &Shared) {
     loop {
-        let (work, capacity) = {
+        let (work, capacity, generation) = {
             let mut state = shared.lock();
             loop {
                 if state.stop {
                     return;
                 }
                 if let Some(path) = state.pending.pop() {
-                    break (Work::TopUp(path), state.capacity);
+                    break (Work::TopUp(path), state.capacity, state.generation);
                 }
                 if state.wanted && state.ready.len() < READY {
                     let path = shared.dir.join(format!("{:020}.spare", state.counter));
                     state.counter += 1;
-                    break (Work::Create(path), state.capacity);
+                    break (Work::Create(path), state.capacity, state.generation);
                 }
                 state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
@@ -169,7 +184,15 @@ fn prepare(shared: &Shared) {
             Work::TopUp(p) | Work::Create(p) => p.clone(),
         };
         match write_out(&path, capacity, matches!(work, Work::Create(_))) {
-            Ok(()) => shared.lock().ready.push(path),
+            Ok(()) => {
+                let mut state = shared.lock();
+                if state.generation == generation {
+                    state.ready.push(path);
+                } else {
+                    drop(state);
+                    let _ = remove(&path);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, file = %path.display(), "could not prepare a spare group log file");
                 let _ = remove(&path);
@@ -199,7 +222,7 @@ fn write_out(path: &Path, capacity: u64, create: bool) -> io::Result<()> {
     file.sync_all()
 }
 
-fn remove(path: &Path) -> io::Result<()> {
+pub fn remove(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

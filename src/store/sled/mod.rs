@@ -102,7 +102,7 @@ impl SledStore {
     /// After an erasure: checkpoints, so that no copy of the erased events stays in the log.
     fn erased(&self, erased: Result<usize, StoreError>) -> Result<usize, StoreError> {
         let erased = erased?;
-        self.pipeline.checkpoint()?;
+        self.pipeline.checkpoint(true)?;
         Ok(erased)
     }
 
@@ -320,7 +320,7 @@ impl Store for SledStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.blocking(|s| s.pipeline.checkpoint()).await
+        self.blocking(|s| s.pipeline.checkpoint(false)).await
     }
 }
 

@@ -34,9 +34,11 @@ enum ToLogger {
         batches: Arc<[StoredBatch]>,
         done: oneshot::Sender<Result<(), String>>,
     },
-    /// sled holds every group up to `durable`: start a new file and delete the old ones.
+    /// sled holds every group up to `durable`: start a new file and retire the old ones
+    /// (deleting them and every spare when `erased`: they may hold erased events).
     Checkpoint {
         durable: u64,
+        erased: bool,
         done: Option<mpsc::Sender<()>>,
     },
 }
@@ -122,14 +124,15 @@ impl Pipeline {
     }
 
     /// Flushes sled and retires the log files it made redundant; blocks until done. Call only
-    /// when no group is in flight to have the log emptied entirely.
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
+    /// when no group is in flight to have the log emptied entirely; `erased` (after an
+    /// erasure) deletes the retired files and the spares instead of recycling them.
+    pub fn checkpoint(&self, erased: bool) -> Result<(), StoreError> {
         let logger = self.entry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|e| e.logger.clone());
         let durable = self.applied.load(Ordering::Acquire);
         self.db.flush()?;
         if let Some(logger) = logger {
             let (done, wait) = mpsc::channel();
-            if logger.send(ToLogger::Checkpoint { durable, done: Some(done) }).is_ok() {
+            if logger.send(ToLogger::Checkpoint { durable, erased, done: Some(done) }).is_ok() {
                 let _ = wait.recv();
             }
         }
@@ -154,7 +157,7 @@ fn run_logger(mut log: GroupLog, rx: Receiver<ToLogger>) {
         for message in std::iter::once(first).chain(rx.try_iter()) {
             match message {
                 ToLogger::Append { id, batches, done } => appends.push((id, encode_group(&batches), done)),
-                ToLogger::Checkpoint { durable, done } => checkpoints.push((durable, done)),
+                ToLogger::Checkpoint { durable, erased, done } => checkpoints.push((durable, erased, done)),
             }
         }
         let records: Vec<(u64, &[u8])> = appends.iter().map(|(id, payload, _)| (*id, payload.as_slice())).collect();
@@ -165,10 +168,15 @@ fn run_logger(mut log: GroupLog, rx: Receiver<ToLogger>) {
         for (_, _, done) in appends {
             let _ = done.send(result.clone());
         }
-        for (durable, done) in checkpoints {
-            log.rotate();
-            if let Err(e) = log.retire(durable) {
-                tracing::warn!(error = %e, "could not delete a group log file");
+        for (durable, erased, done) in checkpoints {
+            let retired = if erased {
+                log.erase(durable)
+            } else {
+                log.rotate();
+                log.retire(durable)
+            };
+            if let Err(e) = retired {
+                tracing::warn!(error = %e, "could not retire a group log file");
             }
             if let Some(done) = done {
                 let _ = done.send(());
@@ -214,7 +222,7 @@ fn run_checkpointer(db: &sled::Db, applied: &AtomicU64, logger: &Sender<ToLogger
         match db.flush() {
             Ok(_) => {
                 last = durable;
-                let _ = logger.send(ToLogger::Checkpoint { durable, done: None });
+                let _ = logger.send(ToLogger::Checkpoint { durable, erased: false, done: None });
             }
             Err(e) => tracing::error!(error = %e, "sled checkpoint flush failed"),
         }

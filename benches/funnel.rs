@@ -93,16 +93,8 @@ fn session(n: u64, rng: &mut Rng) -> StoredBatch {
     sid[8..].copy_from_slice(&rng.next().to_be_bytes());
     let mut visitor = [0u8; 16];
     visitor[..8].copy_from_slice(&rng.next().to_be_bytes());
-    StoredBatch {
-        site: SITE.into(),
-        visitor: VisitorKey(visitor),
-        sid: Id128(sid),
-        seq: 0,
-        received: start,
-        client: Client { device: "desktop".into(), browser: "chrome".into() },
-        encoded: StoredBatch::encode_events(&events),
-        events,
-    }
+    let client = Client { device: "desktop".into(), browser: "chrome".into() };
+    StoredBatch::new(SITE.into(), VisitorKey(visitor), Id128(sid), 0, start, client, events)
 }
 
 /// A session id and its views `(t, path)`.

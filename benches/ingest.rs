@@ -1,10 +1,15 @@
-//! Decoding and validating a realistic 50-event batch: JSON vs MessagePack, plain vs gzip.
+//! Decoding and validating a realistic 50-event batch: JSON vs MessagePack, plain vs gzip; and
+//! the whole request path up to the writer's queue (inflate, decode, validate, privacy, the
+//! encoded segment), the CPU a collect spends before the store sees it.
 
 use std::io::Write;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hushtale::ingest::{decode, validate, Encoding, Format, Limits};
+use hushtale::ingest::{decode, validate, Dropped, Encoding, Format, Limits};
+use hushtale::model::{Client, SiteSettings};
+use hushtale::privacy::{self, VisitorKeyer};
+use hushtale::sites::Site;
 use serde_json::{json, Value};
 
 pub fn sample_batch(n: usize) -> Value {
@@ -57,5 +62,36 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode);
+/// What `POST /collect` does between reading the body and queueing it for the writer.
+fn bench_request_path(c: &mut Criterion) {
+    let batch = sample_batch(50);
+    let json_bytes = Bytes::from(serde_json::to_vec(&batch).unwrap());
+    let mp_gz = Bytes::from(gzip(&rmp_serde::to_vec_named(&batch).unwrap()));
+    let limits = Limits::default();
+    let now = 1_764_374_402_000;
+    let settings: SiteSettings = serde_json::from_value(json!({"id": "demo", "origins": ["*"]})).unwrap();
+    let site = Site::new(settings);
+    let keyer = VisitorKeyer::new(&[7; 32]);
+    let client = Client { device: "desktop".into(), browser: "chrome".into() };
+
+    let mut g = c.benchmark_group("request_path_50_events");
+    g.throughput(Throughput::Elements(50));
+    for (name, format, encoding, body) in [
+        ("json", Format::Json, Encoding::Identity, json_bytes),
+        ("msgpack+gzip", Format::MessagePack, Encoding::Gzip, mp_gz),
+    ] {
+        g.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
+            b.iter(|| {
+                let raw = decode::decompress(body.clone(), encoding, 4 << 20).unwrap();
+                let wire = decode::parse(format, &raw).unwrap();
+                let valid = validate::validate(wire, &limits, now).unwrap();
+                let mut dropped = Dropped::default();
+                privacy::protect(&keyer, &site, valid, client.clone(), now, &mut dropped).unwrap().encoded.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_request_path);
 criterion_main!(benches);

@@ -152,16 +152,7 @@ fn session(site: &Site, n: u64) -> Vec<StoredBatch> {
                 };
                 events.push(Event { t, data });
             }
-            StoredBatch {
-                site: SITE.into(),
-                visitor: VisitorKey(visitor),
-                sid: Id128(sid),
-                seq,
-                received: t + 100,
-                client: client.clone(),
-                encoded: StoredBatch::encode_events(&events),
-                events,
-            }
+            StoredBatch::new(SITE.into(), VisitorKey(visitor), Id128(sid), seq, t + 100, client.clone(), events)
         })
         .collect()
 }

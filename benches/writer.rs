@@ -31,16 +31,8 @@ fn batch(n: u64, seq: u32) -> StoredBatch {
     }
     let mut sid = [0u8; 16];
     sid[..8].copy_from_slice(&n.to_be_bytes());
-    StoredBatch {
-        site: "demo".into(),
-        visitor: VisitorKey([(n % 97) as u8; 16]),
-        sid: Id128(sid),
-        seq,
-        received: t,
-        client: Client { device: "desktop".into(), browser: "chrome".into() },
-        encoded: StoredBatch::encode_events(&events),
-        events,
-    }
+    let client = Client { device: "desktop".into(), browser: "chrome".into() };
+    StoredBatch::new("demo".into(), VisitorKey([(n % 97) as u8; 16]), Id128(sid), seq, t, client, events)
 }
 
 fn bench_group_commit(c: &mut Criterion) {

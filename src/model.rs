@@ -289,6 +289,20 @@ pub struct StoredBatch {
 }
 
 impl StoredBatch {
+    /// A batch of already-protected `events`, encoded once for the segment.
+    pub fn new(
+        site: String,
+        visitor: VisitorKey,
+        sid: Id128,
+        seq: u32,
+        received: i64,
+        client: Client,
+        events: Vec<Event>,
+    ) -> Self {
+        let encoded = Self::encode_events(&events);
+        Self { site, visitor, sid, seq, received, client, events, encoded }
+    }
+
     /// Encodes `events` into [`StoredBatch::encoded`].
     pub fn encode_events(events: &[Event]) -> bytes::Bytes {
         let mut out = Vec::with_capacity(64 * events.len());

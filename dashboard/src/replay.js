@@ -83,10 +83,6 @@ export async function replayView(root, ctx) {
 
   // ----- layout -----
   const frame = replayFrame('replay-frame');
-  // Its own compositing layer: the recorded page is then rasterised in its own coordinates, as
-  // the visitor's browser did. Painted into the dashboard's layer at some x offset, Chromium
-  // anti-aliases SVG path edges differently (up to ~30 levels on ~100 edge pixels of a chart).
-  frame.style.transform = 'translateZ(0)';
   const trail = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
   trail.setAttribute('class', 'trail');
   const ripples = document.createElementNS('http://www.w3.org/2000/svg', 'g');

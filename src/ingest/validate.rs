@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::wire::{WireBatch, WireEvent, HARD_MAX_EVENTS};
+use super::wire::{DecodedEvent, WireBatch, WireEvent, HARD_MAX_EVENTS};
 use super::{IngestError, Reason};
 use crate::model::{Event, EventData, Id128, View};
 use crate::privacy::control;
@@ -130,8 +130,8 @@ pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<Va
     let skew = now_ms as f64 - batch.sent;
     let mut dropped = Dropped::default();
     let mut events = Vec::with_capacity(batch.events.items.len());
-    for wire in batch.events.items {
-        match validate_event(wire, limits, batch.sent, skew) {
+    for decoded in batch.events.items {
+        match validate_event(decoded, limits, batch.sent, skew) {
             Ok(event) => events.push(event),
             Err(reason) => dropped.add(reason),
         }
@@ -145,53 +145,84 @@ pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<Va
     Ok(ValidBatch { site: batch.site.into_owned(), vid, sid, seq: batch.seq, events, dropped })
 }
 
-fn validate_event(e: WireEvent<'_>, limits: &Limits, sent: f64, skew: f64) -> Result<Event, DropReason> {
+/// The time first (a missing or impossible one drops the event whatever else it has), then what
+/// decoding found wrong, then the configured lengths.
+fn validate_event(e: DecodedEvent, limits: &Limits, sent: f64, skew: f64) -> Result<Event, DropReason> {
     let t = e.t.ok_or(DropReason::MissingField)?;
     if !t.is_finite() || t < sent - MAX_EVENT_AGE_MS || t > sent + MAX_EVENT_LEAD_MS {
         return Err(DropReason::BadTime);
     }
-    let t = (t + skew).round() as i64;
+    let data = e.data?;
+    if !within_limits(&data, limits) {
+        return Err(DropReason::TooLong);
+    }
+    Ok(Event { t: (t + skew).round() as i64, data })
+}
+
+/// Whether every string of `data` fits its configured length (bytes, after control characters
+/// were removed).
+fn within_limits(data: &EventData, limits: &Limits) -> bool {
+    let fits = |s: &str, max: usize| s.len() <= max;
+    let opt_fits = |s: &Option<String>, max: usize| s.as_deref().is_none_or(|s| s.len() <= max);
+    let sel = limits.max_sel_len;
+    match data {
+        EventData::View(v) => {
+            fits(&v.url, limits.max_url_len)
+                && opt_fits(&v.referrer, limits.max_url_len)
+                && opt_fits(&v.title, limits.max_title_len)
+        }
+        EventData::Click { sel: s, .. } | EventData::Input { sel: s, .. } => fits(s, sel),
+        EventData::Focus { sel: s, form } | EventData::Blur { sel: s, form, .. } => fits(s, sel) && fits(form, sel),
+        EventData::Submit { form } => fits(form, sel),
+        EventData::Err { msg } => fits(msg, limits.max_msg_len),
+        EventData::Move { .. }
+        | EventData::Scroll { .. }
+        | EventData::Resize { .. }
+        | EventData::Vis { .. }
+        | EventData::Snap { .. }
+        | EventData::Mut { .. } => true,
+    }
+}
+
+/// Turns a decoded event into what the store keeps, by its kind: the fields the kind needs must
+/// be there and plausible; every other field is left behind (an input's value has no place).
+pub(super) fn event_data(e: &mut WireEvent<'_>) -> Result<EventData, DropReason> {
     let kind = e.k.as_deref().ok_or(DropReason::MissingField)?;
-    let data = match kind {
-        "view" => view(e, limits)?,
+    Ok(match kind {
+        "view" => view(e)?,
         "move" => EventData::Move { x: coord(e.x)?, y: coord(e.y)? },
         "click" => EventData::Click {
             x: coord(e.x)?,
             y: coord(e.y)?,
-            sel: text(e.sel, limits.max_sel_len)?,
+            sel: text(e.sel.take())?,
             ex: opt_permille(e.ex)?,
             ey: opt_permille(e.ey)?,
             dead: e.dead.unwrap_or(false),
         },
         "scroll" => EventData::Scroll { y: coord(e.y)? },
         "resize" => EventData::Resize { w: coord(e.w)?, h: coord(e.h)? },
-        "input" => EventData::Input { sel: text(e.sel, limits.max_sel_len)?, len: count(e.len)? },
-        "focus" => EventData::Focus { sel: text(e.sel, limits.max_sel_len)?, form: text(e.form, limits.max_sel_len)? },
-        "blur" => EventData::Blur {
-            sel: text(e.sel, limits.max_sel_len)?,
-            form: text(e.form, limits.max_sel_len)?,
-            len: count(e.len)?,
-        },
-        "submit" => EventData::Submit { form: text(e.form, limits.max_sel_len)? },
+        "input" => EventData::Input { sel: text(e.sel.take())?, len: count(e.len)? },
+        "focus" => EventData::Focus { sel: text(e.sel.take())?, form: text(e.form.take())? },
+        "blur" => EventData::Blur { sel: text(e.sel.take())?, form: text(e.form.take())?, len: count(e.len)? },
+        "submit" => EventData::Submit { form: text(e.form.take())? },
         "vis" => EventData::Vis { hidden: e.hidden.ok_or(DropReason::MissingField)? },
-        "err" => EventData::Err { msg: text(e.msg, limits.max_msg_len)? },
-        "snap" => EventData::Snap { d: document(e.d)? },
-        "mut" => EventData::Mut { d: document(e.d)? },
+        "err" => EventData::Err { msg: text(e.msg.take())? },
+        "snap" => EventData::Snap { d: document(e.d.take())? },
+        "mut" => EventData::Mut { d: document(e.d.take())? },
         _ => return Err(DropReason::UnknownKind),
-    };
-    Ok(Event { t, data })
+    })
 }
 
 /// A same-document (`spa`) view has no load of its own: any timing it carries is ignored, so
 /// load figures only ever describe real page loads.
-fn view(e: WireEvent<'_>, limits: &Limits) -> Result<EventData, DropReason> {
+fn view(e: &mut WireEvent<'_>) -> Result<EventData, DropReason> {
     let spa = e.spa.unwrap_or(false);
     let timing = |v: Option<f64>| if spa { Ok(None) } else { opt_duration(v) };
     Ok(EventData::View(View {
-        url: text(e.url, limits.max_url_len)?,
+        url: text(e.url.take())?,
         path: String::new(),
-        referrer: opt_text(e.referrer, limits.max_url_len)?,
-        title: opt_text(e.title, limits.max_title_len)?,
+        referrer: opt_text(e.referrer.take()),
+        title: opt_text(e.title.take()),
         vw: coord(e.vw)?,
         vh: coord(e.vh)?,
         dw: coord(e.dw)?,
@@ -203,12 +234,8 @@ fn view(e: WireEvent<'_>, limits: &Limits) -> Result<EventData, DropReason> {
 }
 
 /// Every stored string passes here (or [`document`]): control characters never reach storage.
-fn text(value: Option<Cow<'_, str>>, max: usize) -> Result<String, DropReason> {
-    let value = value.ok_or(DropReason::MissingField)?;
-    if value.len() > max {
-        return Err(DropReason::TooLong);
-    }
-    Ok(control::strip_controls(value))
+fn text(value: Option<Cow<'_, str>>) -> Result<String, DropReason> {
+    Ok(control::strip_controls(value.ok_or(DropReason::MissingField)?))
 }
 
 fn document(value: Option<serde_json::Value>) -> Result<serde_json::Value, DropReason> {
@@ -217,12 +244,8 @@ fn document(value: Option<serde_json::Value>) -> Result<serde_json::Value, DropR
     Ok(d)
 }
 
-fn opt_text(value: Option<Cow<'_, str>>, max: usize) -> Result<Option<String>, DropReason> {
-    match value {
-        Some(v) if v.is_empty() => Ok(None),
-        Some(v) => text(Some(v), max).map(Some),
-        None => Ok(None),
-    }
+fn opt_text(value: Option<Cow<'_, str>>) -> Option<String> {
+    value.filter(|v| !v.is_empty()).map(control::strip_controls)
 }
 
 fn coord(value: Option<f64>) -> Result<f64, DropReason> {
@@ -303,6 +326,28 @@ mod tests {
         assert_eq!(ok.events[1].data, EventData::Blur { sel: "input#a".into(), form: "".into(), len: 3 });
         let stored = serde_json::to_string(&ok.events).unwrap();
         assert!(!stored.contains("abc"), "no field can hold a value: {stored}");
+    }
+
+    #[test]
+    fn decoding_keeps_only_known_fields_and_checks_lengths_after() {
+        let long = "s".repeat(Limits::default().max_sel_len + 1);
+        let ok = run(&format!(
+            r#"[{{"k":"click","t":{NOW},"x":1,"y":1,"sel":"a\"b\u00e9","ex":null,"value":"secret","extra":{{"deep":[1]}}}},{{"k":"click","t":{NOW},"x":1,"y":1,"sel":"{long}"}},{{"t":{NOW},"x":1}}]"#
+        ))
+        .unwrap();
+        assert_eq!(ok.events.len(), 1);
+        let click = EventData::Click { x: 1.0, y: 1.0, sel: "a\"b\u{e9}".into(), ex: None, ey: None, dead: false };
+        assert_eq!(ok.events[0].data, click, "escaped strings decode, null reads as absent");
+        assert_eq!(ok.dropped.0[DropReason::TooLong as usize], 1);
+        assert_eq!(ok.dropped.0[DropReason::MissingField as usize], 1);
+        assert!(!serde_json::to_string(&ok.events).unwrap().contains("secret"), "unknown fields are never kept");
+    }
+
+    #[test]
+    fn a_key_sent_twice_is_malformed() {
+        let body = batch(&format!(r#"[{{"k":"move","t":{NOW},"x":1,"x":2,"y":2}}]"#));
+        let err = parse(Format::Json, body.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `x`"), "{err}");
     }
 
     #[test]

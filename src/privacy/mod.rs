@@ -43,16 +43,8 @@ pub fn protect(
     if events.is_empty() {
         return None;
     }
-    Some(StoredBatch {
-        visitor: keyer.key(&site.settings.id, &batch.vid),
-        site: batch.site,
-        sid: batch.sid,
-        seq: batch.seq,
-        received,
-        client,
-        encoded: StoredBatch::encode_events(&events),
-        events,
-    })
+    let visitor = keyer.key(&site.settings.id, &batch.vid);
+    Some(StoredBatch::new(batch.site, visitor, batch.sid, batch.seq, received, client, events))
 }
 
 fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {

@@ -331,16 +331,8 @@ mod tests {
     fn batch(n: u8, seq: u32, events: usize) -> StoredBatch {
         let events: Vec<Event> =
             (0..events).map(|i| Event { t: 1_000 + i as i64, data: EventData::Scroll { y: i as f64 } }).collect();
-        StoredBatch {
-            site: "s".into(),
-            visitor: VisitorKey([n; 16]),
-            sid: Id128([n; 16]),
-            seq,
-            received: 1_000,
-            client: Client { device: "desktop".into(), browser: "chrome".into() },
-            encoded: StoredBatch::encode_events(&events),
-            events,
-        }
+        let client = Client { device: "desktop".into(), browser: "chrome".into() };
+        StoredBatch::new("s".into(), VisitorKey([n; 16]), Id128([n; 16]), seq, 1_000, client, events)
     }
 
     #[tokio::test]

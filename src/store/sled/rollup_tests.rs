@@ -81,16 +81,8 @@ fn session(rng: &mut Rng, n: u64) -> Vec<StoredBatch> {
                 };
                 events.push(Event { t, data });
             }
-            StoredBatch {
-                site: "s".into(),
-                visitor: VisitorKey([n as u8; 16]),
-                sid: Id128(sid),
-                seq,
-                received: t,
-                client: Client { device: "desktop".into(), browser: "chrome".into() },
-                encoded: StoredBatch::encode_events(&events),
-                events,
-            }
+            let client = Client { device: "desktop".into(), browser: "chrome".into() };
+            StoredBatch::new("s".into(), VisitorKey([n as u8; 16]), Id128(sid), seq, t, client, events)
         })
         .collect()
 }

@@ -1,67 +1,77 @@
 //! The sled store's group log (`src/store/log.rs`): a 204 means the batch is in the log on
 //! disk, and sled is flushed only at checkpoints. So after `kill -9` the batches acknowledged
-//! since the last checkpoint come back from the log — here also when the crash tore the log's
-//! last record in half — each once, rollups counted once, and the log is emptied afterwards.
+//! since the last checkpoint come back from the log — also when the crash tore the log's last
+//! record in half, and when the log was being written over a recycled file's old records — each
+//! once, rollups counted once, and the log is emptied afterwards.
 
 mod common;
 
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::*;
 
-fn log_files(data: &Path) -> Vec<PathBuf> {
+/// The group log's files with the given extension (`log`: the log; `spare`: ready to reuse).
+fn files(data: &Path, extension: &str) -> Vec<PathBuf> {
     let dir = data.join("store").join("grouplog");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
     files.sort();
     files
-}
-
-fn send(s: &TestServer, from: u64, n: u64) -> Vec<String> {
-    let t = now_ms();
-    (from..from + n)
-        .map(|i| {
-            let sid = id(1_000 + i);
-            let mut events = vec![view(t, "https://example.com/logged", 10.0)];
-            events.extend(moves(t + 1, 9));
-            assert_eq!(s.post_json(&batch(&id(i % 5), &sid, 0, events)).status(), 204);
-            sid
-        })
-        .collect()
-}
-
-fn assert_each_once(s: &TestServer, sids: &[String]) {
-    for sid in sids {
-        let (status, body) = s.api(&format!("/api/sites/demo/sessions/{sid}"));
-        assert_eq!(status, 200, "acknowledged session {sid} lost");
-        assert_eq!(body["events"].as_array().unwrap().len(), 10, "session {sid} whole, once");
-    }
-    let (_, stats) = s.api("/api/sites/demo/stats");
-    assert_eq!(stats["totals"]["pageviews"], sids.len() as u64, "each pageview counted once");
-    assert_eq!(stats["totals"]["sessions"], sids.len() as u64);
 }
 
 #[test]
 fn batches_acknowledged_after_the_last_checkpoint_survive_kill_9_and_a_torn_log_tail() {
     let mut s = TestServer::start();
-    let mut sids = send(&s, 0, 30);
+    let mut sids = send_sessions(&s, 1_000..1_030, 9);
     s.kill();
-    let files = log_files(s.data_dir());
-    let newest = files.last().expect("acknowledged groups are in the group log");
+    let logs = files(s.data_dir(), "log");
+    let newest = logs.last().expect("acknowledged groups are in the group log");
     assert!(std::fs::metadata(newest).unwrap().len() > 0);
-    // The crash also cut the next append short: half a record header and some payload.
-    let mut file = std::fs::OpenOptions::new().append(true).open(newest).unwrap();
-    file.write_all(&[0x31, 0x4c, 0x54, 0x48, 0xff, 0x01, 0, 0, 7, 7, 7]).unwrap();
+    // The crash also cut the next write short: half a record header and some payload, right
+    // after the last record (the end of a new file, or the start of the zeros of a file written
+    // out ahead of time; records end in a non-zero byte).
+    let bytes = std::fs::read(newest).unwrap();
+    let tail = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let file = std::fs::OpenOptions::new().write(true).open(newest).unwrap();
+    file.write_all_at(&[0x32, 0x4c, 0x54, 0x48, 0xff, 0x01, 0, 0, 7, 7, 7], tail as u64).unwrap();
     drop(file);
 
     s.restart();
-    assert_each_once(&s, &sids);
-    assert!(log_files(s.data_dir()).is_empty(), "recovery applied, flushed and retired the log");
+    assert_each_once(&s, &sids, 10);
+    assert!(files(s.data_dir(), "log").is_empty(), "recovery applied, flushed and retired the log");
 
     // Writing goes on after recovery, and a second crash recovers the same way.
-    sids.extend(send(&s, 30, 20));
+    sids.extend(send_sessions(&s, 1_030..1_050, 9));
     s.kill();
     s.restart();
-    assert_each_once(&s, &sids);
+    assert_each_once(&s, &sids, 10);
     assert_eq!(s.stop(), Some(0));
+}
+
+#[test]
+fn batches_written_over_a_recycled_log_files_old_records_survive_kill_9() {
+    let mut s = TestServer::start();
+    let mut sids = Vec::new();
+    // Each round outlives a checkpoint (every second): the log moves to another file and the
+    // retired one becomes a spare, so later rounds write over earlier rounds' records.
+    for round in 0..4 {
+        let from = 2_000 + round * 10;
+        sids.extend(send_sessions(&s, from..from + 10, 9));
+        std::thread::sleep(Duration::from_millis(1_300));
+    }
+    sids.extend(send_sessions(&s, 3_000..3_010, 9));
+    assert!(!files(s.data_dir(), "spare").is_empty(), "retired log files are kept as spares");
+    s.kill();
+    s.restart();
+    assert_each_once(&s, &sids, 10);
+
+    sids.extend(send_sessions(&s, 3_010..3_020, 9));
+    s.kill();
+    s.restart();
+    assert_each_once(&s, &sids, 10);
 }

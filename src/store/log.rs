@@ -1,30 +1,41 @@
-//! The group log: an append-only write-ahead log of group commits, so that a group is durable
-//! after one `fdatasync` of one file instead of a flush of the store. Each group is a record
-//! `[magic u32][payload length u32][group id u64][crc32 u32][payload]` (little endian; the
-//! checksum covers the id and the payload); ids increase by one from record to record. Files
-//! are named by the id of their first group and retired whole once the store has made every
-//! group in them durable on its own.
+//! The group log: a write-ahead log of group commits, so that a group is durable after one
+//! `fdatasync` of one file instead of a flush of the store. Each group is a record
+//! `[magic u32][payload length u32][group id u64][file nonce u64][crc32 u32][payload]` (little
+//! endian; the checksum covers id, nonce and payload); ids increase by one from record to
+//! record. Files are named by the id of their first group and retired whole once the store has
+//! made every group in them durable on its own.
 //!
-//! Reading stops at the first record that is torn, fails its checksum or breaks the sequence:
-//! only the tail of the last write can be damaged by a crash, and no group in it was
-//! acknowledged, because acknowledgement waits for the sync.
+//! Files are written in place: a new log file is a spare written out to its full size ahead of
+//! time, or a retired log file recycled ([`spares`]), so a group's sync is an overwrite, not an
+//! append (no journal commit of a new file size). A recycled file still holds its old records
+//! after the tail; they carry another nonce, so reading ends there.
+//!
+//! Reading stops at the first record that is torn, fails its checksum, carries another nonce or
+//! breaks the sequence: only the tail of the last write can be damaged by a crash, and no group
+//! in it was acknowledged, because acknowledgement waits for the sync.
+
+mod spares;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: u32 = 0x4854_4c31; // "HTL1"
-const HEADER: usize = 20;
+use spares::Spares;
+
+const MAGIC: u32 = 0x4854_4c32; // "HTL2"
+/// Records of the first format (no nonce; files were only ever appended to) still read.
+const MAGIC_V1: u32 = 0x4854_4c31; // "HTL1"
+const HEADER: usize = 28;
+const HEADER_V1: usize = 20;
 /// A record larger than this is damage, not data (groups are bounded by the write queue).
 const MAX_PAYLOAD: usize = 1 << 30;
 
 /// The open log: appends go to the newest file; older files wait to be retired.
 pub struct GroupLog {
     dir: PathBuf,
-    /// The file being appended to and the id of its first group (`None` until the first append
-    /// after opening or rotating).
-    current: Option<(File, u64)>,
+    /// The file being written (`None` until the first append after opening or rotating).
+    current: Option<Current>,
     /// Files no longer appended to: (first group id, path), oldest first.
     older: Vec<(u64, PathBuf)>,
     /// The id the next appended group must have.
@@ -32,6 +43,20 @@ pub struct GroupLog {
     /// Set after a failed write or sync: the file's state is unknown, so nothing more is
     /// acknowledged from this log.
     failed: bool,
+    spares: Spares,
+}
+
+struct Current {
+    file: File,
+    /// The id of its first group (its name).
+    first: u64,
+    /// Marks this use of the file: records of an earlier use (a recycled file) carry another.
+    nonce: u64,
+    /// Where the next record goes.
+    end: u64,
+    /// Written out to this size (writes below it are overwrites); past it, the next group
+    /// goes to another file.
+    capacity: u64,
 }
 
 /// A group read back from the log.
@@ -48,18 +73,15 @@ impl GroupLog {
     pub fn open(dir: &Path, after: u64) -> io::Result<(Self, Vec<LoggedGroup>)> {
         // Owner-only, like the rest of the data folder: the log holds events.
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let mut files = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
-            let first = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
-            match first {
-                Some(first) if path.extension().is_some_and(|e| e == "log") => files.push((first, path)),
-                _ => {}
-            }
-        }
-        files.sort();
+        let files = log_files(dir)?;
         let mut groups = Vec::new();
-        for (first, path) in &files {
+        for (i, (first, path)) in files.iter().enumerate() {
+            // A file's groups all come before the next file's first: when those are durable
+            // in the store, the file need not be read (it may be one whose retirement a crash
+            // undid).
+            if files.get(i + 1).is_some_and(|(next, _)| *next <= after + 1) {
+                continue;
+            }
             // A file that does not continue the sequence follows a torn tail: nothing in it
             // was acknowledged.
             if groups.last().is_some_and(|g: &LoggedGroup| g.id + 1 != *first) {
@@ -68,7 +90,8 @@ impl GroupLog {
             read_file(path, *first, &mut groups)?;
         }
         let next = groups.last().map_or(0, |g| g.id).max(after) + 1;
-        Ok((Self { dir: dir.to_owned(), current: None, older: files, next, failed: false }, groups))
+        let spares = Spares::open(dir)?;
+        Ok((Self { dir: dir.to_owned(), current: None, older: files, next, failed: false, spares }, groups))
     }
 
     /// The id the next appended group gets.
@@ -92,45 +115,76 @@ impl GroupLog {
     fn append_and_sync(&mut self, groups: &[(u64, &[u8])]) -> io::Result<()> {
         let Some(&(first, _)) = groups.first() else { return Ok(()) };
         let len: usize = groups.iter().map(|(_, p)| HEADER + p.len()).sum();
+        if self.current.as_ref().is_some_and(|c| c.end > 0 && c.end + len as u64 > c.capacity) {
+            // Full before the checkpoint retired it: later files should be larger.
+            self.spares.grow();
+            self.rotate();
+        }
+        if self.current.is_none() {
+            self.current = Some(self.start_file(first)?);
+        }
+        let current = self.current.as_mut().expect("opened above");
         let mut buf = Vec::with_capacity(len);
         for (id, payload) in groups {
             if *id != self.next || payload.len() > MAX_PAYLOAD {
                 return Err(io::Error::other(format!("group {id} out of sequence (expected {})", self.next)));
             }
-            encode_record(&mut buf, *id, payload);
+            encode_record(&mut buf, *id, current.nonce, payload);
             self.next += 1;
         }
-        if self.current.is_none() {
-            let path = self.path_of(first);
-            let file = OpenOptions::new().create_new(true).append(true).mode(0o600).open(&path)?;
-            // The new name must survive a crash too.
-            File::open(&self.dir)?.sync_all()?;
-            self.current = Some((file, first));
-        }
-        let (file, _) = self.current.as_mut().expect("opened above");
-        file.write_all(&buf)?;
-        file.sync_data()
+        current.file.write_all_at(&buf, current.end)?;
+        current.end += buf.len() as u64;
+        current.file.sync_data()
+    }
+
+    /// The file for groups from `first` on: a spare if one is ready, else a new (appended,
+    /// so slower to sync) file. Its name is durable before anything in it is acknowledged.
+    fn start_file(&mut self, first: u64) -> io::Result<Current> {
+        let path = self.path_of(first);
+        // A file of that name holds no group (none was read from it): it is replaced.
+        self.older.retain(|(f, _)| *f != first);
+        let adopted = self.spares.take().and_then(|spare| match spares::adopt(&spare, &path, &self.dir) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not use a spare group log file");
+                None
+            }
+        });
+        let (file, capacity) = match adopted {
+            Some(file) => {
+                let written = file.metadata()?.len();
+                (file, written)
+            }
+            None => {
+                let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+                File::open(&self.dir)?.sync_all()?;
+                // Appended to: moved off (to a spare) once as large as a spare would be.
+                (file, self.spares.capacity())
+            }
+        };
+        let nonce = rand::random::<u64>().max(1);
+        Ok(Current { file, first, nonce, end: 0, capacity })
     }
 
     /// Starts a new file at the next append, so that the current one can be retired later.
     pub fn rotate(&mut self) {
-        if let Some((_, first)) = self.current.take() {
-            self.older.push((first, self.path_of(first)));
+        if let Some(current) = self.current.take() {
+            self.older.push((current.first, self.path_of(current.first)));
         }
     }
 
-    /// Deletes every older file whose groups all have ids up to `durable` (made durable by the
-    /// store). Returns how many files were deleted.
+    /// Retires every older file whose groups all have ids up to `durable` (made durable by the
+    /// store): recycled as a spare, or deleted. Returns how many files were retired.
     pub fn retire(&mut self, durable: u64) -> io::Result<usize> {
         let mut retired = 0;
         while let Some((_, path)) = self.older.first() {
             // A file ends where the next one (or the current one, or the next append) begins.
             let end =
-                self.older.get(1).map(|(f, _)| *f).or(self.current.as_ref().map(|(_, f)| *f)).unwrap_or(self.next);
+                self.older.get(1).map(|(f, _)| *f).or(self.current.as_ref().map(|c| c.first)).unwrap_or(self.next);
             if end - 1 > durable {
                 break;
             }
-            match fs::remove_file(path) {
+            match self.spares.recycle(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -146,13 +200,30 @@ impl GroupLog {
     }
 }
 
-fn encode_record(buf: &mut Vec<u8>, id: u64, payload: &[u8]) {
+/// The log files in `dir`: (first group id, path), oldest first.
+fn log_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let first = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
+        match first {
+            Some(first) if path.extension().is_some_and(|e| e == "log") => files.push((first, path)),
+            _ => {}
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn encode_record(buf: &mut Vec<u8>, id: u64, nonce: u64, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&id.to_le_bytes());
+    crc.update(&nonce.to_le_bytes());
     crc.update(payload);
     buf.extend_from_slice(&MAGIC.to_le_bytes());
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&nonce.to_le_bytes());
     buf.extend_from_slice(&crc.finalize().to_le_bytes());
     buf.extend_from_slice(payload);
 }
@@ -163,31 +234,47 @@ fn read_file(path: &Path, first: u64, groups: &mut Vec<LoggedGroup>) -> io::Resu
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut rest = &bytes[..];
     let mut expected = first;
-    while let Some((id, payload, after)) = decode_record(rest) {
-        if id != expected {
+    let mut file_nonce = None;
+    while let Some(record) = decode_record(rest) {
+        // The first record's nonce marks this use of the file; an earlier use's records (a
+        // recycled file) carry another.
+        if record.id != expected || *file_nonce.get_or_insert(record.nonce) != record.nonce {
             break;
         }
-        groups.push(LoggedGroup { id, payload: payload.to_vec() });
+        groups.push(LoggedGroup { id: record.id, payload: record.payload.to_vec() });
         expected += 1;
-        rest = after;
+        rest = record.rest;
     }
     Ok(())
 }
 
-/// One intact record at the start of `bytes`: (id, payload, the bytes after it).
-fn decode_record(bytes: &[u8]) -> Option<(u64, &[u8], &[u8])> {
-    let header = bytes.get(..HEADER)?;
-    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    if word(0) != MAGIC {
-        return None;
+/// One intact record and the bytes after it.
+struct Record<'a> {
+    id: u64,
+    nonce: u64,
+    payload: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// The intact record at the start of `bytes`, if there is one.
+fn decode_record(bytes: &[u8]) -> Option<Record<'_>> {
+    let word = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let long = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let (header, nonce, crc) = match word(0)? {
+        MAGIC => (HEADER, long(16)?, word(24)?),
+        MAGIC_V1 => (HEADER_V1, 0, word(16)?),
+        _ => return None,
+    };
+    let len = word(4)? as usize;
+    let id = long(8)?;
+    let payload = bytes.get(header..header.checked_add(len)?)?;
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(&id.to_le_bytes());
+    if header == HEADER {
+        sum.update(&nonce.to_le_bytes());
     }
-    let len = word(4) as usize;
-    let id = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-    let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&id.to_le_bytes());
-    crc.update(payload);
-    (crc.finalize() == word(16)).then(|| (id, payload, &bytes[HEADER + len..]))
+    sum.update(payload);
+    (sum.finalize() == crc).then(|| Record { id, nonce, payload, rest: &bytes[header + len..] })
 }
 
 #[cfg(test)]
@@ -196,6 +283,15 @@ mod tests {
 
     fn ids(groups: &[LoggedGroup]) -> Vec<u64> {
         groups.iter().map(|g| g.id).collect()
+    }
+
+    fn log_names(dir: &Path) -> Vec<u64> {
+        log_files(dir).unwrap().into_iter().map(|(first, _)| first).collect()
+    }
+
+    /// The nonce of the file's first record.
+    fn nonce_of(file: &[u8]) -> u64 {
+        u64::from_le_bytes(file[16..24].try_into().unwrap())
     }
 
     #[test]
@@ -216,6 +312,16 @@ mod tests {
     }
 
     #[test]
+    fn a_new_file_takes_groups_until_it_is_as_large_as_a_spare() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
+        for id in 1..=5 {
+            log.append(&[(id, b"group")]).unwrap();
+        }
+        assert_eq!(log_names(dir.path()), [1]);
+    }
+
+    #[test]
     fn a_torn_or_corrupt_tail_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
@@ -223,10 +329,11 @@ mod tests {
         drop(log);
         let path = dir.path().join(format!("{:020}.log", 1));
         let whole = fs::read(&path).unwrap();
+        let nonce = nonce_of(&whole);
 
         // A crash in the middle of the next write: half a record.
         let mut torn = whole.clone();
-        encode_record(&mut torn, 3, b"never acknowledged");
+        encode_record(&mut torn, 3, nonce, b"never acknowledged");
         torn.truncate(whole.len() + 25);
         fs::write(&path, &torn).unwrap();
         assert_eq!(ids(&GroupLog::open(dir.path(), 0).unwrap().1), [1, 2]);
@@ -234,11 +341,64 @@ mod tests {
         // A flipped bit in the last record's payload: it and everything after are ignored.
         let mut flipped = whole.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        encode_record(&mut flipped, 3, b"after the damage");
+        encode_record(&mut flipped, 3, nonce, b"after the damage");
         fs::write(&path, &flipped).unwrap();
         let (log, read) = GroupLog::open(dir.path(), 0).unwrap();
         assert_eq!(ids(&read), [1]);
         assert_eq!(log.next_id(), 2);
+    }
+
+    #[test]
+    fn stale_records_after_the_tail_of_a_recycled_file_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        // A retired file's old records, which happen to continue the sequence a new log starts
+        // (ids 1, 2, 3), left in a spare.
+        let old_nonce = 77;
+        let mut stale = Vec::new();
+        for (id, payload) in [(1, b"old one"), (2, b"old two"), (3, b"old 3rd")] {
+            encode_record(&mut stale, id, old_nonce, payload);
+        }
+        fs::write(dir.path().join(format!("{:020}.spare", 0)), &stale).unwrap();
+
+        let (mut log, read) = GroupLog::open(dir.path(), 0).unwrap();
+        assert!(read.is_empty(), "a spare is not read as log");
+        log.spares.wait_ready();
+        // Exactly as long as the old first record: the old second one starts right at the tail.
+        log.append(&[(1, b"new one")]).unwrap();
+        drop(log);
+        let path = dir.path().join(format!("{:020}.log", 1));
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.len() as u64 >= spares::START_CAPACITY, "the spare, written out, became the log file");
+        assert_eq!(&bytes[HEADER + 7..2 * (HEADER + 7)], &stale[HEADER + 7..2 * (HEADER + 7)], "old record 2 follows");
+
+        let (log, read) = GroupLog::open(dir.path(), 0).unwrap();
+        assert_eq!(ids(&read), [1], "the old records carry another nonce");
+        assert_eq!(read[0].payload, b"new one");
+        assert_eq!(log.next_id(), 2);
+    }
+
+    #[test]
+    fn retired_files_are_recycled_and_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
+        let mut id = 0;
+        for _ in 0..6 {
+            for _ in 0..3 {
+                id += 1;
+                log.append(&[(id, format!("group {id}").as_bytes())]).unwrap();
+            }
+            log.rotate();
+            // The store made all but the last three groups durable.
+            log.retire(id - 3).unwrap();
+            log.spares.wait_ready();
+        }
+        drop(log);
+        let files = fs::read_dir(dir.path()).unwrap().count();
+        assert!(files <= 1 + spares::KEPT, "retired files are reused, not accumulated: {files}");
+        let newest = dir.path().join(format!("{:020}.log", 16));
+        assert!(fs::metadata(newest).unwrap().len() >= spares::START_CAPACITY, "written in place");
+        let (_, read) = GroupLog::open(dir.path(), id - 3).unwrap();
+        assert_eq!(ids(&read), [16, 17, 18]);
     }
 
     #[test]
@@ -250,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn retiring_deletes_only_files_the_store_has_made_durable() {
+    fn retiring_keeps_only_files_the_store_has_not_made_durable() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
         log.append(&[(1, b"a"), (2, b"b")]).unwrap();
@@ -260,8 +420,27 @@ mod tests {
         log.append(&[(4, b"d")]).unwrap();
         assert_eq!(log.retire(1).unwrap(), 0, "group 2 is not durable yet");
         assert_eq!(log.retire(3).unwrap(), 2);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the current file stays");
+        assert_eq!(log_names(dir.path()), [4], "the current file stays");
         drop(log);
         assert_eq!(ids(&GroupLog::open(dir.path(), 3).unwrap().1), [4]);
+    }
+
+    #[test]
+    fn files_the_store_holds_durably_are_skipped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = GroupLog::open(dir.path(), 0).unwrap();
+        log.append(&[(1, b"a"), (2, b"b")]).unwrap();
+        log.rotate();
+        log.append(&[(3, b"c"), (4, b"d")]).unwrap();
+        log.rotate();
+        log.append(&[(5, b"e")]).unwrap();
+        let old = dir.path().join(format!("{:020}.log", 1));
+        let old_bytes = fs::read(&old).unwrap();
+        assert_eq!(log.retire(4).unwrap(), 2);
+        drop(log);
+        // A crash undid the first retirement but not the second: a gap from 2 to 5.
+        fs::write(&old, old_bytes).unwrap();
+        let (_, read) = GroupLog::open(dir.path(), 4).unwrap();
+        assert_eq!(ids(&read), [5], "group 5 is read past the stale file");
     }
 }

@@ -183,6 +183,35 @@ pub fn moves(t: i64, n: usize) -> Vec<Value> {
     (0..n).map(|i| json!({"k": "move", "t": t + i as i64, "x": i, "y": i * 2})).collect()
 }
 
+/// Sends one batch per session `id(n)` for each `n` in `sessions` (visitor `id(n % 5)`): a
+/// pageview and `moves_each` moves, asserting each is acknowledged (204 = durable). Returns the
+/// session ids.
+pub fn send_sessions(s: &TestServer, sessions: std::ops::Range<u64>, moves_each: usize) -> Vec<String> {
+    let t = now_ms();
+    sessions
+        .map(|n| {
+            let sid = id(n);
+            let mut events = vec![view(t, "https://example.com/p", 10.0)];
+            events.extend(moves(t + 1, moves_each));
+            assert_eq!(s.post_json(&batch(&id(n % 5), &sid, 0, events)).status(), 204);
+            sid
+        })
+        .collect()
+}
+
+/// Every session sent by [`send_sessions`] is there whole (`events` events) and once: one
+/// pageview and one session counted per session id.
+pub fn assert_each_once(s: &TestServer, sids: &[String], events: usize) {
+    for sid in sids {
+        let (status, body) = s.api(&format!("/api/sites/demo/sessions/{sid}"));
+        assert_eq!(status, 200, "acknowledged session {sid} lost");
+        assert_eq!(body["events"].as_array().unwrap().len(), events, "session {sid} whole, once");
+    }
+    let (_, stats) = s.api("/api/sites/demo/stats");
+    assert_eq!(stats["totals"]["pageviews"], sids.len() as u64, "each pageview counted once");
+    assert_eq!(stats["totals"]["sessions"], sids.len() as u64, "each session counted once");
+}
+
 pub fn today() -> String {
     let days = now_ms() / 86_400_000;
     // Civil date from days since epoch (Howard Hinnant's algorithm).

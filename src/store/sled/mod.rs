@@ -6,6 +6,7 @@ mod erase;
 mod insights;
 pub mod keys;
 mod pipeline;
+mod rollup_cache;
 #[cfg(test)]
 mod rollup_tests;
 mod rollups;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::rollup_cache::RollupCache;
 use super::{keys, write, Trees};
 use crate::model::{Client, EventData, Id128, StoredBatch, VisitorKey};
 use crate::store::log::GroupLog;
@@ -180,11 +181,12 @@ fn run_logger(mut log: GroupLog, rx: Receiver<ToLogger>) {
 const MAX_COALESCED: usize = 64;
 
 fn run_applier(trees: &Trees, last_segment: &AtomicU64, applied: &AtomicU64, rx: Receiver<ToApplier>) {
+    let mut rollups = RollupCache::default();
     while let Ok(first) = rx.recv() {
         let jobs: Vec<ToApplier> = std::iter::once(first).chain(rx.try_iter().take(MAX_COALESCED - 1)).collect();
         let last = jobs.last().expect("one at least").id;
         let batches: Vec<&StoredBatch> = jobs.iter().flat_map(|j| j.batches.iter()).collect();
-        match write::write_group(trees, &|| super::next_segment_id(last_segment), &batches, last) {
+        match write::write_group(trees, &|| super::next_segment_id(last_segment), &batches, last, &mut rollups) {
             Ok(outcomes) => {
                 applied.store(last, Ordering::Release);
                 let mut outcomes = outcomes.into_iter();
@@ -232,10 +234,11 @@ pub fn recover(
     let durable = applied_position(&trees.main)?;
     let (mut log, groups) = GroupLog::open(dir, durable).map_err(io)?;
     let mut replayed = 0;
+    let mut rollups = RollupCache::default();
     for group in groups.iter().filter(|g| g.id > durable) {
         let batches = decode_group(&group.payload)?;
         let refs: Vec<&StoredBatch> = batches.iter().collect();
-        write::write_group(trees, &|| super::next_segment_id(last_segment), &refs, group.id)?;
+        write::write_group(trees, &|| super::next_segment_id(last_segment), &refs, group.id, &mut rollups)?;
         replayed += batches.len();
     }
     db.flush()?;

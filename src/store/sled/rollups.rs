@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::keys;
+use super::rollup_cache::RollupCache;
 use crate::rollup::codec::Corrupt;
 use crate::rollup::heat::{self, ElementClicks, HeatCells, BAND_CELLS};
 use crate::rollup::page::{PageRollup, PageSums};
@@ -24,13 +25,17 @@ impl From<Corrupt> for StoreError {
 }
 
 /// A stored rollup as the writer sums it: start empty, add the stored value, add deltas, encode.
-trait Stored: Default {
+trait Stored: Default + Send + 'static {
     type Delta: Default;
     /// Sums two deltas (the rollup's own merge).
     fn merge_delta(into: &mut Self::Delta, delta: &Self::Delta);
     fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt>;
     fn add_delta(&mut self, delta: &Self::Delta);
     fn to_stored(&self) -> Vec<u8>;
+    /// About the bytes the decoded value holds (what the applier's cache counts).
+    fn weight(&self, encoded: &[u8]) -> usize {
+        2 * encoded.len() + 64
+    }
 }
 
 impl Stored for PageSums {
@@ -76,6 +81,9 @@ impl Stored for Band {
     fn to_stored(&self) -> Vec<u8> {
         heat::encode_band(&self.0)
     }
+    fn weight(&self, _: &[u8]) -> usize {
+        self.0.len() * std::mem::size_of::<u64>()
+    }
 }
 
 impl Stored for ElementClicks {
@@ -96,19 +104,31 @@ impl Stored for ElementClicks {
 }
 
 /// Merges the group's page, heat and element deltas into their day, week and month values.
-/// Only the writer task writes rollups, so the read-modify-write cannot race.
-pub fn merge_insights(tree: &sled::Tree, batch: &mut sled::Batch, deltas: &Deltas) -> Result<(), StoreError> {
+/// Only the applier writes rollups, so the read-modify-write (through its cache) cannot race.
+pub fn merge_insights(
+    tree: &sled::Tree,
+    batch: &mut sled::Batch,
+    cache: &mut RollupCache,
+    deltas: &Deltas,
+) -> Result<(), StoreError> {
+    let mut to = Target { tree, batch, cache };
     let pages = deltas.pages.iter().map(|((site, day, path), d)| (keys::page_rollup(site, *day, path), d));
-    merge_levels::<PageSums>(tree, batch, pages)?;
+    merge_levels::<PageSums>(&mut to, pages)?;
     let heat = deltas.heat.iter().map(|(k, d)| (keys::heat(&k.site, &k.path, k.kind, k.width, k.day, k.band), d));
-    merge_levels::<Band>(tree, batch, heat)?;
+    merge_levels::<Band>(&mut to, heat)?;
     let elements = deltas.elements.iter().map(|((site, path, day), d)| (keys::elements(site, path, *day), d));
-    merge_levels::<ElementClicks>(tree, batch, elements)
+    merge_levels::<ElementClicks>(&mut to, elements)
+}
+
+/// Where merged values are read from and written to.
+struct Target<'a> {
+    tree: &'a sled::Tree,
+    batch: &'a mut sled::Batch,
+    cache: &'a mut RollupCache,
 }
 
 fn merge_levels<'d, S: Stored + 'd>(
-    tree: &sled::Tree,
-    batch: &mut sled::Batch,
+    to: &mut Target<'_>,
     deltas: impl Iterator<Item = (Vec<u8>, &'d S::Delta)>,
 ) -> Result<(), StoreError> {
     // Several days of one group can fall in the same week: sum their deltas first, so each
@@ -120,26 +140,24 @@ fn merge_levels<'d, S: Stored + 'd>(
             let pk = keys::period_key(&key, period).expect("a day-keyed rollup");
             S::merge_delta(periods.entry(pk).or_default(), delta);
         }
-        write_sum::<S>(tree, batch, key, delta)?;
+        write_sum::<S>(to, key, delta)?;
     }
     for (key, delta) in periods {
-        write_sum::<S>(tree, batch, key, &delta)?;
+        write_sum::<S>(to, key, &delta)?;
     }
     Ok(())
 }
 
-fn write_sum<S: Stored>(
-    tree: &sled::Tree,
-    batch: &mut sled::Batch,
-    key: Vec<u8>,
-    delta: &S::Delta,
-) -> Result<(), StoreError> {
-    let mut sum = S::default();
-    if let Some(stored) = tree.get(&key)? {
+fn write_sum<S: Stored>(to: &mut Target<'_>, key: Vec<u8>, delta: &S::Delta) -> Result<(), StoreError> {
+    let tree = to.tree;
+    let load = |key: &[u8]| -> Result<Option<S>, StoreError> {
+        let Some(stored) = tree.get(key)? else { return Ok(None) };
+        let mut sum = S::default();
         sum.add_stored(&stored)?;
-    }
-    sum.add_delta(delta);
-    batch.insert(key, sum.to_stored());
+        Ok(Some(sum))
+    };
+    let (key, value) = to.cache.update(key, load, |sum| sum.add_delta(delta), |sum| Ok(sum.to_stored()), S::weight)?;
+    to.batch.insert(key, value);
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
+use super::rollup_cache::RollupCache;
 use crate::model::{day_of, EventData, SessionSummary, StoredBatch, VisitorKey};
 use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
 use crate::rollup::attention::AttentionRollup;
@@ -81,6 +82,7 @@ struct Group<'t> {
     /// Funnel index entries touched by this group: key → encoded views.
     session_paths: HashMap<Vec<u8>, Vec<u8>>,
     batch: sled::Batch,
+    rollups: &'t mut RollupCache,
 }
 
 impl<'t> Group<'t> {
@@ -166,18 +168,17 @@ impl<'t> Group<'t> {
         Ok(())
     }
 
-    /// Adds `delta` to the stored value under `key` (read-modify-write: only the writer
-    /// task writes rollups, so this cannot race).
+    /// Adds `delta` to the stored value under `key` (read-modify-write through the applier's
+    /// cache: only the applier writes rollups, so this cannot race).
     fn merge<T>(&mut self, key: Vec<u8>, delta: &T, merge: fn(&mut T, &T)) -> Result<(), StoreError>
     where
-        T: Default + Serialize + for<'de> Deserialize<'de>,
+        T: Default + Serialize + for<'de> Deserialize<'de> + Send + 'static,
     {
-        let mut value: T = match self.tree.get(&key)? {
-            Some(v) => decode(&v)?,
-            None => T::default(),
-        };
-        merge(&mut value, delta);
-        self.batch.insert(key, encode(&value)?);
+        let tree = self.tree;
+        let load = |key: &[u8]| tree.get(key)?.map(|v| decode(&v)).transpose();
+        let weight = |_: &T, encoded: &[u8]| 2 * encoded.len() + 64;
+        let (key, value) = self.rollups.update(key, load, |v| merge(v, delta), encode, weight)?;
+        self.batch.insert(key, value);
         Ok(())
     }
 
@@ -210,7 +211,7 @@ impl<'t> Group<'t> {
         for ((site, day), delta) in &deltas.days {
             self.merge(keys::day_rollup(site, *day), delta, DayRollup::merge)?;
         }
-        super::rollups::merge_insights(self.tree, &mut self.batch, &deltas)?;
+        super::rollups::merge_insights(self.tree, &mut self.batch, self.rollups, &deltas)?;
         for ((site, path, day), delta) in &deltas.forms {
             self.merge(keys::page_day(keys::NS_FORMS, site, path, *day), delta, PageForms::merge)?;
         }
@@ -234,12 +235,29 @@ pub const SEGMENT_BYTES: usize = 96 * 1024;
 /// batch: sled recovers a prefix of its single log, so after a crash every pointer finds its
 /// segment, rollups are never counted without their events (or the reverse), and the recorded
 /// position says which logged groups sled holds. Nothing is flushed here: the group log makes
-/// a group durable, and the pipeline flushes sled every few seconds.
+/// a group durable, and the pipeline flushes sled every few seconds. Rollup values come from
+/// (and go back into) `rollups`, which is emptied if the group fails.
 pub fn write_group(
     trees: &super::Trees,
     next_id: &dyn Fn() -> u64,
     batches: &[&StoredBatch],
     position: u64,
+    rollups: &mut RollupCache,
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    let written = build_and_apply(trees, next_id, batches, position, rollups);
+    if written.is_err() {
+        // Some values in the cache may be ahead of what sled holds.
+        rollups.clear();
+    }
+    written
+}
+
+fn build_and_apply(
+    trees: &super::Trees,
+    next_id: &dyn Fn() -> u64,
+    batches: &[&StoredBatch],
+    position: u64,
+    rollups: &mut RollupCache,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut group = Group {
         tree: &trees.main,
@@ -252,6 +270,7 @@ pub fn write_group(
         deltas: Deltas::default(),
         session_paths: HashMap::new(),
         batch: sled::Batch::default(),
+        rollups,
     };
     let outcomes = batches.iter().map(|b| group.add(b)).collect::<Result<Vec<_>, _>>()?;
     if outcomes.contains(&WriteOutcome::Stored) {

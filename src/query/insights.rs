@@ -210,6 +210,23 @@ fn sum_cells(values: impl IntoIterator<Item = HeatCells>) -> Vec<HeatCell> {
     }
 }
 
+/// Sorts cells hottest first, then top to bottom, left to right. Cells are distinct, so an
+/// unstable sort gives the one order a stable sort would. When every count fits in 32 bits
+/// (always, in practice) each cell is sorted as one packed `u64` — several times faster than
+/// comparing tuples, and a busy page's answer has thousands of cells.
+fn sort_hottest_first(cells: &mut [HeatCell]) {
+    let max = u64::from(u32::MAX);
+    if cells.iter().any(|c| c.n > max) {
+        cells.sort_unstable_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
+        return;
+    }
+    let mut keys: Vec<u64> = cells.iter().map(|c| (max - c.n) << 32 | u64::from(c.y) << 16 | u64::from(c.x)).collect();
+    keys.sort_unstable();
+    for (cell, k) in cells.iter_mut().zip(keys) {
+        *cell = HeatCell { x: k as u16, y: (k >> 16) as u16, n: max - (k >> 32) };
+    }
+}
+
 /// Most elements listed in one heatmap answer.
 pub const MAX_ELEMENTS_SHOWN: usize = 100;
 
@@ -232,8 +249,7 @@ impl Heatmap {
         mut cells: Vec<HeatCell>,
         elements: impl IntoIterator<Item = ElementClicks>,
     ) -> Self {
-        // Cells are distinct, so an unstable sort gives the one order a stable sort would.
-        cells.sort_unstable_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
+        sort_hottest_first(&mut cells);
         let mut el = ElementClicks::default();
         for e in elements {
             el.merge(&e);
@@ -283,6 +299,28 @@ mod tests {
         assert_eq!(sums[1], HeatCell { x: 1, y: 2, n: 7 });
         assert_eq!(sums[2], HeatCell { x: 0, y: u16::MAX, n: 2 });
         assert!(sum_cells(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn cells_sort_hottest_first_then_by_position_whatever_the_counts() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for big in [false, true] {
+            let mut cells: Vec<HeatCell> =
+                (0..3000u32).map(|i| HeatCell { x: (i % 50) as u16, y: (i / 50) as u16, n: next() % 40 }).collect();
+            if big {
+                cells[7].n = u64::from(u32::MAX) + 5;
+            }
+            let mut expected = cells.clone();
+            expected.sort_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
+            sort_hottest_first(&mut cells);
+            assert_eq!(cells, expected);
+        }
     }
 
     #[test]

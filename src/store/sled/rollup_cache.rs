@@ -13,6 +13,12 @@ use crate::store::StoreError;
 /// Estimated bytes of decoded values the cache may hold.
 const BUDGET: usize = 32 << 20;
 
+/// The usual estimate of a decoded value's bytes, from its encoding (values that know better,
+/// like heat bands, count themselves).
+pub fn weight_of_encoded<T>(_: &T, encoded: &[u8]) -> usize {
+    2 * encoded.len() + 64
+}
+
 /// Decoded rollup values by key. Only the applier writes rollups, so a cached value is the
 /// stored one as long as every batch built from it was applied ([`RollupCache::clear`] after a
 /// failure).

@@ -34,7 +34,7 @@ trait Stored: Default + Send + 'static {
     fn to_stored(&self) -> Vec<u8>;
     /// About the bytes the decoded value holds (what the applier's cache counts).
     fn weight(&self, encoded: &[u8]) -> usize {
-        2 * encoded.len() + 64
+        super::rollup_cache::weight_of_encoded(self, encoded)
     }
 }
 

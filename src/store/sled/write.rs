@@ -176,7 +176,7 @@ impl<'t> Group<'t> {
     {
         let tree = self.tree;
         let load = |key: &[u8]| tree.get(key)?.map(|v| decode(&v)).transpose();
-        let weight = |_: &T, encoded: &[u8]| 2 * encoded.len() + 64;
+        let weight = super::rollup_cache::weight_of_encoded::<T>;
         let (key, value) = self.rollups.update(key, load, |v| merge(v, delta), encode, weight)?;
         self.batch.insert(key, value);
         Ok(())

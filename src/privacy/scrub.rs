@@ -563,6 +563,28 @@ mod tests {
         }
     }
 
+    /// Random strings built from the pieces the rules look for: whatever the byte scan lets
+    /// pass untouched, the regexes and confirms leave untouched too.
+    #[test]
+    fn the_byte_scan_never_hides_a_match_from_the_rules() {
+        use rand::{Rng, SeedableRng};
+        let pieces = [
+            "0", "1", "7", "42", ":", "::", "@", ".", "-", " ", "/", "+", "_", "a", "B", "f", "x", "eyJ", "bearer ",
+            "Bearer\t", "%", "\u{a0}", "é", "AbCdEfGh", "(", ")", "=", "DE", "4111",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+        let mut spared = 0;
+        for _ in 0..50_000 {
+            let n = rng.gen_range(1..24);
+            let s: String = (0..n).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect();
+            if !may_hold_a_match(&s) {
+                spared += 1;
+                assert!(matches!(scrub_once_with_regexes(&s), Cow::Borrowed(_)), "{s:?}");
+            }
+        }
+        assert!(spared > 1_000, "the scan spares the regexes some work: {spared}");
+    }
+
     #[test]
     fn patterns_compile() {
         assert_eq!(COMPILED.regexes.len(), RULES.len());

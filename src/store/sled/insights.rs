@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use super::keys;
 use super::SledStore;
 use crate::query::insights::{HeatCell, Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, Stats, StatsBuilder};
 use crate::rollup::codec::Corrupt;
+use crate::rollup::day::DaySums;
 use crate::rollup::heat::{self, ElementSums, HeatKind, WidthClass, BAND_CELLS};
 use crate::rollup::page::{self, PageSums};
 use crate::rollup::period::{self, Span};
@@ -76,6 +77,23 @@ impl PathSums {
 }
 
 impl SledStore {
+    /// The stats answer: one stored day value per day of the range (its per-day series needs
+    /// them all), each added straight into the answer as it is read.
+    pub(super) fn read_stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+        let prefix_len = keys::prefix(keys::NS_DAY_ROLLUP, site).len();
+        let mut stats = StatsBuilder::new(site, range);
+        let mut sums = DaySums::default();
+        for item in self.tree.range(keys::day_rollup(site, range.from)..=keys::day_rollup(site, range.to)) {
+            let (k, v) = item?;
+            let day = k.get(prefix_len..).and_then(keys::day_from_bytes);
+            let day = day.ok_or_else(|| StoreError::Corrupt("day rollup key".into()))?;
+            sums.clear();
+            sums.add_stored(&v)?;
+            stats.add_day(day, &sums);
+        }
+        Ok(stats.finish())
+    }
+
     pub(super) fn read_pages(&self, site: &str, q: &PagesQuery) -> Result<Pages, StoreError> {
         self.read_pages_in(site, &spans(q.range), q.offset, q.limit)
     }

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use super::keys;
 use super::rollup_cache::RollupCache;
 use crate::rollup::codec::Corrupt;
+use crate::rollup::day::DaySums;
 use crate::rollup::heat::{self, ElementClicks, HeatCells, BAND_CELLS};
 use crate::rollup::page::{PageRollup, PageSums, SitePages, SitePagesDelta};
 use crate::rollup::period::Period;
 use crate::rollup::track::Deltas;
+use crate::rollup::DayRollup;
 use crate::store::StoreError;
 
 /// The current rollup format (see [`keys::ROLLUP_FORMAT`]).
@@ -123,6 +125,22 @@ impl Stored for SitePages {
     }
 }
 
+impl Stored for DaySums {
+    type Delta = DayRollup;
+    fn merge_delta(into: &mut DayRollup, delta: &DayRollup) {
+        into.merge(delta);
+    }
+    fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
+        DaySums::add_stored(self, bytes)
+    }
+    fn add_delta(&mut self, delta: &DayRollup) {
+        self.add(delta);
+    }
+    fn to_stored(&self) -> Vec<u8> {
+        DaySums::to_stored(self)
+    }
+}
+
 /// The group's page deltas by site and day (for the all-pages values).
 fn site_page_deltas(deltas: &Deltas) -> BTreeMap<(&str, i32), SitePagesDelta> {
     let mut by_day: BTreeMap<(&str, i32), SitePagesDelta> = BTreeMap::new();
@@ -132,7 +150,8 @@ fn site_page_deltas(deltas: &Deltas) -> BTreeMap<(&str, i32), SitePagesDelta> {
     by_day
 }
 
-/// Merges the group's page, heat and element deltas into their day, week and month values.
+/// Merges the group's site-day deltas into their day values, and its page, heat and element
+/// deltas into their day, week and month values.
 /// Only the applier writes rollups, so the read-modify-write (through its cache) cannot race.
 pub fn merge_insights(
     tree: &sled::Tree,
@@ -141,6 +160,10 @@ pub fn merge_insights(
     deltas: &Deltas,
 ) -> Result<(), StoreError> {
     let mut to = Target { tree, batch, cache };
+    // Site days: one value per day (no weeks or months: stats answer a series of days).
+    for ((site, day), delta) in &deltas.days {
+        write_sum::<DaySums>(&mut to, keys::day_rollup(site, *day), delta)?;
+    }
     let pages = deltas.pages.iter().map(|((site, day, path), d)| (keys::page_rollup(site, *day, path), d));
     merge_levels::<PageSums>(&mut to, pages)?;
     let heat = deltas.heat.iter().map(|(k, d)| (keys::heat(&k.site, &k.path, k.kind, k.width, k.day, k.band), d));

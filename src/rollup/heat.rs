@@ -424,17 +424,20 @@ mod tests {
         assert!(add_stored_band(b"junk", &mut acc).is_err());
     }
 
+    /// A selector, its clicks and its `(ex, ey, n)` points.
+    type Row = (String, u64, Vec<(u16, u16, u64)>);
+
     fn clicks(seed: u64, selectors: u64) -> ElementClicks {
         let mut e = ElementClicks::default();
         for i in 0..selectors * 7 {
             let k = (i * 2654435761 + seed) % 1_000_003;
-            let offset = (k % 5 != 0).then_some(((k % 1000) as u16, (k / 7 % 1001) as u16));
+            let offset = (!k.is_multiple_of(5)).then_some(((k % 1000) as u16, (k / 7 % 1001) as u16));
             e.add(&format!("main>a:nth-child({})", k % selectors), offset);
         }
         e
     }
 
-    fn sums_of(values: &[&[u8]]) -> Vec<(String, u64, Vec<(u16, u16, u64)>)> {
+    fn sums_of(values: &[&[u8]]) -> Vec<Row> {
         let mut sums = ElementSums::default();
         for v in values {
             sums.add_stored(v).unwrap();
@@ -444,7 +447,7 @@ mod tests {
         out
     }
 
-    fn as_rows(e: &ElementClicks) -> Vec<(String, u64, Vec<(u16, u16, u64)>)> {
+    fn as_rows(e: &ElementClicks) -> Vec<Row> {
         let rows = e.by_selector.iter();
         rows.map(|(sel, c)| (sel.clone(), c.n, c.points.iter().map(|(&(x, y), &n)| (x, y, n)).collect())).collect()
     }

@@ -13,7 +13,6 @@ use crate::rollup::attention::AttentionRollup;
 use crate::rollup::form::PageForms;
 use crate::rollup::session::SessionState;
 use crate::rollup::track::Deltas;
-use crate::rollup::DayRollup;
 use crate::store::{StoreError, WriteOutcome};
 
 /// What is kept per session: its state, and where each of its batches lies.
@@ -208,9 +207,6 @@ impl<'t> Group<'t> {
             self.batch.insert(keys::session(site, open.anchor, sid), encode(&open.record)?);
         }
         let deltas = std::mem::take(&mut self.deltas);
-        for ((site, day), delta) in &deltas.days {
-            self.merge(keys::day_rollup(site, *day), delta, DayRollup::merge)?;
-        }
         super::rollups::merge_insights(self.tree, &mut self.batch, self.rollups, &deltas)?;
         for ((site, path, day), delta) in &deltas.forms {
             self.merge(keys::page_day(keys::NS_FORMS, site, path, *day), delta, PageForms::merge)?;

@@ -104,9 +104,16 @@ pub fn scrub_once_with_regexes(s: &str) -> Cow<'_, str> {
 pub fn may_hold_a_match(s: &str) -> bool {
     let bytes = s.as_bytes();
     let (mut digits, mut colons, mut run, mut longest_run) = (0usize, 0usize, 0usize, 0usize);
-    for &b in bytes {
+    // Per byte, not with a substring searcher: most strings are a few dozen bytes, shorter
+    // than a searcher takes to set up.
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'@' => return true,
+            b'J' if i >= 2 && &bytes[i - 2..i] == b"ey" => return true,
+            b'r' | b'R' if i >= 5 && bytes[i - 5..=i].eq_ignore_ascii_case(b"bearer") => return true,
+            _ => {}
+        }
+        match b {
             b'0'..=b'9' => {
                 digits += 1;
                 run += 1;
@@ -120,11 +127,7 @@ pub fn may_hold_a_match(s: &str) -> bool {
         }
         longest_run = longest_run.max(run);
     }
-    digits >= 2
-        || (digits == 1 && (colons >= 2 || longest_run >= 24))
-        || memchr::memmem::find(bytes, b"eyJ").is_some()
-        || memchr::memchr2_iter(b'b', b'B', bytes)
-            .any(|i| bytes.get(i..i + 6).is_some_and(|w| w.eq_ignore_ascii_case(b"bearer")))
+    digits >= 2 || (digits == 1 && (colons >= 2 || longest_run >= 24))
 }
 
 /// Scrubs `s` in place; returns whether anything was replaced.

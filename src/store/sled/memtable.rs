@@ -17,7 +17,7 @@ use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
 use crate::rollup::track::Deltas;
 use crate::store::{StoreError, WriteOutcome};
 
-/// Estimated bytes the memtable may hold before the applier drains it.
+/// Estimated bytes the memtable may hold before the applier drains it (by default).
 pub const BUDGET: usize = 32 << 20;
 /// Segment ids from here up are provisional: a segment gets its real id when it is drained,
 /// so it is never older than a session it holds (retention relies on that).
@@ -51,8 +51,9 @@ pub struct Segment {
 }
 
 /// Everything applied since the last drain (see the module docs).
-#[derive(Default)]
 pub struct Memtable {
+    /// Estimated bytes past which [`Memtable::is_full`].
+    budget: usize,
     /// Per site: the segment being filled.
     open_segments: HashMap<String, Segment>,
     /// Segments filled up to [`SEGMENT_BYTES`].
@@ -74,6 +75,23 @@ pub struct Memtable {
 }
 
 impl Memtable {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            open_segments: HashMap::new(),
+            full_segments: Vec::new(),
+            segment_ids: HashMap::new(),
+            next_provisional: 0,
+            sessions: HashMap::new(),
+            session_paths: HashMap::new(),
+            day_visitors: HashMap::new(),
+            new_index: Vec::new(),
+            deltas: Deltas::default(),
+            last_group: None,
+            bytes: 0,
+        }
+    }
+
     /// Applies one logged group (id `group`); one outcome per batch, in order. On an error
     /// nothing of the group was applied.
     pub fn apply(
@@ -92,7 +110,7 @@ impl Memtable {
 
     /// Past its budget: the applier should drain it.
     pub fn is_full(&self) -> bool {
-        self.bytes >= BUDGET
+        self.bytes >= self.budget
     }
 
     /// Loads from sled what adding `b` will read: its session, its funnel index entry, its
@@ -223,7 +241,7 @@ impl Memtable {
 
     /// Forgets everything (after a drain wrote it to sled).
     pub(super) fn clear(&mut self) {
-        *self = Memtable::default();
+        *self = Memtable::new(self.budget);
     }
 }
 

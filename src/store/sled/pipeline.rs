@@ -30,6 +30,20 @@ use crate::store::{PendingWrite, StoreError, WriteOutcome};
 /// How often sled is flushed (and the log shortened): what a restart after a crash replays.
 pub const CHECKPOINT: Duration = Duration::from_secs(1);
 
+/// How often the pipeline checkpoints and how large the memtable may grow (tests shrink and
+/// stretch these to exercise drains and recovery).
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub checkpoint: Duration,
+    pub memtable_bytes: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { checkpoint: CHECKPOINT, memtable_bytes: super::memtable::BUDGET }
+    }
+}
+
 /// What the logger thread is asked to do.
 enum ToLogger {
     Append {
@@ -54,7 +68,9 @@ enum ToApplier {
         done: oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>,
     },
     /// Write the memtable to sled; answers the id of the last group sled then holds.
-    Drain { done: mpsc::Sender<Result<u64, StoreError>> },
+    Drain {
+        done: mpsc::Sender<Result<u64, StoreError>>,
+    },
 }
 
 /// Where new groups enter, in order: id assignment and both sends happen under one lock, so
@@ -75,7 +91,13 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the threads; `log` must be recovered already ([`recover`]).
-    pub fn start(db: sled::Db, trees: Trees, log: GroupLog, last_segment: Arc<AtomicU64>) -> std::io::Result<Self> {
+    pub fn start(
+        db: sled::Db,
+        trees: Trees,
+        log: GroupLog,
+        last_segment: Arc<AtomicU64>,
+        tuning: Tuning,
+    ) -> std::io::Result<Self> {
         let next = log.next_id();
         // Recovery left sled holding every group the log had.
         let durable = next - 1;
@@ -86,12 +108,12 @@ impl Pipeline {
         let threads = vec![
             spawn("hushtale-log").spawn(move || run_logger(log, logger_rx))?,
             spawn("hushtale-apply").spawn(move || {
-                let mut applier = Applier::new(&trees, &last_segment, durable);
+                let mut applier = Applier::new(&trees, &last_segment, durable, tuning.memtable_bytes);
                 applier.run(applier_rx);
             })?,
             spawn("hushtale-checkpoint").spawn({
                 let (db, applier, logger) = (db.clone(), applier.clone(), logger.clone());
-                move || run_checkpointer(&db, &applier, &logger, &stop_rx, durable)
+                move || run_checkpointer(&db, (&applier, &logger), &stop_rx, tuning.checkpoint, durable)
             })?,
         ];
         Ok(Self { entry: Mutex::new(Some(Entry { next, logger, applier })), db, stop: Mutex::new(Some(stop)), threads })
@@ -108,7 +130,8 @@ impl Pipeline {
                     let id = e.next;
                     e.next += 1;
                     let to_log = ToLogger::Append { id, batches: batches.clone(), done: logged };
-                    e.logger.send(to_log).is_ok() && e.applier.send(ToApplier::Group { id, batches, done: applied }).is_ok()
+                    e.logger.send(to_log).is_ok()
+                        && e.applier.send(ToApplier::Group { id, batches, done: applied }).is_ok()
                 }
                 None => false,
             }
@@ -215,8 +238,8 @@ struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
-    fn new(trees: &'a Trees, last_segment: &'a AtomicU64, drained: u64) -> Self {
-        Self { trees, last_segment, table: Memtable::default(), rollups: RollupCache::default(), drained }
+    fn new(trees: &'a Trees, last_segment: &'a AtomicU64, drained: u64, budget: usize) -> Self {
+        Self { trees, last_segment, table: Memtable::new(budget), rollups: RollupCache::default(), drained }
     }
 
     fn run(&mut self, rx: Receiver<ToApplier>) {
@@ -263,12 +286,12 @@ impl<'a> Applier<'a> {
 
 fn run_checkpointer(
     db: &sled::Db,
-    applier: &Sender<ToApplier>,
-    logger: &Sender<ToLogger>,
+    (applier, logger): (&Sender<ToApplier>, &Sender<ToLogger>),
     stop: &Receiver<()>,
+    every: Duration,
     mut last: u64,
 ) {
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         let Ok(durable) = drain_through(applier) else { continue };
         if durable == last {
             continue;
@@ -291,12 +314,13 @@ pub fn recover(
     db: &sled::Db,
     trees: &Trees,
     last_segment: &AtomicU64,
+    memtable_bytes: usize,
 ) -> Result<(GroupLog, usize), StoreError> {
     let io = |e: std::io::Error| StoreError::Backend(format!("group log {}: {e}", dir.display()));
     let durable = applied_position(&trees.main)?;
     let (mut log, groups) = GroupLog::open(dir, durable).map_err(io)?;
     let mut replayed = 0;
-    let mut applier = Applier::new(trees, last_segment, durable);
+    let mut applier = Applier::new(trees, last_segment, durable, memtable_bytes);
     for group in groups.iter().filter(|g| g.id > durable) {
         let batches = decode_group(&group.payload)?;
         let refs: Vec<&StoredBatch> = batches.iter().collect();

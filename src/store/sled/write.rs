@@ -97,7 +97,8 @@ fn batches(
 ) -> Result<(sled::Batch, sled::Batch), StoreError> {
     let mut segments = sled::Batch::default();
     for segment in &table.full_segments {
-        segments.insert(keys::segment(&segment.site, table.segment_ids[&segment.provisional]), segment.bytes.as_slice());
+        segments
+            .insert(keys::segment(&segment.site, table.segment_ids[&segment.provisional]), segment.bytes.as_slice());
     }
     let mut main = sled::Batch::default();
     if let Some(last) = table.segment_ids.values().max() {

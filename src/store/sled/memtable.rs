@@ -8,6 +8,7 @@
 //! clean state into the memtable, then the batches are added, which cannot fail — so a group
 //! that fails leaves nothing of itself behind.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::keys;
@@ -36,12 +37,9 @@ pub struct OpenSession {
     pub dirty: bool,
 }
 
-/// What the memtable knows of a session sled does not hold yet.
-enum Slot {
-    /// Neither sled nor the memtable has it: its first batch creates it.
-    Absent,
-    Open(OpenSession),
-}
+/// What the memtable knows of a session: `None` when neither sled nor the memtable has it
+/// (its first batch creates it).
+type Slot = Option<OpenSession>;
 
 /// A segment waiting for the drain: its site, provisional id and bytes.
 pub struct Segment {
@@ -121,12 +119,12 @@ impl Memtable {
             let slot = load_session(tree, b)?;
             self.sessions.insert(id.clone(), slot);
         }
-        if let Some(Slot::Open(session)) = self.sessions.get(&id) {
+        if let Some(Some(session)) = self.sessions.get(&id) {
             if has_view(b) {
                 let key = keys::session_paths(&b.site, session.anchor, &b.sid.0);
-                if !self.session_paths.contains_key(&key) {
-                    let stored = tree.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
-                    self.session_paths.insert(key, stored);
+                if let Entry::Vacant(entry) = self.session_paths.entry(key) {
+                    let stored = tree.get(entry.key())?.map(|v| v.to_vec()).unwrap_or_default();
+                    entry.insert(stored);
                 }
             }
         }
@@ -143,23 +141,23 @@ impl Memtable {
     fn add(&mut self, b: &StoredBatch) -> WriteOutcome {
         let id = (b.site.clone(), b.sid.0);
         let slot = self.sessions.get_mut(&id).expect("prefetched");
-        if let Slot::Absent = slot {
+        if slot.is_none() {
             let anchor = b.received;
             self.new_index.push((keys::session_index(&b.site, &b.sid.0), anchor.to_be_bytes().to_vec()));
             self.new_index.push((keys::visitor_session(&b.site, &b.visitor.0, anchor, &b.sid.0), Vec::new()));
             let record = SessionRecord::new(b);
             self.deltas.day(&b.site, day_of(record.state.start)).sessions += 1;
             self.bytes += SESSION_WEIGHT;
-            *slot = Slot::Open(OpenSession { anchor, record, dirty: false });
+            *slot = Some(OpenSession { anchor, record, dirty: false });
         }
-        let Slot::Open(session) = slot else { unreachable!("opened above") };
+        let session = slot.as_mut().expect("opened above");
         if session.record.batches.iter().any(|r| r.seq() == b.seq) {
             return WriteOutcome::Duplicate;
         }
         let anchor = session.anchor;
         let mut reference = self.append(&b.site, &b.encoded);
         reference.0 = b.seq;
-        let Some(Slot::Open(session)) = self.sessions.get_mut(&id) else { unreachable!("opened above") };
+        let session = self.sessions.get_mut(&id).and_then(Option::as_mut).expect("opened above");
         session.dirty = true;
         session.record.batches.push(reference);
         session.record.state.apply(b, &mut self.deltas);
@@ -224,7 +222,7 @@ impl Memtable {
     pub(super) fn dirty_sessions(&mut self) -> impl Iterator<Item = (&str, &[u8; 16], &OpenSession)> {
         let ids = &self.segment_ids;
         self.sessions.iter_mut().filter_map(move |((site, sid), slot)| match slot {
-            Slot::Open(s) if s.dirty => {
+            Some(s) if s.dirty => {
                 for r in s.record.batches.iter_mut().filter(|r| r.1 >= PROVISIONAL) {
                     r.1 = ids[&r.1];
                 }
@@ -248,7 +246,7 @@ impl Memtable {
 /// The session `b` belongs to, as sled holds it.
 fn load_session(tree: &sled::Tree, b: &StoredBatch) -> Result<Slot, StoreError> {
     let Some(anchor) = tree.get(keys::session_index(&b.site, &b.sid.0))? else {
-        return Ok(Slot::Absent);
+        return Ok(None);
     };
     let anchor =
         i64::from_be_bytes(anchor.as_ref().try_into().map_err(|_| StoreError::Corrupt("session anchor".into()))?);
@@ -256,7 +254,7 @@ fn load_session(tree: &sled::Tree, b: &StoredBatch) -> Result<Slot, StoreError> 
         Some(v) => super::write::decode(&v)?,
         None => SessionRecord::new(b),
     };
-    Ok(Slot::Open(OpenSession { anchor, record, dirty: false }))
+    Ok(Some(OpenSession { anchor, record, dirty: false }))
 }
 
 fn has_view(b: &StoredBatch) -> bool {

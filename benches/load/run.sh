@@ -5,7 +5,10 @@
 #   healthz       hushtale GET /healthz
 #   collect-json  hushtale POST /collect, 50-event JSON batches (204 = durably stored)
 #   collect-mp    the same batches as MessagePack + gzip
-# Usage: benches/load/run.sh [seconds=10] [connections=64] [wrk threads=1]
+# Usage: benches/load/run.sh [seconds=10] [connections=64] [wrk threads=1] [rounds=1]
+# With rounds > 1 the four targets run again in turn (ceiling, healthz, json, mp, ceiling, …), each
+# round's ratios are taken against that round's own ceiling, and the median round is reported too:
+# this machine's ceiling alone moves by 2× from minute to minute.
 # Env: LOAD_DATA_ROOT (where data folders go; default target dir), HUSHTALE_BIN (a prebuilt
 # hushtale binary to measure instead of building one, e.g. to compare two builds), CEILING_BIN
 # (likewise for the ceiling), PERF=1 (record a perf
@@ -15,6 +18,7 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 CONNS=${2:-64}
 THREADS=${3:-1}
+ROUNDS=${4:-1}
 EVENTS=50
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 1; }
 command -v curl >/dev/null || { echo "curl missing: apt-get install -y curl"; exit 1; }
@@ -30,7 +34,7 @@ ROOT=$(mktemp -d "${LOAD_DATA_ROOT:-$TARGET}/load.XXXXXX")
 OUT=${LOAD_OUT:-$ROOT/out}
 mkdir -p "$OUT"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$ROOT/data-"* "$ROOT/bodies"; }
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$ROOT/data-"* "$ROOT/bodies" "$ROOT/bodies-mp"; }
 trap cleanup EXIT
 # One IP sends everything: per-IP rate limits off. Everything else is the default config.
 printf '[rate_limit]\ncollect_per_second = 0\n' >"$ROOT/hushtale.toml"
@@ -49,7 +53,7 @@ start() {
 }
 start_hushtale() {
   start "$1" env HUSHTALE_ADMIN_TOKEN=bench-operator-token RUST_LOG=warn "$HUSHTALE" serve --listen 127.0.0.1:0 \
-    --data "$ROOT/data-$1" --config "$ROOT/hushtale.toml"
+    --data "$ROOT/data-$1-$ROUND" --config "$ROOT/hushtale.toml"
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
@@ -63,8 +67,8 @@ bench() {
   local name=$1 url=$2; shift 2
   local out cpu0
   cpu0=$(cpu_secs)
-  out=$(LOAD_BODIES="$ROOT/bodies" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency "$@" "$url")
-  echo "$out" >"$OUT/wrk-$name.txt"
+  out=$(LOAD_BODIES="${BODIES:-$ROOT/bodies}" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency "$@" "$url")
+  echo "$out" >"$OUT/wrk-$name-$ROUND.txt"
   local rps p50 p99 bad rep
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
@@ -78,58 +82,76 @@ bench() {
   fi
   local cpu
   cpu=$(awk -v a="$cpu0" -v b="$(cpu_secs)" -v r="$rps" -v s="$SECS" 'BEGIN {printf "%.0f", (b - a) * 1e6 / (r * s)}')
-  echo "$name $rps $p50 $p99 $bad $rep $(peak_rss_mib) $events $cpu" >>"$OUT/results"
+  echo "$name $rps $p50 $p99 $bad $rep $(peak_rss_mib) $events $cpu $ROUND" >>"$OUT/results"
 }
 
-: >"$OUT/results"
+: >"$OUT/results"; : >"$OUT/ratios"
 echo "==> writing request bodies"
 "$CEILING" bodies --events $EVENTS --count 1 --out "$ROOT/bodies"
+POOL=0
+for ROUND in $(seq "$ROUNDS"); do
+  echo "==> round $ROUND of $ROUNDS: ceiling (bare hyper, same POST)"
+  start ceiling "$CEILING" serve --listen 127.0.0.1:0
+  bench ceiling "$URL" -s benches/load/collect.lua
+  stop
 
-echo "==> ceiling (bare hyper, same POST)"
-start ceiling "$CEILING" serve --listen 127.0.0.1:0
-bench ceiling "$URL" -s benches/load/collect.lua
-stop
+  echo "==> hushtale GET /healthz"
+  start_hushtale healthz
+  bench healthz "$URL/healthz"
+  stop
 
-echo "==> hushtale GET /healthz"
-start_hushtale healthz
-bench healthz "$URL/healthz"
-stop
+  echo "==> hushtale POST /collect, JSON"
+  start_hushtale json
+  if [ "${PERF:-0}" = 1 ] && [ "$ROUND" = 1 ] && command -v perf >/dev/null; then
+    perf record -F 499 -g -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
+  fi
+  bench collect-json "$URL" -s benches/load/collect.lua
+  stop
+  wait 2>/dev/null || true
 
-echo "==> hushtale POST /collect, JSON"
-start_hushtale json
-if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-  perf record -F 499 -g -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
-fi
-bench collect-json "$URL" -s benches/load/collect.lua
-stop
-wait 2>/dev/null || true
+  # Enough distinct MessagePack+gzip bodies that none is sent twice: twice the best JSON rate so
+  # far. Each round writes to a fresh data folder, so a pool may be reused across rounds.
+  JSON_RPS=$(awk '$1=="collect-json" && $2>m {m=$2} END {printf "%.0f", m}' "$OUT/results")
+  NEED=$((JSON_RPS * SECS * 2 + 10000))
+  if [ "$NEED" -gt "$POOL" ]; then
+    POOL=$NEED
+    echo "==> encoding $POOL MessagePack+gzip bodies"
+    "$CEILING" bodies --events $EVENTS --count "$POOL" --out "$ROOT/bodies-mp"
+  fi
 
-# Enough distinct MessagePack+gzip bodies that none is sent twice: twice the JSON rate.
-JSON_RPS=$(awk '$1=="collect-json" {printf "%.0f", $2}' "$OUT/results")
-POOL=$((JSON_RPS * SECS * 2 + 10000))
-echo "==> encoding $POOL MessagePack+gzip bodies"
-"$CEILING" bodies --events $EVENTS --count "$POOL" --out "$ROOT/bodies"
-
-echo "==> hushtale POST /collect, MessagePack+gzip"
-start_hushtale mp
-LOAD_MODE=msgpack-gzip bench collect-mp "$URL" -s benches/load/collect.lua
-stop
+  echo "==> hushtale POST /collect, MessagePack+gzip"
+  start_hushtale mp
+  BODIES="$ROOT/bodies-mp" LOAD_MODE=msgpack-gzip bench collect-mp "$URL" -s benches/load/collect.lua
+  stop
+  rm -rf "$ROOT/data-"*
+done
 
 echo
-echo "load run: ${SECS}s per target, $CONNS connections, $THREADS wrk thread(s), $EVENTS events per batch, $(nproc) cores"
+echo "load run: ${SECS}s per target, $CONNS connections, $THREADS wrk thread(s), $EVENTS events per batch, $(nproc) cores, $ROUNDS round(s)"
 echo
-printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %11s | %9s |\n" target "req/s" "events/s" p50 p99 non-2xx "peak RSS" "CPU µs/req" "÷ ceiling"
-printf "| %-12s | %9s | %10s | %8s | %8s | %7s | %8s | %11s | %9s |\n" --- ---: ---: ---: ---: ---: ---: ---: ---:
-CEIL=$(awk '$1=="ceiling" {print $2}' "$OUT/results")
-while read -r name rps p50 p99 bad rep rss events cpu; do
-  ratio=$(awk -v a="$rps" -v b="$CEIL" 'BEGIN {printf "%.2f", a/b}')
-  printf "| %-12s | %9.0f | %10s | %8s | %8s | %7s | %5s MiB | %11s | %9s |\n" "$name" "$rps" "$events" "$p50" "$p99" "$bad" "$rss" "$cpu" "$ratio"
+printf "| %-15s | %9s | %10s | %8s | %8s | %7s | %8s | %11s | %9s |\n" target "req/s" "events/s" p50 p99 non-2xx "peak RSS" "CPU µs/req" "÷ ceiling"
+printf "| %-15s | %9s | %10s | %8s | %8s | %7s | %8s | %11s | %9s |\n" --- ---: ---: ---: ---: ---: ---: ---: ---:
+# Each row's ratio is against the ceiling of its own round.
+awk '$1=="ceiling" {print $10, $2}' "$OUT/results" >"$OUT/ceilings"
+while read -r name rps p50 p99 bad rep rss events cpu round; do
+  ceil=$(awk -v r="$round" '$1==r {print $2}' "$OUT/ceilings")
+  ratio=$(awk -v a="$rps" -v b="$ceil" 'BEGIN {printf "%.2f", a/b}')
+  echo "$name $round $ratio $cpu $rss" >>"$OUT/ratios"
+  label=$name; [ "$ROUNDS" = 1 ] || label="$name #$round"
+  printf "| %-15s | %9.0f | %10s | %8s | %8s | %7s | %5s MiB | %11s | %9s |\n" "$label" "$rps" "$events" "$p50" "$p99" "$bad" "$rss" "$cpu" "$ratio"
   [ "$rep" = 0 ] || echo "WARNING: $name sent $rep bodies twice (duplicates are cheaper than writes)"
 done <"$OUT/results"
-HZ=$(awk '$1=="healthz" {print $2}' "$OUT/results")
 echo
-for n in collect-json collect-mp; do
-  awk -v n=$n -v h="$HZ" '$1==n {printf "%s ÷ healthz = %.2f\n", n, $2/h}' "$OUT/results"
+for round in $(seq "$ROUNDS"); do
+  awk -v r="$round" '$10==r && $1=="healthz" {h=$2} $10==r && $1=="collect-json" {j=$2} $10==r && $1=="collect-mp" {m=$2}
+    END {printf "round %d: collect-json ÷ healthz = %.2f, collect-mp ÷ healthz = %.2f, collect-mp ÷ collect-json = %.2f\n", r, j/h, m/h, m/j}' "$OUT/results"
 done
-awk '$1=="collect-mp" {m=$2} $1=="collect-json" {j=$2} END {printf "collect-mp ÷ collect-json = %.2f\n", m/j}' "$OUT/results"
+if [ "$ROUNDS" -gt 1 ]; then
+  echo
+  echo "median of $ROUNDS rounds (each ratio against its own round's ceiling):"
+  for n in collect-json collect-mp; do
+    med() { awk -v n=$n -v c="$1" '$1==n {print $c}' "$OUT/ratios" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+    echo "  $n: ÷ ceiling $(med 3) (rounds: $(awk -v n=$n '$1==n {printf "%s ", $3}' "$OUT/ratios")), CPU µs/req $(med 4), peak RSS max $(awk -v n=$n '$1==n && $5>m {m=$5} END {print m}' "$OUT/ratios") MiB"
+  done
+fi
 echo "(raw wrk output in $OUT)"

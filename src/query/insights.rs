@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::round1;
-use crate::rollup::heat::{ElementClicks, HeatCells, HeatKind, WidthClass, COLUMNS, ELEMENT_GRID, ROW_PX};
+use crate::rollup::heat::{
+    ElementClicks, ElementSum, ElementSums, HeatCells, HeatKind, WidthClass, COLUMNS, ELEMENT_GRID, ROW_PX,
+};
 use crate::rollup::page::{PageRollup, PageSums, REACH_STEP_PCT};
 
 /// `GET /api/sites/{site}/pages`.
@@ -238,33 +240,34 @@ impl Heatmap {
         cells: impl IntoIterator<Item = HeatCells>,
         elements: impl IntoIterator<Item = ElementClicks>,
     ) -> Self {
-        Self::from_cells(path, kind, width, sum_cells(cells), elements)
+        let mut sums = ElementSums::default();
+        for e in elements {
+            sums.add(&e);
+        }
+        Self::from_cells(path, kind, width, sum_cells(cells), sums)
     }
 
-    /// Like [`Self::from_rollups`] from cells already summed (each cell once).
+    /// Like [`Self::from_rollups`] from cells already summed (each cell once) and the sum of
+    /// the element clicks.
     pub fn from_cells(
         path: &str,
         kind: HeatKind,
         width: Option<WidthClass>,
         mut cells: Vec<HeatCell>,
-        elements: impl IntoIterator<Item = ElementClicks>,
+        elements: ElementSums,
     ) -> Self {
         sort_hottest_first(&mut cells);
-        let mut el = ElementClicks::default();
-        for e in elements {
-            el.merge(&e);
-        }
-        let mut elements: Vec<ElementHeat> = el
-            .by_selector
+        let mut most: Vec<(Box<str>, ElementSum)> = elements.into_sums().collect();
+        most.sort_unstable_by(|a, b| b.1.n.cmp(&a.1.n).then_with(|| a.0.cmp(&b.0)));
+        most.truncate(MAX_ELEMENTS_SHOWN);
+        let elements = most
             .into_iter()
-            .map(|(sel, c)| ElementHeat {
-                sel,
-                n: c.n,
-                points: c.points.into_iter().map(|((x, y), n)| [x as u64, y as u64, n]).collect(),
+            .map(|(sel, sum)| ElementHeat {
+                n: sum.n,
+                points: sum.points().map(|(x, y, n)| [u64::from(x), u64::from(y), n]).collect(),
+                sel: sel.into(),
             })
             .collect();
-        elements.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.sel.cmp(&b.sel)));
-        elements.truncate(MAX_ELEMENTS_SHOWN);
         Heatmap {
             path: path.to_owned(),
             kind: kind.as_str(),

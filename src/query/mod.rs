@@ -10,7 +10,9 @@ use serde::Serialize;
 use time::{Date, Duration, Month};
 
 use crate::model::{day_of, SessionSummary};
+use crate::rollup::day::DaySums;
 use crate::rollup::heat::{HeatKind, WidthClass};
+use crate::rollup::sketch::VisitorSketch;
 use crate::rollup::track::SignalKind;
 use crate::rollup::DayRollup;
 
@@ -98,14 +100,14 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn of(r: &DayRollup, visitors: u64) -> Self {
+    fn of(r: &DaySums, visitors: u64) -> Self {
         Figures {
             pageviews: r.pageviews,
             sessions: r.sessions,
             visitors,
-            avg_load_ms: r.load.mean().map(round1),
-            p50_load_ms: r.load.quantile(0.5).map(round1),
-            p95_load_ms: r.load.quantile(0.95).map(round1),
+            avg_load_ms: r.load_mean().map(round1),
+            p50_load_ms: r.load_quantile(0.5).map(round1),
+            p95_load_ms: r.load_quantile(0.95).map(round1),
         }
     }
 }
@@ -119,37 +121,97 @@ impl Stats {
     /// Distinct visitors over the days of `rollups`: exact when they fall on one day, else the
     /// union of the days' sketches (≈1.6 % error), kept between the busiest day and the sum.
     pub fn distinct_visitors(rollups: &[(i32, DayRollup)]) -> u64 {
-        let days_with_visitors: Vec<&DayRollup> = rollups.iter().map(|(_, r)| r).filter(|r| r.visitors > 0).collect();
-        if days_with_visitors.len() <= 1 {
-            return days_with_visitors.first().map_or(0, |r| r.visitors);
+        let mut visitors = DistinctVisitors::default();
+        for (_, r) in rollups {
+            visitors.add(r.visitors, &r.visitor_sketch);
         }
-        let mut union = crate::rollup::sketch::VisitorSketch::default();
-        for r in &days_with_visitors {
-            union.merge(&r.visitor_sketch);
-        }
-        let busiest = days_with_visitors.iter().map(|r| r.visitors).max().unwrap_or(0);
-        let sum = days_with_visitors.iter().map(|r| r.visitors).sum();
-        union.estimate().clamp(busiest, sum)
+        visitors.estimate()
     }
 
     /// Builds the answer from one rollup per day (missing days count as zero).
     pub fn from_rollups(site: &str, range: DayRange, rollups: &[(i32, DayRollup)], unique_visitors: u64) -> Self {
-        let mut total = DayRollup::default();
-        let mut days = Vec::with_capacity((range.to - range.from + 1) as usize);
-        let mut it = rollups.iter().peekable();
-        for day in range.days() {
-            let empty = DayRollup::default();
-            let r = match it.peek() {
-                Some((d, r)) if *d == day => {
-                    it.next();
-                    r
-                }
-                _ => &empty,
-            };
-            total.merge(r);
-            days.push(DayStats { day: format_day(day), figures: Figures::of(r, r.visitors) });
+        let mut stats = StatsBuilder::new(site, range);
+        let mut sums = DaySums::default();
+        for (day, r) in rollups {
+            sums.clear();
+            sums.add(r);
+            stats.add_day(*day, &sums);
         }
-        Stats { site: site.to_owned(), days, totals: Figures::of(&total, unique_visitors) }
+        let mut answer = stats.finish();
+        answer.totals.visitors = unique_visitors;
+        answer
+    }
+}
+
+/// The stats answer, built one day at a time in increasing day order (a store adds each
+/// stored day as it reads it, no list of decoded days kept).
+pub struct StatsBuilder {
+    site: String,
+    range: DayRange,
+    days: Vec<DayStats>,
+    total: DaySums,
+    visitors: DistinctVisitors,
+}
+
+impl StatsBuilder {
+    pub fn new(site: &str, range: DayRange) -> Self {
+        let days = Vec::with_capacity((range.to - range.from + 1).max(0) as usize);
+        StatsBuilder { site: site.to_owned(), range, days, total: DaySums::default(), visitors: Default::default() }
+    }
+
+    /// Adds `day`'s figures; days before it without figures count as zero. A day outside the
+    /// range, or not after the last one added, is ignored.
+    pub fn add_day(&mut self, day: i32, sums: &DaySums) {
+        let next = self.range.from + self.days.len() as i32;
+        if day < next || day > self.range.to {
+            return;
+        }
+        self.fill_to(day);
+        self.total.add_figures(sums);
+        self.visitors.add(sums.visitors, &sums.visitor_sketch);
+        self.days.push(DayStats { day: format_day(day), figures: Figures::of(sums, sums.visitors) });
+    }
+
+    fn fill_to(&mut self, day: i32) {
+        let empty = Figures::of(&DaySums::default(), 0);
+        for d in self.range.from + self.days.len() as i32..day {
+            self.days.push(DayStats { day: format_day(d), figures: empty.clone() });
+        }
+    }
+
+    pub fn finish(mut self) -> Stats {
+        self.fill_to(self.range.to + 1);
+        let totals = Figures::of(&self.total, self.visitors.estimate());
+        Stats { site: self.site, days: self.days, totals }
+    }
+}
+
+/// Distinct visitors over several days: exact for one day, else the union of the days'
+/// sketches (≈1.6 % error), kept between the busiest day and the sum.
+#[derive(Default)]
+struct DistinctVisitors {
+    days: usize,
+    busiest: u64,
+    sum: u64,
+    union: VisitorSketch,
+}
+
+impl DistinctVisitors {
+    fn add(&mut self, visitors: u64, sketch: &VisitorSketch) {
+        if visitors == 0 {
+            return;
+        }
+        self.days += 1;
+        self.busiest = self.busiest.max(visitors);
+        self.sum += visitors;
+        self.union.merge(sketch);
+    }
+
+    fn estimate(&self) -> u64 {
+        match self.days {
+            0 | 1 => self.sum,
+            _ => self.union.estimate().clamp(self.busiest, self.sum),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! [`BAND_ROWS`] so a long page's cells are split over several small values, each stored as a
 //! fixed-shape array of [`BAND_CELLS`] counts ([`encode_band`], [`add_stored_band`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -230,6 +230,165 @@ impl ElementClicks {
     }
 }
 
+/// First byte of stored element clicks in the dense format (older stores hold MessagePack).
+const ELEMENTS_FORMAT: u8 = 0x01;
+/// Point bins per element: [`ELEMENT_GRID`]², slot `ex * ELEMENT_GRID + ey` (so slot order is
+/// the `(ex, ey)` order the answer lists points in).
+pub const ELEMENT_POINTS: usize = ELEMENT_GRID as usize * ELEMENT_GRID as usize;
+
+impl ElementClicks {
+    /// The stored value: the selector count, then per selector (in selector order) its length
+    /// and bytes, its click count, and its point bins as a length-prefixed [`codec`] array.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.by_selector.len() * 48);
+        out.push(ELEMENTS_FORMAT);
+        codec::put_varint(&mut out, self.by_selector.len() as u64);
+        let mut tokens = Vec::with_capacity(64);
+        for (sel, cell) in &self.by_selector {
+            codec::put_varint(&mut out, sel.len() as u64);
+            out.extend_from_slice(sel.as_bytes());
+            codec::put_varint(&mut out, cell.n);
+            tokens.clear();
+            let slots = cell.points.iter().filter_map(|(&bin, &n)| Some((point_slot(bin)?, n)));
+            codec::put_sparse_counts(&mut tokens, slots);
+            codec::put_varint(&mut out, tokens.len() as u64);
+            out.extend_from_slice(&tokens);
+        }
+        out
+    }
+
+    /// Reads a stored value (this format, or the MessagePack older versions wrote).
+    pub fn from_stored(bytes: &[u8]) -> Result<Self, Corrupt> {
+        if bytes.first() != Some(&ELEMENTS_FORMAT) {
+            return rmp_serde::from_slice(bytes).map_err(|_| Corrupt("element clicks"));
+        }
+        let mut out = ElementClicks::default();
+        let mut points = [0u64; ELEMENT_POINTS];
+        for_each_stored_element(bytes, |sel, n, tokens| {
+            points.fill(0);
+            codec::add_counts(tokens, 0, &mut points)?;
+            let cell = ElementCell { n, points: point_map(&points) };
+            out.by_selector.insert(sel.to_owned(), cell);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// The slot of an `(ex, ey)` bin, `None` outside the grid.
+fn point_slot((x, y): (u16, u16)) -> Option<usize> {
+    (x < ELEMENT_GRID && y < ELEMENT_GRID).then(|| usize::from(x) * ELEMENT_GRID as usize + usize::from(y))
+}
+
+/// The non-zero bins of dense `points`, keyed `(ex, ey)`.
+fn point_map(points: &[u64; ELEMENT_POINTS]) -> BTreeMap<(u16, u16), u64> {
+    let grid = ELEMENT_GRID as usize;
+    let filled = points.iter().enumerate().filter(|(_, n)| **n > 0);
+    filled.map(|(slot, &n)| (((slot / grid) as u16, (slot % grid) as u16), n)).collect()
+}
+
+/// Calls `f(selector, clicks, point tokens)` for each selector of a dense stored value.
+fn for_each_stored_element(
+    bytes: &[u8],
+    mut f: impl FnMut(&str, u64, &[u8]) -> Result<(), Corrupt>,
+) -> Result<(), Corrupt> {
+    let mut at = 1;
+    let count = codec::varint(bytes, &mut at)?;
+    let slice = |at: &mut usize| -> Result<&[u8], Corrupt> {
+        let len = codec::varint(bytes, at)?;
+        let end = usize::try_from(len).ok().and_then(|len| at.checked_add(len)).filter(|end| *end <= bytes.len());
+        let end = end.ok_or(Corrupt("element clicks: length beyond the value"))?;
+        let s = &bytes[*at..end];
+        *at = end;
+        Ok(s)
+    };
+    for _ in 0..count {
+        let sel = std::str::from_utf8(slice(&mut at)?).map_err(|_| Corrupt("element clicks: selector"))?;
+        let n = codec::varint(bytes, &mut at)?;
+        f(sel, n, slice(&mut at)?)?;
+    }
+    if at != bytes.len() {
+        return Err(Corrupt("element clicks: bytes after the last selector"));
+    }
+    Ok(())
+}
+
+/// The sum of many element-click values, as a query adds them: one dense bin array per
+/// selector, and stored values added straight in (no map per value or per point).
+#[derive(Debug, Clone, Default)]
+pub struct ElementSums {
+    by_selector: HashMap<Box<str>, ElementSum>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ElementSum {
+    pub n: u64,
+    pub points: [u64; ELEMENT_POINTS],
+}
+
+impl ElementSums {
+    /// Adds one value, then keeps the [`MAX_ELEMENTS`] most clicked selectors exactly as
+    /// [`ElementClicks::merge`] does (so both give the same sums in the same order).
+    pub fn add(&mut self, value: &ElementClicks) {
+        for (sel, cell) in &value.by_selector {
+            let sum = self.entry(sel);
+            sum.n += cell.n;
+            for (&bin, &n) in &cell.points {
+                if let Some(slot) = point_slot(bin) {
+                    sum.points[slot] += n;
+                }
+            }
+        }
+        self.keep_most_clicked();
+    }
+
+    /// Adds a stored value (either format) like [`Self::add`].
+    pub fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
+        if bytes.first() != Some(&ELEMENTS_FORMAT) {
+            self.add(&ElementClicks::from_stored(bytes)?);
+            return Ok(());
+        }
+        for_each_stored_element(bytes, |sel, n, tokens| {
+            let sum = self.entry(sel);
+            sum.n += n;
+            codec::add_counts(tokens, 0, &mut sum.points)
+        })?;
+        self.keep_most_clicked();
+        Ok(())
+    }
+
+    fn entry(&mut self, sel: &str) -> &mut ElementSum {
+        if !self.by_selector.contains_key(sel) {
+            self.by_selector.insert(sel.into(), ElementSum { n: 0, points: [0; ELEMENT_POINTS] });
+        }
+        self.by_selector.get_mut(sel).expect("inserted above")
+    }
+
+    fn keep_most_clicked(&mut self) {
+        if self.by_selector.len() > MAX_ELEMENTS {
+            let mut counts: Vec<u64> = self.by_selector.values().map(|e| e.n).collect();
+            counts.sort_unstable_by(|a, b| b.cmp(a));
+            let keep_at_least = counts[MAX_ELEMENTS - 1];
+            self.by_selector.retain(|_, e| e.n >= keep_at_least);
+        }
+    }
+
+    /// The sums, one per selector (in no particular order); each sum's non-zero bins by
+    /// [`ElementSum::points`].
+    pub fn into_sums(self) -> impl Iterator<Item = (Box<str>, ElementSum)> {
+        self.by_selector.into_iter()
+    }
+}
+
+impl ElementSum {
+    /// The non-zero bins as `(ex, ey, n)`, in `(ex, ey)` order.
+    pub fn points(&self) -> impl Iterator<Item = (u16, u16, u64)> + '_ {
+        let grid = ELEMENT_GRID as usize;
+        let filled = self.points.iter().enumerate().filter(|(_, n)| **n > 0);
+        filled.map(move |(slot, &n)| ((slot / grid) as u16, (slot % grid) as u16, n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +422,111 @@ mod tests {
         assert_eq!(cell_of_slot(u16::MAX / BAND_ROWS, BAND_CELLS - 1), None);
         assert!(add_stored_band(&[0x01, 0xff], &mut acc).is_err());
         assert!(add_stored_band(b"junk", &mut acc).is_err());
+    }
+
+    /// A selector, its clicks and its `(ex, ey, n)` points.
+    type Row = (String, u64, Vec<(u16, u16, u64)>);
+
+    fn clicks(seed: u64, selectors: u64) -> ElementClicks {
+        let mut e = ElementClicks::default();
+        for i in 0..selectors * 7 {
+            let k = (i * 2654435761 + seed) % 1_000_003;
+            let offset = (!k.is_multiple_of(5)).then_some(((k % 1000) as u16, (k / 7 % 1001) as u16));
+            e.add(&format!("main>a:nth-child({})", k % selectors), offset);
+        }
+        e
+    }
+
+    fn sums_of(values: &[&[u8]]) -> Vec<Row> {
+        let mut sums = ElementSums::default();
+        for v in values {
+            sums.add_stored(v).unwrap();
+        }
+        let mut out: Vec<_> = sums.into_sums().map(|(sel, s)| (sel.into(), s.n, s.points().collect())).collect();
+        out.sort();
+        out
+    }
+
+    fn as_rows(e: &ElementClicks) -> Vec<Row> {
+        let rows = e.by_selector.iter();
+        rows.map(|(sel, c)| (sel.clone(), c.n, c.points.iter().map(|(&(x, y), &n)| (x, y, n)).collect())).collect()
+    }
+
+    #[test]
+    fn element_clicks_round_trip_and_sum_like_merge() {
+        let (a, b) = (clicks(1, 12), clicks(99, 30));
+        assert_eq!(ElementClicks::from_stored(&a.to_stored()).unwrap(), a);
+        let legacy = rmp_serde::to_vec_named(&b).unwrap();
+        assert_eq!(ElementClicks::from_stored(&legacy).unwrap(), b, "older MessagePack values still read");
+        assert!(a.to_stored().len() < rmp_serde::to_vec_named(&a).unwrap().len(), "denser");
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!(sums_of(&[&a.to_stored(), &legacy]), as_rows(&merged));
+        // Associative: (a + b) + c = a + (b + c), stored or not.
+        let c = clicks(7, 5);
+        let mut left = merged.clone();
+        left.merge(&c);
+        let mut bc = b.clone();
+        bc.merge(&c);
+        let mut right = a.clone();
+        right.merge(&ElementClicks::from_stored(&bc.to_stored()).unwrap());
+        assert_eq!(left, right);
+        assert_eq!(sums_of(&[&left.to_stored()]), sums_of(&[&a.to_stored(), &b.to_stored(), &c.to_stored()]));
+        assert_eq!(
+            ElementClicks::from_stored(&ElementClicks::default().to_stored()).unwrap(),
+            ElementClicks::default()
+        );
+    }
+
+    #[test]
+    fn element_sums_keep_the_most_clicked_like_merge() {
+        let mut many = ElementClicks::default();
+        for i in 0..MAX_ELEMENTS + 80 {
+            for _ in 0..i % 13 + 1 {
+                many.add(&format!("#s{i}"), Some((i as u16, 500)));
+            }
+        }
+        let few = clicks(4, 40);
+        let mut merged = ElementClicks::default();
+        merged.merge(&few);
+        merged.merge(&many);
+        assert!(merged.by_selector.len() < MAX_ELEMENTS + 120, "the rarest were dropped");
+        assert_eq!(sums_of(&[&few.to_stored(), &many.to_stored()]), as_rows(&merged));
+    }
+
+    #[test]
+    fn corrupt_element_values_are_an_error_not_a_panic() {
+        let good = clicks(5, 4).to_stored();
+        for end in 1..good.len() {
+            assert!(ElementClicks::from_stored(&good[..end]).is_err(), "truncated at {end}");
+            assert!(ElementSums::default().add_stored(&good[..end]).is_err(), "truncated at {end}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(ElementClicks::from_stored(&trailing).is_err());
+        let huge_count = [ELEMENTS_FORMAT, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(ElementSums::default().add_stored(&huge_count).is_err());
+        let huge_len = [ELEMENTS_FORMAT, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(ElementClicks::from_stored(&huge_len).is_err());
+        let bad_utf8 = [ELEMENTS_FORMAT, 1, 1, 0xff, 1, 0];
+        assert!(ElementClicks::from_stored(&bad_utf8).is_err());
+        let bin_outside = [ELEMENTS_FORMAT, 1, 1, b'a', 1, 3, 0xc9, 0x01, 2]; // skip 100, count 1: past the grid
+        assert!(ElementSums::default().add_stored(&bin_outside).is_err());
+        assert!(ElementClicks::from_stored(b"junk").is_err());
+        // Random bytes after the format byte: an answer or an error, never a panic.
+        let mut x = 0x9e37_79b9u64;
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = std::iter::once(ELEMENTS_FORMAT)
+                .chain((0..(x % 40)).map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                }))
+                .collect();
+            let _ = ElementSums::default().add_stored(&bytes);
+            let _ = ElementClicks::from_stored(&bytes);
+        }
     }
 
     #[test]

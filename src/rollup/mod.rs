@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod codec;
+pub mod day;
 pub mod form;
 pub mod heat;
 pub mod page;

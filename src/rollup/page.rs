@@ -2,6 +2,8 @@
 //! scroll depth and scroll reach; their stored encoding, and [`PageSums`], the accumulator a
 //! query adds stored values into.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Corrupt};
@@ -209,6 +211,11 @@ impl PageSums {
         self.totals.encode(self.load_buckets.iter().copied().enumerate())
     }
 
+    /// About the bytes the sums hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        (self.load_buckets.capacity() + self.totals.reach.capacity()) * std::mem::size_of::<u64>()
+    }
+
     pub fn into_rollup(self) -> PageRollup {
         let mut r = self.totals;
         r.load.buckets =
@@ -216,6 +223,137 @@ impl PageSums {
         r.reach.resize(REACH_STEPS, 0);
         r
     }
+}
+
+/// First byte of a stored all-pages value (every path's figures of one site and period).
+const SITE_PAGES_FORMAT: u8 = 0x01;
+/// The whole stored all-pages value of a period that has more than [`MAX_SITE_PATHS`] paths:
+/// its figures are read from the per-path values instead.
+const SITE_PAGES_TOO_MANY: u8 = 0x02;
+/// Most paths an all-pages value holds, so that it stays a small sled value that each group
+/// commit can rewrite (about 100–300 bytes per path on a busy site).
+pub const MAX_SITE_PATHS: usize = 256;
+
+/// Every path's page figures of one site and day, week or month, kept in one value so that a
+/// range is a handful of reads instead of one per path and period. A site with more than
+/// [`MAX_SITE_PATHS`] paths in the period stores a marker instead (see [`SitePages::fits`]).
+#[derive(Debug, Clone, Default)]
+pub struct SitePages {
+    paths: BTreeMap<String, PageSums>,
+    too_many: bool,
+}
+
+/// One group's page deltas of one site and day, by path.
+#[derive(Debug, Clone, Default)]
+pub struct SitePagesDelta(pub BTreeMap<String, PageRollup>);
+
+impl SitePagesDelta {
+    pub fn merge(&mut self, other: &SitePagesDelta) {
+        for (path, r) in &other.0 {
+            self.0.entry(path.clone()).or_default().merge(r);
+        }
+    }
+}
+
+impl SitePages {
+    /// False once the period has had more than [`MAX_SITE_PATHS`] paths (then nothing is kept).
+    pub fn fits(&self) -> bool {
+        !self.too_many
+    }
+
+    pub fn add_delta(&mut self, delta: &SitePagesDelta) {
+        for (path, r) in &delta.0 {
+            if let Some(sums) = self.entry(path) {
+                sums.add(r);
+            }
+        }
+    }
+
+    /// Adds one path's stored page value (either format).
+    pub fn add_stored_path(&mut self, path: &str, bytes: &[u8]) -> Result<(), Corrupt> {
+        match self.entry(path) {
+            Some(sums) => sums.add_stored(bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// The sums of `path`, or `None` once the period has too many paths.
+    fn entry(&mut self, path: &str) -> Option<&mut PageSums> {
+        if !self.too_many && !self.paths.contains_key(path) {
+            if self.paths.len() == MAX_SITE_PATHS {
+                self.too_many = true;
+                self.paths = BTreeMap::new();
+            } else {
+                self.paths.insert(path.to_owned(), PageSums::default());
+            }
+        }
+        self.paths.get_mut(path)
+    }
+
+    /// Adds a stored all-pages value.
+    pub fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
+        let fits = for_each_site_page(bytes, |path, value| {
+            let path = std::str::from_utf8(path).map_err(|_| Corrupt("all-pages value: path"))?;
+            self.add_stored_path(path, value)
+        })?;
+        if !fits {
+            self.too_many = true;
+            self.paths = BTreeMap::new();
+        }
+        Ok(())
+    }
+
+    /// The stored value: per path (in path order) its length and bytes, then its page value's
+    /// length and bytes (the per-path encoding, [`PageSums::to_stored`]).
+    pub fn to_stored(&self) -> Vec<u8> {
+        if self.too_many {
+            return vec![SITE_PAGES_TOO_MANY];
+        }
+        let mut out = Vec::with_capacity(1 + self.paths.len() * 160);
+        out.push(SITE_PAGES_FORMAT);
+        for (path, sums) in &self.paths {
+            codec::put_varint(&mut out, path.len() as u64);
+            out.extend_from_slice(path.as_bytes());
+            let value = sums.to_stored();
+            codec::put_varint(&mut out, value.len() as u64);
+            out.extend_from_slice(&value);
+        }
+        out
+    }
+
+    /// About the bytes the decoded value holds (for the applier's cache).
+    pub fn heap_bytes(&self) -> usize {
+        let per_path = |(path, sums): (&String, &PageSums)| path.len() + 64 + sums.heap_bytes();
+        self.paths.iter().map(per_path).sum::<usize>() + 64
+    }
+}
+
+/// Calls `f(path, page value)` for each path of a stored all-pages value, in path order.
+/// Returns `Ok(false)`, calling nothing, when the value is the marker of a period with too
+/// many paths (its figures are in the per-path values).
+pub fn for_each_site_page(
+    bytes: &[u8],
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<(), Corrupt>,
+) -> Result<bool, Corrupt> {
+    match bytes.first() {
+        Some(&SITE_PAGES_FORMAT) => {}
+        Some(&SITE_PAGES_TOO_MANY) if bytes.len() == 1 => return Ok(false),
+        _ => return Err(Corrupt("all-pages value: format")),
+    }
+    let slice = |at: &mut usize| -> Result<&[u8], Corrupt> {
+        let len = codec::varint(bytes, at)?;
+        let end = usize::try_from(len).ok().and_then(|len| at.checked_add(len)).filter(|end| *end <= bytes.len());
+        let end = end.ok_or(Corrupt("all-pages value: length beyond the value"))?;
+        let s = &bytes[*at..end];
+        *at = end;
+        Ok(s)
+    };
+    let mut at = 1;
+    while at < bytes.len() {
+        let path = slice(&mut at)?;
+        f(path, slice(&mut at)?)?;
+    }
+    Ok(true)
 }
 
 /// How far down a document a viewport bottom at `bottom_px` is, in whole percent (0–100).
@@ -260,6 +398,86 @@ mod tests {
         assert_eq!(sums.into_rollup(), merged);
         assert!(PageRollup::from_stored(&a.to_stored()[..20]).is_err());
         assert!(PageRollup::from_stored(&[PAGE_FORMAT]).is_err());
+    }
+
+    fn delta(seed: u64, paths: u64) -> SitePagesDelta {
+        SitePagesDelta((0..paths).map(|i| (format!("/p{}", (i * 7 + seed) % 400), sample(seed + i))).collect())
+    }
+
+    fn decoded(bytes: &[u8]) -> Option<Vec<(String, PageRollup)>> {
+        let mut out = Vec::new();
+        let fits = for_each_site_page(bytes, |path, value| {
+            out.push((String::from_utf8(path.to_vec()).unwrap(), PageRollup::from_stored(value)?));
+            Ok(())
+        })
+        .unwrap();
+        fits.then_some(out)
+    }
+
+    #[test]
+    fn all_pages_values_round_trip_and_merge_associatively() {
+        let (a, b, c) = (delta(1, 5), delta(2, 9), delta(3, 2));
+        let mut one = SitePages::default();
+        one.add_delta(&a);
+        let mut read = SitePages::default();
+        read.add_stored(&one.to_stored()).unwrap();
+        assert_eq!(read.to_stored(), one.to_stored());
+        let expected: Vec<_> = a.0.clone().into_iter().collect();
+        assert_eq!(decoded(&one.to_stored()).unwrap(), expected);
+        // ((a + b) stored) + c == a + (b + c) == the per-path merge.
+        let mut left = SitePages::default();
+        left.add_delta(&a);
+        left.add_delta(&b);
+        let mut left2 = SitePages::default();
+        left2.add_stored(&left.to_stored()).unwrap();
+        left2.add_delta(&c);
+        let mut bc = b.clone();
+        bc.merge(&c);
+        let mut right = SitePages::default();
+        right.add_delta(&a);
+        right.add_delta(&bc);
+        assert_eq!(left2.to_stored(), right.to_stored());
+        let mut merged = a.clone();
+        merged.merge(&bc);
+        assert_eq!(decoded(&right.to_stored()).unwrap(), merged.0.into_iter().collect::<Vec<_>>());
+        assert_eq!(decoded(&SitePages::default().to_stored()).unwrap(), []);
+    }
+
+    #[test]
+    fn too_many_paths_store_a_marker_that_stays() {
+        let mut all = SitePages::default();
+        all.add_delta(&delta(0, MAX_SITE_PATHS as u64));
+        assert!(all.fits());
+        let full = all.to_stored();
+        all.add_delta(&SitePagesDelta([("/one-more".to_owned(), sample(1))].into()));
+        assert!(!all.fits());
+        assert_eq!(all.to_stored(), [SITE_PAGES_TOO_MANY]);
+        assert_eq!(decoded(&all.to_stored()), None);
+        let mut again = SitePages::default();
+        again.add_stored(&all.to_stored()).unwrap();
+        again.add_delta(&delta(5, 1));
+        assert_eq!(again.to_stored(), [SITE_PAGES_TOO_MANY], "once too many, always too many");
+        let mut reread = SitePages::default();
+        reread.add_stored(&full).unwrap();
+        assert!(reread.fits());
+    }
+
+    #[test]
+    fn corrupt_all_pages_values_are_an_error_not_a_panic() {
+        let mut all = SitePages::default();
+        all.add_delta(&delta(4, 3));
+        let good = all.to_stored();
+        for end in 1..good.len() {
+            // Cut between two paths, a value is a shorter valid one; inside a path, an error.
+            let _ = SitePages::default().add_stored(&good[..end]);
+        }
+        for end in good.len() - 10..good.len() {
+            assert!(SitePages::default().add_stored(&good[..end]).is_err(), "truncated at {end}");
+        }
+        for bad in [&[][..], &[0x03], &[SITE_PAGES_TOO_MANY, 0], &[SITE_PAGES_FORMAT, 0xff, 0xff, 0xff, 0xff, 0x7f]] {
+            assert!(SitePages::default().add_stored(bad).is_err(), "{bad:?}");
+        }
+        assert!(SitePages::default().add_stored(&[SITE_PAGES_FORMAT, 1, 0xff, 1, 0]).is_err(), "path not UTF-8");
     }
 
     #[test]

@@ -62,6 +62,34 @@ impl VisitorSketch {
         }
     }
 
+    /// The registers (none while no visitor was added), as [`Self::merge_registers`] reads them.
+    pub fn registers(&self) -> &[u8] {
+        &self.registers
+    }
+
+    /// Merges stored registers: none, or one byte per register.
+    pub fn merge_registers(&mut self, registers: &[u8]) -> Result<(), crate::rollup::codec::Corrupt> {
+        match registers.len() {
+            0 => Ok(()),
+            M if self.registers.is_empty() => {
+                self.registers.extend_from_slice(registers);
+                Ok(())
+            }
+            M => {
+                for (a, b) in self.registers.iter_mut().zip(registers) {
+                    *a = (*a).max(*b);
+                }
+                Ok(())
+            }
+            _ => Err(crate::rollup::codec::Corrupt("visitor sketch: register count")),
+        }
+    }
+
+    /// Empties the sketch, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.registers.clear();
+    }
+
     /// Estimated distinct visitors (linear counting while the sketch is sparse).
     pub fn estimate(&self) -> u64 {
         if self.registers.is_empty() {

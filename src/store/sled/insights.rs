@@ -1,16 +1,18 @@
 //! Insight queries on the sled store: each reads only rollup values, never raw events, and as
 //! few of them as the range allows — whole months and weeks, then single days
-//! ([`period::cover`]) — adding each stored value straight into the query's sums.
+//! ([`period::cover`]), and for pages one all-pages value per site and period rather than one
+//! per path — adding each stored value straight into the query's sums.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::keys;
-use super::write::decode;
 use super::SledStore;
 use crate::query::insights::{HeatCell, Heatmap, Pages, ScrollReach};
-use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
-use crate::rollup::heat::{self, ElementClicks, HeatKind, WidthClass, BAND_CELLS};
-use crate::rollup::page::PageSums;
+use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, Stats, StatsBuilder};
+use crate::rollup::codec::Corrupt;
+use crate::rollup::day::DaySums;
+use crate::rollup::heat::{self, ElementSums, HeatKind, WidthClass, BAND_CELLS};
+use crate::rollup::page::{self, PageSums};
 use crate::rollup::period::{self, Span};
 use crate::store::StoreError;
 
@@ -49,11 +51,55 @@ fn prefix_successor(mut prefix: Vec<u8>) -> Vec<u8> {
     vec![0xff; 64]
 }
 
+/// Page sums by path, as a pages query adds stored values into them.
+#[derive(Default)]
+struct PathSums(HashMap<Box<[u8]>, PageSums>);
+
+impl PathSums {
+    fn add_stored(&mut self, path: &[u8], value: &[u8]) -> Result<(), Corrupt> {
+        match self.0.get_mut(path) {
+            Some(sums) => sums.add_stored(value),
+            None => self.0.entry(path.into()).or_default().add_stored(value),
+        }
+    }
+
+    fn into_pages(self, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+        let all = self
+            .0
+            .into_iter()
+            .map(|(path, sums)| {
+                let path = String::from_utf8(path.into()).map_err(|_| StoreError::Corrupt("page path".into()))?;
+                Ok((path, sums))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Pages::from_sums(all, offset, limit))
+    }
+}
+
 impl SledStore {
+    /// The stats answer: one stored day value per day of the range (its per-day series needs
+    /// them all), each added straight into the answer as it is read.
+    pub(super) fn read_stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
+        let prefix_len = keys::prefix(keys::NS_DAY_ROLLUP, site).len();
+        let mut stats = StatsBuilder::new(site, range);
+        let mut sums = DaySums::default();
+        for item in self.tree.range(keys::day_rollup(site, range.from)..=keys::day_rollup(site, range.to)) {
+            let (k, v) = item?;
+            let day = k.get(prefix_len..).and_then(keys::day_from_bytes);
+            let day = day.ok_or_else(|| StoreError::Corrupt("day rollup key".into()))?;
+            sums.clear();
+            sums.add_stored(&v)?;
+            stats.add_day(day, &sums);
+        }
+        Ok(stats.finish())
+    }
+
     pub(super) fn read_pages(&self, site: &str, q: &PagesQuery) -> Result<Pages, StoreError> {
         self.read_pages_in(site, &spans(q.range), q.offset, q.limit)
     }
 
+    /// The pages answer over `spans`, from the sites' all-pages values (one per day or
+    /// period); a day or period that had too many paths for one is read path by path.
     pub(super) fn read_pages_in(
         &self,
         site: &str,
@@ -61,32 +107,54 @@ impl SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<Pages, StoreError> {
-        let prefix_len = keys::prefix(keys::NS_PAGE_ROLLUP, site).len();
-        let mut by_path: HashMap<Box<[u8]>, PageSums> = HashMap::new();
+        let mut sums = PathSums::default();
+        let prefix_len = keys::prefix(keys::NS_SITE_PAGES, site).len();
         for span in spans {
-            // Day keys hold the day (4 bytes) before the path; period keys a level byte too.
-            let path_at = prefix_len + if matches!(span, Span::Days { .. }) { 4 } else { 5 };
-            for item in values_of(&self.tree, *span, 0, |d| keys::page_rollup(site, d, "")) {
+            for item in values_of(&self.tree, *span, 0, |d| keys::site_pages(site, d)) {
                 let (k, v) = item?;
-                let path = k.get(path_at..).ok_or_else(|| StoreError::Corrupt("page key".into()))?;
-                match by_path.get_mut(path) {
-                    Some(sums) => sums.add_stored(&v)?,
-                    None => {
-                        let mut sums = PageSums::default();
-                        sums.add_stored(&v)?;
-                        by_path.insert(path.into(), sums);
-                    }
+                if !page::for_each_site_page(&v, |path, value| sums.add_stored(path, value))? {
+                    let one = match *span {
+                        Span::Days { .. } => {
+                            let day = k.get(prefix_len..).and_then(keys::day_from_bytes);
+                            let day = day.ok_or_else(|| StoreError::Corrupt("all-pages key".into()))?;
+                            Span::Days { from: day, to: day }
+                        }
+                        whole => whole,
+                    };
+                    self.add_pages_by_path(site, one, &mut sums)?;
                 }
             }
         }
-        let all = by_path
-            .into_iter()
-            .map(|(path, sums)| {
-                let path = String::from_utf8(path.into()).map_err(|_| StoreError::Corrupt("page key".into()))?;
-                Ok((path, sums))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Pages::from_sums(all, offset, limit))
+        sums.into_pages(offset, limit)
+    }
+
+    /// Like [`Self::read_pages_in`] from the per-path values only.
+    #[cfg(test)]
+    pub(super) fn read_pages_by_path_in(
+        &self,
+        site: &str,
+        spans: &[Span],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Pages, StoreError> {
+        let mut sums = PathSums::default();
+        for span in spans {
+            self.add_pages_by_path(site, *span, &mut sums)?;
+        }
+        sums.into_pages(offset, limit)
+    }
+
+    /// Adds the per-path page values of `span` (one per path and day or period).
+    fn add_pages_by_path(&self, site: &str, span: Span, sums: &mut PathSums) -> Result<(), StoreError> {
+        let prefix_len = keys::prefix(keys::NS_PAGE_ROLLUP, site).len();
+        // Day keys hold the day (4 bytes) before the path; period keys a level byte too.
+        let path_at = prefix_len + if matches!(span, Span::Days { .. }) { 4 } else { 5 };
+        for item in values_of(&self.tree, span, 0, |d| keys::page_rollup(site, d, "")) {
+            let (k, v) = item?;
+            let path = k.get(path_at..).ok_or_else(|| StoreError::Corrupt("page key".into()))?;
+            sums.add_stored(path, &v)?;
+        }
+        Ok(())
     }
 
     pub(super) fn read_scroll(&self, site: &str, q: &PageQuery) -> Result<ScrollReach, StoreError> {
@@ -147,11 +215,11 @@ impl SledStore {
                     .filter_map(|(slot, &n)| heat::cell_of_slot(*band, slot).map(|(x, y)| HeatCell { x, y, n }))
             })
             .collect();
-        let mut elements = Vec::new();
+        let mut elements = ElementSums::default();
         if kind == HeatKind::Click {
             for span in spans {
                 for item in values_of(&self.tree, *span, 0, |d| keys::elements(site, path, d)) {
-                    elements.push(decode::<ElementClicks>(&item?.1)?);
+                    elements.add_stored(&item?.1)?;
                 }
             }
         }

@@ -24,7 +24,9 @@
 //! | P  | period, path               | one page's rollup for a week or month               |
 //! | H  | path 0, kind, width, period, band | heatmap cells of a band, week or month       |
 //! | C  | path 0, period             | clicks per element selector, week or month          |
-//! | m  | (`rollups`, no site)       | the rollup format (1: `P`/`H`/`C` kept beside days)  |
+//! | o  | day                        | every path's page rollup for the day, in one value  |
+//! | O  | period                     | every path's page rollup for a week or month        |
+//! | m  | (`rollups`, no site)       | the rollup format (1: `P`/`H`/`C` kept beside days; 2: `o`/`O` too) |
 //!
 //! A *period* is a level byte (`w` week, `m` month) and its first day: a week or month value is
 //! the sum of its days' values, keyed exactly like them otherwise ([`period_key`]).
@@ -63,6 +65,8 @@ pub const NS_SESSION_PATHS: u8 = b'q';
 pub const NS_PAGE_PERIOD: u8 = b'P';
 pub const NS_HEAT_PERIOD: u8 = b'H';
 pub const NS_ELEMENTS_PERIOD: u8 = b'C';
+pub const NS_SITE_PAGES: u8 = b'o';
+pub const NS_SITE_PAGES_PERIOD: u8 = b'O';
 /// The rollup format version, absent in stores written before week and month rollups.
 pub const ROLLUP_FORMAT: &[u8] = b"mrollups";
 
@@ -141,6 +145,26 @@ pub fn page_rollup(site: &str, day: i32, path: &str) -> Vec<u8> {
     k
 }
 
+/// Every path's page rollup of one site and day (see [`crate::rollup::page::SitePages`]).
+pub fn site_pages(site: &str, day: i32) -> Vec<u8> {
+    let mut k = prefix(NS_SITE_PAGES, site);
+    k.extend_from_slice(&day_bytes(day));
+    k
+}
+
+/// The all-pages key of a page key's site and day, and the page key's path.
+pub fn site_pages_of(page_key: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let day_at = page_key.iter().position(|b| *b == 0)? + 1;
+    let path_at = day_at + 4;
+    if page_key.first() != Some(&NS_PAGE_ROLLUP) || page_key.len() < path_at {
+        return None;
+    }
+    let mut k = Vec::with_capacity(path_at);
+    k.push(NS_SITE_PAGES);
+    k.extend_from_slice(&page_key[1..path_at]);
+    Some((k, &page_key[path_at..]))
+}
+
 /// `h site 0 path 0 kind width`: all days and bands of one heatmap.
 pub fn heat_prefix(site: &str, path: &str, kind: HeatKind, width: WidthClass) -> Vec<u8> {
     let mut k = prefix(NS_HEAT, site);
@@ -194,6 +218,7 @@ pub fn period_ns(day_ns: u8) -> Option<u8> {
         NS_PAGE_ROLLUP => Some(NS_PAGE_PERIOD),
         NS_HEAT => Some(NS_HEAT_PERIOD),
         NS_ELEMENTS => Some(NS_ELEMENTS_PERIOD),
+        NS_SITE_PAGES => Some(NS_SITE_PAGES_PERIOD),
         _ => None,
     }
 }
@@ -201,7 +226,7 @@ pub fn period_ns(day_ns: u8) -> Option<u8> {
 /// Where the day lies in a key of a namespace that has week and month values.
 fn day_at(key: &[u8]) -> Option<usize> {
     let at = match *key.first()? {
-        NS_PAGE_ROLLUP => key.iter().position(|b| *b == 0)? + 1,
+        NS_PAGE_ROLLUP | NS_SITE_PAGES => key.iter().position(|b| *b == 0)? + 1,
         NS_HEAT => key.len().checked_sub(6)?,
         NS_ELEMENTS => key.len().checked_sub(4)?,
         _ => return None,
@@ -269,6 +294,11 @@ mod tests {
         let el = elements("s", "/a", 20_760);
         assert_eq!(period_key(&el, week).unwrap(), [&b"Cs\0/a\0w"[..], &day_bytes(20_759)].concat());
         assert_eq!(period_key(&day_rollup("s", 1), week), None, "days only");
+        let all = site_pages("s", 20_760);
+        assert_eq!(site_pages_of(&page), Some((all.clone(), &b"/a"[..])));
+        assert_eq!(day_of_key(&all), Some(20_760));
+        assert_eq!(period_key(&all, week).unwrap(), [&b"Os\0w"[..], &day_bytes(20_759)].concat());
+        assert_eq!(site_pages_of(&all), None);
         assert_eq!(day_of_key(&[NS_HEAT, 1]), None);
     }
 

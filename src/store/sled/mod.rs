@@ -30,7 +30,6 @@ use crate::query::{
     DayRange, HeatmapQuery, PageQuery, PagesQuery, SessionCursor, SessionPage, SessionQuery, Stats,
     MAX_SESSIONS_SCANNED,
 };
-use crate::rollup::DayRollup;
 use write::{decode, SessionRecord};
 
 /// A segment id greater than all before it: µs since the epoch, bumped when needed.
@@ -137,20 +136,6 @@ impl SledStore {
         tokio::task::spawn_blocking(move || f(&this))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
-    }
-
-    fn read_stats(&self, site: &str, range: DayRange) -> Result<Stats, StoreError> {
-        let from = keys::day_rollup(site, range.from);
-        let to = keys::day_rollup(site, range.to);
-        let prefix_len = keys::prefix(keys::NS_DAY_ROLLUP, site).len();
-        let mut rollups = Vec::new();
-        for item in self.tree.range(from..=to) {
-            let (k, v) = item?;
-            let day = keys::day_from_bytes(&k[prefix_len..]).ok_or_else(|| StoreError::Corrupt("rollup key".into()))?;
-            rollups.push((day, decode::<DayRollup>(&v)?));
-        }
-        let unique = Stats::distinct_visitors(&rollups);
-        Ok(Stats::from_rollups(site, range, &rollups, unique))
     }
 
     fn read_sessions(&self, site: &str, q: &SessionQuery) -> Result<SessionPage, StoreError> {

@@ -8,7 +8,7 @@ use super::insights::spans;
 use super::{keys, SledStore};
 use crate::model::{Client, Event, EventData, Id128, StoredBatch, View, VisitorKey};
 use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
-use crate::rollup::heat::{self, HeatCells, HeatKind, WidthClass, BAND_CELLS};
+use crate::rollup::heat::{self, ElementClicks, HeatCells, HeatKind, WidthClass, BAND_CELLS};
 use crate::rollup::page::PageRollup;
 use crate::rollup::period::Span;
 use crate::store::Store;
@@ -106,11 +106,9 @@ fn assert_same_as_days(store: &SledStore, range: DayRange) {
     let cover = spans(range);
     let days = [Span::Days { from: range.from, to: range.to }];
     let what = format!("{range:?} as {cover:?}");
-    assert_eq!(
-        store.read_pages_in("s", &cover, 0, 100).unwrap(),
-        store.read_pages_in("s", &days, 0, 100).unwrap(),
-        "{what}"
-    );
+    let pages = store.read_pages_in("s", &cover, 0, 100).unwrap();
+    assert_eq!(pages, store.read_pages_in("s", &days, 0, 100).unwrap(), "{what}");
+    assert_eq!(pages, store.read_pages_by_path_in("s", &days, 0, 100).unwrap(), "all-pages values: {what}");
     for path in PATHS {
         assert_eq!(
             store.read_scroll_in("s", path, &cover).unwrap(),
@@ -149,7 +147,7 @@ async fn weeks_and_months_answer_exactly_as_days_on_random_ranges() {
 }
 
 /// Rewrites the store as an older version left it: day values in MessagePack, no week or
-/// month values, no format key.
+/// month values, no all-pages values, no format key.
 fn downgrade(tree: &sled::Tree) {
     let mut batch = sled::Batch::default();
     for item in tree.scan_prefix([keys::NS_PAGE_ROLLUP]) {
@@ -167,7 +165,17 @@ fn downgrade(tree: &sled::Tree) {
         }
         batch.insert(k, rmp_serde::to_vec_named(&cells).unwrap());
     }
-    for ns in [keys::NS_PAGE_PERIOD, keys::NS_HEAT_PERIOD, keys::NS_ELEMENTS_PERIOD] {
+    for item in tree.scan_prefix([keys::NS_ELEMENTS]) {
+        let (k, v) = item.unwrap();
+        batch.insert(k, rmp_serde::to_vec_named(&ElementClicks::from_stored(&v).unwrap()).unwrap());
+    }
+    for ns in [
+        keys::NS_PAGE_PERIOD,
+        keys::NS_HEAT_PERIOD,
+        keys::NS_ELEMENTS_PERIOD,
+        keys::NS_SITE_PAGES,
+        keys::NS_SITE_PAGES_PERIOD,
+    ] {
         for item in tree.scan_prefix([ns]) {
             batch.remove(item.unwrap().0);
         }
@@ -196,7 +204,7 @@ async fn a_store_in_the_older_encoding_opens_and_answers_the_same() {
         assert!(store.tree.scan_prefix([keys::NS_HEAT_PERIOD]).next().is_none());
         // Days alone still read (the older encoding), as an old store would be read.
         let days = [Span::Days { from: whole.from, to: whole.to }];
-        assert_eq!(store.read_pages_in("s", &days, 0, 100).unwrap(), answers.0);
+        assert_eq!(store.read_pages_by_path_in("s", &days, 0, 100).unwrap(), answers.0);
         answers
     };
     let store = SledStore::open(dir.path(), 16 << 20).unwrap();
@@ -211,6 +219,84 @@ async fn a_store_in_the_older_encoding_opens_and_answers_the_same() {
     assert_eq!(store.read_scroll("s", &PageQuery { path: "/docs".into(), range: whole }).unwrap(), before.2);
     // New writes merge into the older day values and the rebuilt periods alike.
     load(&store, &mut rng, 150..300).await;
+    assert_same_as_days(&store, whole);
+    for _ in 0..10 {
+        assert_same_as_days(&store, random_range(&mut rng));
+    }
+}
+
+/// A store of format 1 (weeks and months, no all-pages values) gets them built when opened,
+/// and answers the same.
+#[tokio::test]
+async fn a_store_without_all_pages_values_gets_them_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x0dd_5eed_0003);
+    let whole = DayRange { from: FIRST_DAY, to: FIRST_DAY + DAYS };
+    let before = {
+        let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+        load(&store, &mut rng, 0..150).await;
+        let answer = store.read_pages("s", &PagesQuery { range: whole, offset: 0, limit: 100 }).unwrap();
+        let mut batch = sled::Batch::default();
+        for ns in [keys::NS_SITE_PAGES, keys::NS_SITE_PAGES_PERIOD] {
+            for item in store.tree.scan_prefix([ns]) {
+                batch.remove(item.unwrap().0);
+            }
+        }
+        batch.insert(keys::ROLLUP_FORMAT, &[1]);
+        store.tree.apply_batch(batch).unwrap();
+        store.tree.flush().unwrap();
+        answer
+    };
+    let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+    assert!(store.tree.scan_prefix([keys::NS_SITE_PAGES_PERIOD]).next().is_some(), "built");
+    assert_eq!(store.read_pages("s", &PagesQuery { range: whole, offset: 0, limit: 100 }).unwrap(), before);
+    load(&store, &mut rng, 150..300).await;
+    assert_same_as_days(&store, whole);
+    for _ in 0..10 {
+        assert_same_as_days(&store, random_range(&mut rng));
+    }
+}
+
+/// A day, week or month with more paths than one all-pages value holds is read path by path,
+/// with the same answer.
+#[tokio::test]
+async fn periods_with_too_many_paths_are_read_path_by_path() {
+    use crate::rollup::page::MAX_SITE_PATHS;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+    let mut rng = Rng(0x0dd_5eed_0004);
+    load(&store, &mut rng, 0..100).await;
+    // One busy day (in a week and month that also hold other days) with many paths.
+    let busy = FIRST_DAY + 20;
+    let batches: Vec<StoredBatch> = (0..MAX_SITE_PATHS as u64 + 20)
+        .map(|n| {
+            let path = format!("/many/{n}");
+            let view = View {
+                url: format!("https://t.example{path}"),
+                path,
+                referrer: None,
+                title: None,
+                vw: 800.0,
+                vh: 800.0,
+                dw: 800.0,
+                dh: 1600.0,
+                load_ms: Some(n as f64),
+                ttfb_ms: None,
+                spa: false,
+            };
+            let events = vec![Event { t: busy as i64 * DAY_MS + n as i64, data: EventData::View(view) }];
+            let client = Client { device: "desktop".into(), browser: "chrome".into() };
+            let sid = Id128([[0xee; 8], (1000 + n).to_be_bytes()].concat().try_into().unwrap());
+            StoredBatch::new("s".into(), VisitorKey([7; 16]), sid, 0, busy as i64 * DAY_MS + n as i64, client, events)
+        })
+        .collect();
+    store.write(batches.into()).await.unwrap();
+    load(&store, &mut rng, 100..200).await;
+    let marker = store.tree.get(keys::site_pages("s", busy)).unwrap().unwrap();
+    assert!(!crate::rollup::page::for_each_site_page(&marker, |_, _| Ok(())).unwrap(), "the busy day is a marker");
+    let whole = DayRange { from: FIRST_DAY, to: FIRST_DAY + DAYS };
+    let pages = store.read_pages_in("s", &spans(whole), 0, 1000).unwrap();
+    assert_eq!(pages.total, PATHS.len() + MAX_SITE_PATHS + 20);
     assert_same_as_days(&store, whole);
     for _ in 0..10 {
         assert_same_as_days(&store, random_range(&mut rng));

@@ -1,20 +1,23 @@
 //! Page, heat and element rollups on sled: a group commit merges each delta into its day value
 //! *and* into the week and month values beside it (same merge code, [`keys::period_key`]), and
-//! a store written before those existed gets them built once when it is opened ([`backfill`]).
+//! each site's page deltas into one all-pages value per day, week and month; a store written
+//! before those existed gets them built once when it is opened ([`backfill`]).
 
 use std::collections::BTreeMap;
 
 use super::keys;
 use super::rollup_cache::RollupCache;
 use crate::rollup::codec::Corrupt;
+use crate::rollup::day::DaySums;
 use crate::rollup::heat::{self, ElementClicks, HeatCells, BAND_CELLS};
-use crate::rollup::page::{PageRollup, PageSums};
+use crate::rollup::page::{PageRollup, PageSums, SitePages, SitePagesDelta};
 use crate::rollup::period::Period;
 use crate::rollup::track::Deltas;
+use crate::rollup::DayRollup;
 use crate::store::StoreError;
 
 /// The current rollup format (see [`keys::ROLLUP_FORMAT`]).
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 /// Week and month values built in memory before the backfill writes them out.
 const BACKFILL_CHUNK: usize = 1024;
 
@@ -92,18 +95,63 @@ impl Stored for ElementClicks {
         into.merge(delta);
     }
     fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
-        self.merge(&rmp_serde::from_slice(bytes).map_err(|_| Corrupt("element clicks"))?);
+        self.merge(&ElementClicks::from_stored(bytes)?);
         Ok(())
     }
     fn add_delta(&mut self, delta: &ElementClicks) {
         self.merge(delta);
     }
     fn to_stored(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(self).expect("element clicks serialise")
+        ElementClicks::to_stored(self)
     }
 }
 
-/// Merges the group's page, heat and element deltas into their day, week and month values.
+impl Stored for SitePages {
+    type Delta = SitePagesDelta;
+    fn merge_delta(into: &mut SitePagesDelta, delta: &SitePagesDelta) {
+        into.merge(delta);
+    }
+    fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
+        SitePages::add_stored(self, bytes)
+    }
+    fn add_delta(&mut self, delta: &SitePagesDelta) {
+        SitePages::add_delta(self, delta);
+    }
+    fn to_stored(&self) -> Vec<u8> {
+        SitePages::to_stored(self)
+    }
+    fn weight(&self, _: &[u8]) -> usize {
+        self.heap_bytes()
+    }
+}
+
+impl Stored for DaySums {
+    type Delta = DayRollup;
+    fn merge_delta(into: &mut DayRollup, delta: &DayRollup) {
+        into.merge(delta);
+    }
+    fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
+        DaySums::add_stored(self, bytes)
+    }
+    fn add_delta(&mut self, delta: &DayRollup) {
+        self.add(delta);
+    }
+    fn to_stored(&self) -> Vec<u8> {
+        DaySums::to_stored(self)
+    }
+}
+
+/// The group's page deltas by site and day (for the all-pages values).
+fn site_page_deltas(deltas: &Deltas) -> BTreeMap<(&str, i32), SitePagesDelta> {
+    let mut by_day: BTreeMap<(&str, i32), SitePagesDelta> = BTreeMap::new();
+    for ((site, day, path), d) in &deltas.pages {
+        by_day.entry((site.as_str(), *day)).or_default().0.insert(path.clone(), d.clone());
+    }
+    by_day
+}
+
+/// Merges the group's site-day deltas into their day values, and its page, heat and element
+/// deltas into their day, week and month values.
 /// Only the applier writes rollups, so the read-modify-write (through its cache) cannot race.
 pub fn merge_insights(
     tree: &sled::Tree,
@@ -112,12 +160,18 @@ pub fn merge_insights(
     deltas: &Deltas,
 ) -> Result<(), StoreError> {
     let mut to = Target { tree, batch, cache };
+    // Site days: one value per day (no weeks or months: stats answer a series of days).
+    for ((site, day), delta) in &deltas.days {
+        write_sum::<DaySums>(&mut to, keys::day_rollup(site, *day), delta)?;
+    }
     let pages = deltas.pages.iter().map(|((site, day, path), d)| (keys::page_rollup(site, *day, path), d));
     merge_levels::<PageSums>(&mut to, pages)?;
     let heat = deltas.heat.iter().map(|(k, d)| (keys::heat(&k.site, &k.path, k.kind, k.width, k.day, k.band), d));
     merge_levels::<Band>(&mut to, heat)?;
     let elements = deltas.elements.iter().map(|((site, path, day), d)| (keys::elements(site, path, *day), d));
-    merge_levels::<ElementClicks>(&mut to, elements)
+    merge_levels::<ElementClicks>(&mut to, elements)?;
+    let site_pages = site_page_deltas(deltas);
+    merge_levels::<SitePages>(&mut to, site_pages.iter().map(|((site, day), d)| (keys::site_pages(site, *day), d)))
 }
 
 /// Where merged values are read from and written to.
@@ -161,29 +215,64 @@ fn write_sum<S: Stored>(to: &mut Target<'_>, key: Vec<u8>, delta: &S::Delta) -> 
     Ok(())
 }
 
-/// Builds the week and month values of a store written before they existed (once: the format
-/// key records it). Rerun from scratch if interrupted: it clears what a previous run left.
+/// Builds what a store written by an older version lacks (once: the format key records it):
+/// week and month values (format 1), then the all-pages values (format 2). Rerun from scratch
+/// if interrupted: each step clears what a previous run left.
 pub fn backfill(tree: &sled::Tree) -> Result<(), StoreError> {
-    if tree.get(keys::ROLLUP_FORMAT)?.is_some() {
+    let format = tree.get(keys::ROLLUP_FORMAT)?.and_then(|v| v.first().copied()).unwrap_or(0);
+    if format >= FORMAT {
         return Ok(());
     }
-    for ns in [keys::NS_PAGE_PERIOD, keys::NS_HEAT_PERIOD, keys::NS_ELEMENTS_PERIOD] {
+    let mut built = 0;
+    if format < 1 {
+        clear(tree, &[keys::NS_PAGE_PERIOD, keys::NS_HEAT_PERIOD, keys::NS_ELEMENTS_PERIOD])?;
+        built += backfill_ns::<PageSums>(tree, keys::NS_PAGE_ROLLUP)?;
+        built += backfill_ns::<Band>(tree, keys::NS_HEAT)?;
+        built += backfill_ns::<ElementClicks>(tree, keys::NS_ELEMENTS)?;
+    }
+    clear(tree, &[keys::NS_SITE_PAGES, keys::NS_SITE_PAGES_PERIOD])?;
+    built += backfill_site_pages(tree)?;
+    tree.insert(keys::ROLLUP_FORMAT, &[FORMAT])?;
+    tree.flush()?;
+    if built > 0 {
+        tracing::info!(values = built, from_format = format, "built rollups for data written by an older version");
+    }
+    Ok(())
+}
+
+fn clear(tree: &sled::Tree, namespaces: &[u8]) -> Result<(), StoreError> {
+    for ns in namespaces {
         let mut clear = sled::Batch::default();
-        for item in tree.scan_prefix([ns]) {
+        for item in tree.scan_prefix([*ns]) {
             clear.remove(item?.0);
         }
         tree.apply_batch(clear)?;
     }
-    let mut built = 0;
-    built += backfill_ns::<PageSums>(tree, keys::NS_PAGE_ROLLUP)?;
-    built += backfill_ns::<Band>(tree, keys::NS_HEAT)?;
-    built += backfill_ns::<ElementClicks>(tree, keys::NS_ELEMENTS)?;
-    tree.insert(keys::ROLLUP_FORMAT, &[FORMAT])?;
-    tree.flush()?;
-    if built > 0 {
-        tracing::info!(values = built, "built week and month rollups for data written by an older version");
-    }
     Ok(())
+}
+
+/// Sums every per-path day value into its site's all-pages values of the day, week and month;
+/// returns how many were written.
+fn backfill_site_pages(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let mut sums: BTreeMap<Vec<u8>, SitePages> = BTreeMap::new();
+    let mut written = 0;
+    for item in tree.scan_prefix([keys::NS_PAGE_ROLLUP]) {
+        let (key, value) = item?;
+        let corrupt = || StoreError::Corrupt("page rollup key".into());
+        let (day_key, path) = keys::site_pages_of(&key).ok_or_else(corrupt)?;
+        let path = std::str::from_utf8(path).map_err(|_| corrupt())?;
+        let day = keys::day_of_key(&day_key).ok_or_else(corrupt)?;
+        for period in Period::all_of(day) {
+            let pk = keys::period_key(&day_key, period).expect("a day-keyed rollup");
+            sums.entry(pk).or_default().add_stored_path(path, &value)?;
+        }
+        sums.entry(day_key).or_default().add_stored_path(path, &value)?;
+        if sums.len() >= BACKFILL_CHUNK / 8 {
+            written += write_sums(tree, std::mem::take(&mut sums))?;
+        }
+    }
+    written += write_sums(tree, sums)?;
+    Ok(written)
 }
 
 /// Sums every day value of namespace `ns` into its week and month values; returns how many

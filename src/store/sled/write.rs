@@ -12,7 +12,6 @@ use crate::rollup::attention::AttentionRollup;
 use crate::rollup::form::PageForms;
 use crate::rollup::session::SessionState;
 use crate::rollup::track::Deltas;
-use crate::rollup::DayRollup;
 use crate::store::StoreError;
 
 /// What is kept per session: its state, and where each of its batches lies.
@@ -121,11 +120,9 @@ fn batches(
     Ok((segments, main))
 }
 
-/// Merges the deltas into their stored rollup values (day, insights, forms, attention).
+/// Merges the deltas into their stored rollup values (site days and insights, forms,
+/// attention).
 fn merge_rollups(to: &mut Target<'_>, deltas: &Deltas) -> Result<(), StoreError> {
-    for ((site, day), delta) in &deltas.days {
-        merge(to, keys::day_rollup(site, *day), delta, DayRollup::merge)?;
-    }
     super::rollups::merge_insights(to.tree, to.batch, to.cache, deltas)?;
     for ((site, path, day), delta) in &deltas.forms {
         merge(to, keys::page_day(keys::NS_FORMS, site, path, *day), delta, PageForms::merge)?;

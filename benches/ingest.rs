@@ -1,14 +1,16 @@
 //! Decoding and validating a realistic 50-event batch: JSON vs MessagePack, plain vs gzip; and
 //! the whole request path up to the writer's queue (inflate, decode, validate, privacy, the
-//! encoded segment), the CPU a collect spends before the store sees it.
+//! encoded segment), the CPU a collect spends before the store sees it; and the steps of that
+//! path replaced in the fifth session beside what they replaced.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hushtale::ingest::{decode, validate, Dropped, Encoding, Format, Limits};
-use hushtale::model::{Client, SiteSettings};
-use hushtale::privacy::{self, VisitorKeyer};
+use hushtale::model::{Client, EventData, SiteSettings, StoredBatch};
+use hushtale::privacy::{self, scrub, VisitorKeyer};
 use hushtale::sites::Site;
 use serde_json::{json, Value};
 
@@ -93,5 +95,38 @@ fn bench_request_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_request_path);
+/// The two steps of the request path this round replaced, each beside what it replaced, on the
+/// load batch: the segment written by hand vs serde_json's map serialiser, and the scrubber with
+/// its byte scan vs the regexes alone (the batch's selectors and form names).
+fn bench_replaced_steps(c: &mut Criterion) {
+    let batch = sample_batch(50);
+    let json_bytes = serde_json::to_vec(&batch).unwrap();
+    let limits = Limits::default();
+    let now = 1_764_374_402_000;
+    let events = validate::validate(decode::parse(Format::Json, &json_bytes).unwrap(), &limits, now).unwrap().events;
+    let mut g = c.benchmark_group("segment_encode_50_events");
+    g.throughput(Throughput::Elements(50));
+    g.bench_function("serde_json", |b| b.iter(|| serde_json::to_vec(&events).unwrap().len()));
+    g.bench_function("by_hand", |b| b.iter(|| StoredBatch::encode_events(&events).len()));
+    g.finish();
+
+    let texts: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::Click { sel, .. } | EventData::Input { sel, .. } => Some(sel.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut g = c.benchmark_group("scrub_batch_selectors");
+    g.throughput(Throughput::Elements(texts.len() as u64));
+    g.bench_function("regexes", |b| {
+        b.iter(|| texts.iter().filter(|t| matches!(scrub::scrub_once_with_regexes(t), Cow::Owned(_))).count())
+    });
+    g.bench_function("byte_scan_then_regexes", |b| {
+        b.iter(|| texts.iter().filter(|t| matches!(scrub::scrub_text(t), Cow::Owned(_))).count())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_request_path, bench_replaced_steps);
 criterion_main!(benches);

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 
 use crate::ingest::{decode, validate, Encoding, Format, IngestError, Limits};
 use crate::model::{Event, StoredBatch};
-use crate::privacy::scrub::scrub_text;
+use crate::privacy::scrub::{self, scrub_text};
 use crate::privacy::url::{normalize_url, UrlPolicy};
 
 /// The server clock the batch check pretends it is (a fixed time keeps runs reproducible).
@@ -81,6 +81,10 @@ pub fn scrub(data: &[u8]) {
     }
     let twice = scrub_text(&once);
     assert_eq!(twice, once, "scrubbing twice changed {text:?}");
+    if !scrub::may_hold_a_match(text) {
+        let by_regexes = scrub::scrub_once_with_regexes(text);
+        assert!(matches!(by_regexes, Cow::Borrowed(_)), "the byte scan let {text:?} pass, the rules scrub it");
+    }
 }
 
 /// gzip inflation under a limit (`decode::decompress`): never more than the limit, never a

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod segment;
+
 /// A 128-bit id sent by the snippet as 32 lowercase hex characters (`vid`, `sid`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id128(pub [u8; 16]);
@@ -303,11 +305,10 @@ impl StoredBatch {
         Self { site, visitor, sid, seq, received, client, events, encoded }
     }
 
-    /// Encodes `events` into [`StoredBatch::encoded`].
+    /// Encodes `events` into [`StoredBatch::encoded`] (a JSON array that reads back as the same
+    /// events; see [`segment`]).
     pub fn encode_events(events: &[Event]) -> bytes::Bytes {
-        let mut out = Vec::with_capacity(64 * events.len());
-        serde_json::to_writer(&mut out, events).expect("events always serialise");
-        bytes::Bytes::from(out)
+        bytes::Bytes::from(segment::encode(events))
     }
 }
 

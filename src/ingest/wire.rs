@@ -13,6 +13,9 @@ use crate::model::EventData;
 /// so that a small body of tiny events cannot blow up into a huge vector.
 pub const HARD_MAX_EVENTS: usize = 10_000;
 
+/// Events a batch usually carries (the snippet sends up to 50 at a time).
+const TYPICAL_EVENTS: usize = 64;
+
 /// A batch as the snippet sends it.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct WireBatch<'a> {
@@ -239,7 +242,8 @@ impl<'de> Deserialize<'de> for BoundedEvents {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let hint = seq.size_hint().unwrap_or(0).min(HARD_MAX_EVENTS);
+                // JSON gives no length: room for a typical batch instead of growing (and moving) it 7 times.
+                let hint = seq.size_hint().unwrap_or(TYPICAL_EVENTS).min(HARD_MAX_EVENTS);
                 let mut out = BoundedEvents { items: Vec::with_capacity(hint), truncated: false };
                 while let Some(event) = seq.next_element::<DecodedEvent>()? {
                     if out.items.len() == HARD_MAX_EVENTS {

@@ -1,15 +1,17 @@
 //! The sled store's write pipeline. sled cannot apply a batch while it flushes (one global
 //! lock), and a flush per group costs a log write plus `sync_file_range`; so durability comes
-//! from the [`GroupLog`] instead. Each group goes to two threads at once: the logger appends it
-//! to the log and syncs (coalescing whatever queued meanwhile into one sync), the applier
-//! applies it to sled without flushing (likewise coalesced into one sled batch). A group is
-//! answered when both are done: on disk in the log, visible to reads in sled. The checkpointer
-//! flushes sled every [`CHECKPOINT`] and retires the log files sled then holds durably; at
-//! start, groups the log holds beyond sled's durable position are applied again
-//! ([`recover`]).
+//! from the [`GroupLog`] instead, and sled is written once a checkpoint, not once a group. Each
+//! group goes to two threads at once: the logger appends it to the log and syncs (coalescing
+//! whatever queued meanwhile into one sync), the applier applies it to its [`Memtable`] in
+//! memory. A group is answered when both are done: on disk in the log, visible to reads. The
+//! applier drains the memtable into sled (no flush) when asked — before every read of the
+//! store ([`Pipeline::drain`]) and at every checkpoint — and when it outgrows its budget. The
+//! checkpointer drains, flushes sled every [`CHECKPOINT`] and retires the log files sled then
+//! holds durably; at start, groups the log holds beyond sled's durable position are applied
+//! again ([`recover`]).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::memtable::Memtable;
 use super::rollup_cache::RollupCache;
 use super::{keys, write, Trees};
 use crate::model::{Client, EventData, Id128, StoredBatch, VisitorKey};
@@ -26,6 +29,20 @@ use crate::store::{PendingWrite, StoreError, WriteOutcome};
 
 /// How often sled is flushed (and the log shortened): what a restart after a crash replays.
 pub const CHECKPOINT: Duration = Duration::from_secs(1);
+
+/// How often the pipeline checkpoints and how large the memtable may grow (tests shrink and
+/// stretch these to exercise drains and recovery).
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub checkpoint: Duration,
+    pub memtable_bytes: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { checkpoint: CHECKPOINT, memtable_bytes: super::memtable::BUDGET }
+    }
+}
 
 /// What the logger thread is asked to do.
 enum ToLogger {
@@ -43,10 +60,17 @@ enum ToLogger {
     },
 }
 
-struct ToApplier {
-    id: u64,
-    batches: Arc<[StoredBatch]>,
-    done: oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>,
+/// What the applier thread is asked to do.
+enum ToApplier {
+    Group {
+        id: u64,
+        batches: Arc<[StoredBatch]>,
+        done: oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>,
+    },
+    /// Write the memtable to sled; answers the id of the last group sled then holds.
+    Drain {
+        done: mpsc::Sender<Result<u64, StoreError>>,
+    },
 }
 
 /// Where new groups enter, in order: id assignment and both sends happen under one lock, so
@@ -61,42 +85,41 @@ struct Entry {
 pub struct Pipeline {
     entry: Mutex<Option<Entry>>,
     db: sled::Db,
-    /// The last group applied to sled (made durable by the next flush).
-    applied: Arc<AtomicU64>,
     stop: Mutex<Option<Sender<()>>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
     /// Starts the threads; `log` must be recovered already ([`recover`]).
-    pub fn start(db: sled::Db, trees: Trees, log: GroupLog, last_segment: Arc<AtomicU64>) -> std::io::Result<Self> {
+    pub fn start(
+        db: sled::Db,
+        trees: Trees,
+        log: GroupLog,
+        last_segment: Arc<AtomicU64>,
+        tuning: Tuning,
+    ) -> std::io::Result<Self> {
         let next = log.next_id();
-        let applied = Arc::new(AtomicU64::new(next - 1));
+        // Recovery left sled holding every group the log had.
+        let durable = next - 1;
         let (logger, logger_rx) = mpsc::channel();
         let (applier, applier_rx) = mpsc::channel();
         let (stop, stop_rx) = mpsc::channel();
         let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
         let threads = vec![
             spawn("hushtale-log").spawn(move || run_logger(log, logger_rx))?,
-            spawn("hushtale-apply").spawn({
-                let applied = applied.clone();
-                move || run_applier(&trees, &last_segment, &applied, applier_rx)
+            spawn("hushtale-apply").spawn(move || {
+                let mut applier = Applier::new(&trees, &last_segment, durable, tuning.memtable_bytes);
+                applier.run(applier_rx);
             })?,
             spawn("hushtale-checkpoint").spawn({
-                let (db, applied, logger) = (db.clone(), applied.clone(), logger.clone());
-                move || run_checkpointer(&db, &applied, &logger, &stop_rx)
+                let (db, applier, logger) = (db.clone(), applier.clone(), logger.clone());
+                move || run_checkpointer(&db, (&applier, &logger), &stop_rx, tuning.checkpoint, durable)
             })?,
         ];
-        Ok(Self {
-            entry: Mutex::new(Some(Entry { next, logger, applier })),
-            db,
-            applied,
-            stop: Mutex::new(Some(stop)),
-            threads,
-        })
+        Ok(Self { entry: Mutex::new(Some(Entry { next, logger, applier })), db, stop: Mutex::new(Some(stop)), threads })
     }
 
-    /// Starts a group; the future resolves once it is in the log on disk and applied to sled.
+    /// Starts a group; the future resolves once it is in the log on disk and in the memtable.
     pub fn submit(&self, batches: Arc<[StoredBatch]>) -> PendingWrite {
         let (logged, logged_rx) = oneshot::channel();
         let (applied, applied_rx) = oneshot::channel();
@@ -107,7 +130,8 @@ impl Pipeline {
                     let id = e.next;
                     e.next += 1;
                     let to_log = ToLogger::Append { id, batches: batches.clone(), done: logged };
-                    e.logger.send(to_log).is_ok() && e.applier.send(ToApplier { id, batches, done: applied }).is_ok()
+                    e.logger.send(to_log).is_ok()
+                        && e.applier.send(ToApplier::Group { id, batches, done: applied }).is_ok()
                 }
                 None => false,
             }
@@ -123,12 +147,22 @@ impl Pipeline {
         })
     }
 
-    /// Flushes sled and retires the log files it made redundant; blocks until done. Call only
-    /// when no group is in flight to have the log emptied entirely; `erased` (after an
-    /// erasure) deletes the retired files and the spares instead of recycling them.
+    /// The read barrier: writes every group answered so far to sled (unflushed), so a read of
+    /// sled sees it. Blocks until done.
+    pub fn drain(&self) -> Result<u64, StoreError> {
+        let applier = self.entry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|e| e.applier.clone());
+        match applier {
+            Some(applier) => drain_through(&applier),
+            None => Err(StoreError::Backend("the write pipeline has stopped".into())),
+        }
+    }
+
+    /// Drains, flushes sled and retires the log files it made redundant; blocks until done.
+    /// Call only when no group is in flight to have the log emptied entirely; `erased` (after
+    /// an erasure) deletes the retired files and the spares instead of recycling them.
     pub fn checkpoint(&self, erased: bool) -> Result<(), StoreError> {
         let logger = self.entry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|e| e.logger.clone());
-        let durable = self.applied.load(Ordering::Acquire);
+        let durable = self.drain()?;
         self.db.flush()?;
         if let Some(logger) = logger {
             let (done, wait) = mpsc::channel();
@@ -138,6 +172,14 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// Asks the applier to drain and waits: the id of the last group sled holds.
+fn drain_through(applier: &Sender<ToApplier>) -> Result<u64, StoreError> {
+    let stopped = || StoreError::Backend("the write pipeline has stopped".into());
+    let (done, wait) = mpsc::channel();
+    applier.send(ToApplier::Drain { done }).map_err(|_| stopped())?;
+    wait.recv().map_err(|_| stopped())?
 }
 
 impl Drop for Pipeline {
@@ -185,37 +227,72 @@ fn run_logger(mut log: GroupLog, rx: Receiver<ToLogger>) {
     }
 }
 
-/// Most groups the applier merges into one sled batch.
-const MAX_COALESCED: usize = 64;
+/// The applier thread's state: the memtable and what draining it needs.
+struct Applier<'a> {
+    trees: &'a Trees,
+    last_segment: &'a AtomicU64,
+    table: Memtable,
+    rollups: RollupCache,
+    /// The id of the last group sled holds.
+    drained: u64,
+}
 
-fn run_applier(trees: &Trees, last_segment: &AtomicU64, applied: &AtomicU64, rx: Receiver<ToApplier>) {
-    let mut rollups = RollupCache::default();
-    while let Ok(first) = rx.recv() {
-        let jobs: Vec<ToApplier> = std::iter::once(first).chain(rx.try_iter().take(MAX_COALESCED - 1)).collect();
-        let last = jobs.last().expect("one at least").id;
-        let batches: Vec<&StoredBatch> = jobs.iter().flat_map(|j| j.batches.iter()).collect();
-        match write::write_group(trees, &|| super::next_segment_id(last_segment), &batches, last, &mut rollups) {
-            Ok(outcomes) => {
-                applied.store(last, Ordering::Release);
-                let mut outcomes = outcomes.into_iter();
-                for job in jobs {
-                    let _ = job.done.send(Ok(outcomes.by_ref().take(job.batches.len()).collect()));
+impl<'a> Applier<'a> {
+    fn new(trees: &'a Trees, last_segment: &'a AtomicU64, drained: u64, budget: usize) -> Self {
+        Self { trees, last_segment, table: Memtable::new(budget), rollups: RollupCache::default(), drained }
+    }
+
+    fn run(&mut self, rx: Receiver<ToApplier>) {
+        while let Ok(message) = rx.recv() {
+            match message {
+                ToApplier::Group { id, batches, done } => {
+                    let refs: Vec<&StoredBatch> = batches.iter().collect();
+                    let applied = self.make_room().and_then(|()| self.table.apply(&self.trees.main, &refs, id));
+                    if let Err(e) = &applied {
+                        tracing::error!(error = %e, group = id, "applying a group failed");
+                    }
+                    let _ = done.send(applied);
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, groups = jobs.len(), "applying a group to sled failed");
-                for job in jobs {
-                    let _ = job.done.send(Err(StoreError::Backend(e.to_string())));
+                ToApplier::Drain { done } => {
+                    let _ = done.send(self.drain());
                 }
             }
         }
     }
+
+    /// Drains a full memtable before it takes another group (if that fails, the group is
+    /// refused rather than memory let grow).
+    fn make_room(&mut self) -> Result<(), StoreError> {
+        if self.table.is_full() {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<u64, StoreError> {
+        let last_segment = self.last_segment;
+        let next_id = || super::next_segment_id(last_segment);
+        match write::drain(self.trees, &next_id, &mut self.table, &mut self.rollups) {
+            Ok(Some(position)) => self.drained = position,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "writing the memtable to sled failed");
+                return Err(e);
+            }
+        }
+        Ok(self.drained)
+    }
 }
 
-fn run_checkpointer(db: &sled::Db, applied: &AtomicU64, logger: &Sender<ToLogger>, stop: &Receiver<()>) {
-    let mut last = applied.load(Ordering::Acquire);
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT) {
-        let durable = applied.load(Ordering::Acquire);
+fn run_checkpointer(
+    db: &sled::Db,
+    (applier, logger): (&Sender<ToApplier>, &Sender<ToLogger>),
+    stop: &Receiver<()>,
+    every: Duration,
+    mut last: u64,
+) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        let Ok(durable) = drain_through(applier) else { continue };
         if durable == last {
             continue;
         }
@@ -237,18 +314,21 @@ pub fn recover(
     db: &sled::Db,
     trees: &Trees,
     last_segment: &AtomicU64,
+    memtable_bytes: usize,
 ) -> Result<(GroupLog, usize), StoreError> {
     let io = |e: std::io::Error| StoreError::Backend(format!("group log {}: {e}", dir.display()));
     let durable = applied_position(&trees.main)?;
     let (mut log, groups) = GroupLog::open(dir, durable).map_err(io)?;
     let mut replayed = 0;
-    let mut rollups = RollupCache::default();
+    let mut applier = Applier::new(trees, last_segment, durable, memtable_bytes);
     for group in groups.iter().filter(|g| g.id > durable) {
         let batches = decode_group(&group.payload)?;
         let refs: Vec<&StoredBatch> = batches.iter().collect();
-        write::write_group(trees, &|| super::next_segment_id(last_segment), &refs, group.id, &mut rollups)?;
+        applier.make_room()?;
+        applier.table.apply(&trees.main, &refs, group.id)?;
         replayed += batches.len();
     }
+    applier.drain()?;
     db.flush()?;
     log.retire(log.next_id() - 1).map_err(io)?;
     Ok((log, replayed))
@@ -264,7 +344,7 @@ pub fn applied_position(main: &sled::Tree) -> Result<u64, StoreError> {
     }
 }
 
-/// One batch as the log holds it: what [`write::write_group`] needs, events as stored.
+/// One batch as the log holds it: what [`Memtable::apply`] needs, events as stored.
 #[derive(Serialize, Deserialize)]
 struct LoggedBatch<'a> {
     #[serde(borrow)]

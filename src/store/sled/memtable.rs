@@ -1,0 +1,274 @@
+//! The sled applier's memtable: every group applied since the last drain, held in memory —
+//! touched session records, funnel index entries, day-visitor marks, rollup deltas and the
+//! segment being filled per site — so a group's only write is its record in the group log.
+//! [`super::write::drain`] writes it to sled; the pipeline drains at every checkpoint, before
+//! every read of the store, and when the memtable outgrows [`BUDGET`].
+//!
+//! Applying a group is two passes: first every read it needs from sled (which may fail) loads
+//! clean state into the memtable, then the batches are added, which cannot fail — so a group
+//! that fails leaves nothing of itself behind.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use super::keys;
+use super::write::{BatchRef, SessionRecord};
+use crate::model::{day_of, EventData, StoredBatch};
+use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
+use crate::rollup::track::Deltas;
+use crate::store::{StoreError, WriteOutcome};
+
+/// Estimated bytes the memtable may hold before the applier drains it (by default).
+pub const BUDGET: usize = 32 << 20;
+/// Segment ids from here up are provisional: a segment gets its real id when it is drained,
+/// so it is never older than a session it holds (retention relies on that).
+const PROVISIONAL: u64 = 1 << 63;
+/// Segments are cut at about this size so sled keeps them inline in its log instead of writing
+/// each as a separate blob file (its threshold is a quarter of its 512 KiB log segment).
+pub const SEGMENT_BYTES: usize = 96 * 1024;
+/// Rough bytes of rollup deltas and bookkeeping per event, and per new session.
+const EVENT_WEIGHT: usize = 64;
+const SESSION_WEIGHT: usize = 512;
+
+/// A session the memtable knows: where it is keyed, its record, whether that changed.
+pub struct OpenSession {
+    pub anchor: i64,
+    pub record: SessionRecord,
+    pub dirty: bool,
+}
+
+/// What the memtable knows of a session: `None` when neither sled nor the memtable has it
+/// (its first batch creates it).
+type Slot = Option<OpenSession>;
+
+/// A segment waiting for the drain: its site, provisional id and bytes.
+pub struct Segment {
+    pub site: String,
+    pub provisional: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything applied since the last drain (see the module docs).
+pub struct Memtable {
+    /// Estimated bytes past which [`Memtable::is_full`].
+    budget: usize,
+    /// Per site: the segment being filled.
+    open_segments: HashMap<String, Segment>,
+    /// Segments filled up to [`SEGMENT_BYTES`].
+    pub(super) full_segments: Vec<Segment>,
+    /// Provisional segment id → its real id, once the drain has given it one.
+    pub(super) segment_ids: HashMap<u64, u64>,
+    next_provisional: u64,
+    sessions: HashMap<(String, [u8; 16]), Slot>,
+    /// Funnel index entries: key → encoded views.
+    pub(super) session_paths: HashMap<Vec<u8>, Vec<u8>>,
+    /// Day-visitor marks: `true` for new ones (to write), `false` for ones sled has.
+    day_visitors: HashMap<Vec<u8>, bool>,
+    /// Index entries of new sessions: key → value.
+    pub(super) new_index: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) deltas: Deltas,
+    /// The group log's id of the last group applied.
+    pub(super) last_group: Option<u64>,
+    bytes: usize,
+}
+
+impl Memtable {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            open_segments: HashMap::new(),
+            full_segments: Vec::new(),
+            segment_ids: HashMap::new(),
+            next_provisional: 0,
+            sessions: HashMap::new(),
+            session_paths: HashMap::new(),
+            day_visitors: HashMap::new(),
+            new_index: Vec::new(),
+            deltas: Deltas::default(),
+            last_group: None,
+            bytes: 0,
+        }
+    }
+
+    /// Applies one logged group (id `group`); one outcome per batch, in order. On an error
+    /// nothing of the group was applied.
+    pub fn apply(
+        &mut self,
+        tree: &sled::Tree,
+        batches: &[&StoredBatch],
+        group: u64,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        for b in batches {
+            self.prefetch(tree, b)?;
+        }
+        let outcomes = batches.iter().map(|b| self.add(b)).collect();
+        self.last_group = Some(group);
+        Ok(outcomes)
+    }
+
+    /// Past its budget: the applier should drain it.
+    pub fn is_full(&self) -> bool {
+        self.bytes >= self.budget
+    }
+
+    /// Loads from sled what adding `b` will read: its session, its funnel index entry, its
+    /// day-visitor marks.
+    fn prefetch(&mut self, tree: &sled::Tree, b: &StoredBatch) -> Result<(), StoreError> {
+        let id = (b.site.clone(), b.sid.0);
+        if !self.sessions.contains_key(&id) {
+            let slot = load_session(tree, b)?;
+            self.sessions.insert(id.clone(), slot);
+        }
+        if let Some(Some(session)) = self.sessions.get(&id) {
+            if has_view(b) {
+                let key = keys::session_paths(&b.site, session.anchor, &b.sid.0);
+                if let Entry::Vacant(entry) = self.session_paths.entry(key) {
+                    let stored = tree.get(entry.key())?.map(|v| v.to_vec()).unwrap_or_default();
+                    entry.insert(stored);
+                }
+            }
+        }
+        for day in days_of(b) {
+            let key = keys::day_visitor(&b.site, day, &b.visitor.0);
+            if !self.day_visitors.contains_key(&key) && tree.contains_key(&key)? {
+                self.day_visitors.insert(key, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one prefetched batch.
+    fn add(&mut self, b: &StoredBatch) -> WriteOutcome {
+        let id = (b.site.clone(), b.sid.0);
+        let slot = self.sessions.get_mut(&id).expect("prefetched");
+        if slot.is_none() {
+            let anchor = b.received;
+            self.new_index.push((keys::session_index(&b.site, &b.sid.0), anchor.to_be_bytes().to_vec()));
+            self.new_index.push((keys::visitor_session(&b.site, &b.visitor.0, anchor, &b.sid.0), Vec::new()));
+            let record = SessionRecord::new(b);
+            self.deltas.day(&b.site, day_of(record.state.start)).sessions += 1;
+            self.bytes += SESSION_WEIGHT;
+            *slot = Some(OpenSession { anchor, record, dirty: false });
+        }
+        let session = slot.as_mut().expect("opened above");
+        if session.record.batches.iter().any(|r| r.seq() == b.seq) {
+            return WriteOutcome::Duplicate;
+        }
+        let anchor = session.anchor;
+        let mut reference = self.append(&b.site, &b.encoded);
+        reference.0 = b.seq;
+        let session = self.sessions.get_mut(&id).and_then(Option::as_mut).expect("opened above");
+        session.dirty = true;
+        session.record.batches.push(reference);
+        session.record.state.apply(b, &mut self.deltas);
+        self.index_views(b, anchor);
+        for day in days_of(b) {
+            self.count_visitor(b, day);
+        }
+        self.bytes += b.encoded.len() + b.events.len() * EVENT_WEIGHT;
+        WriteOutcome::Stored
+    }
+
+    /// Appends the batch's pageviews to its session's funnel index entry.
+    fn index_views(&mut self, b: &StoredBatch, anchor: i64) {
+        let mut views = b.events.iter().filter_map(|e| match &e.data {
+            EventData::View(v) => Some((e.t, v.path.as_str())),
+            _ => None,
+        });
+        let Some(first) = views.next() else { return };
+        // Prefetched unless the session is new (then sled has no entry for it).
+        let entry = self.session_paths.entry(keys::session_paths(&b.site, anchor, &b.sid.0)).or_default();
+        let room = MAX_VIEWS_PER_SESSION.saturating_sub(count_views(entry));
+        encode_views(entry, std::iter::once(first).chain(views).take(room));
+    }
+
+    fn count_visitor(&mut self, b: &StoredBatch, day: i32) {
+        let key = keys::day_visitor(&b.site, day, &b.visitor.0);
+        if self.day_visitors.contains_key(&key) {
+            return;
+        }
+        self.day_visitors.insert(key, true);
+        let day = self.deltas.day(&b.site, day);
+        day.visitors += 1;
+        day.visitor_sketch.add(&b.visitor);
+    }
+
+    /// Appends one batch's events to the site's open segment, starting a new one when full.
+    fn append(&mut self, site: &str, encoded: &[u8]) -> BatchRef {
+        if self.open_segments.get(site).is_some_and(|s| s.bytes.len() + encoded.len() > SEGMENT_BYTES) {
+            let full = self.open_segments.remove(site).expect("checked above");
+            self.full_segments.push(full);
+        }
+        let next = &mut self.next_provisional;
+        let segment = self.open_segments.entry(site.to_owned()).or_insert_with(|| {
+            *next += 1;
+            Segment { site: site.to_owned(), provisional: PROVISIONAL + *next, bytes: Vec::new() }
+        });
+        let offset = segment.bytes.len() as u32;
+        segment.bytes.extend_from_slice(encoded);
+        BatchRef(0, segment.provisional, offset, encoded.len() as u32)
+    }
+
+    /// Closes every open segment and gives each segment without one its real id from `next_id`.
+    pub(super) fn seal_segments(&mut self, next_id: &dyn Fn() -> u64) {
+        self.full_segments.extend(std::mem::take(&mut self.open_segments).into_values());
+        for segment in &self.full_segments {
+            self.segment_ids.entry(segment.provisional).or_insert_with(next_id);
+        }
+    }
+
+    /// The changed session records, their segment ids made real ([`Memtable::seal_segments`]
+    /// first).
+    pub(super) fn dirty_sessions(&mut self) -> impl Iterator<Item = (&str, &[u8; 16], &OpenSession)> {
+        let ids = &self.segment_ids;
+        self.sessions.iter_mut().filter_map(move |((site, sid), slot)| match slot {
+            Some(s) if s.dirty => {
+                for r in s.record.batches.iter_mut().filter(|r| r.1 >= PROVISIONAL) {
+                    r.1 = ids[&r.1];
+                }
+                Some((site.as_str(), sid, &*s))
+            }
+            _ => None,
+        })
+    }
+
+    /// The day-visitor marks to write.
+    pub(super) fn new_day_visitors(&self) -> impl Iterator<Item = &[u8]> {
+        self.day_visitors.iter().filter(|(_, new)| **new).map(|(k, _)| k.as_slice())
+    }
+
+    /// Forgets everything (after a drain wrote it to sled).
+    pub(super) fn clear(&mut self) {
+        *self = Memtable::new(self.budget);
+    }
+}
+
+/// The session `b` belongs to, as sled holds it.
+fn load_session(tree: &sled::Tree, b: &StoredBatch) -> Result<Slot, StoreError> {
+    let Some(anchor) = tree.get(keys::session_index(&b.site, &b.sid.0))? else {
+        return Ok(None);
+    };
+    let anchor =
+        i64::from_be_bytes(anchor.as_ref().try_into().map_err(|_| StoreError::Corrupt("session anchor".into()))?);
+    let record = match tree.get(keys::session(&b.site, anchor, &b.sid.0))? {
+        Some(v) => super::write::decode(&v)?,
+        None => SessionRecord::new(b),
+    };
+    Ok(Some(OpenSession { anchor, record, dirty: false }))
+}
+
+fn has_view(b: &StoredBatch) -> bool {
+    b.events.iter().any(|e| matches!(e.data, EventData::View(_)))
+}
+
+/// The days of `b`'s events, each run of equal days once.
+fn days_of(b: &StoredBatch) -> impl Iterator<Item = i32> + '_ {
+    let mut last = None;
+    b.events.iter().filter_map(move |e| {
+        let day = day_of(e.t);
+        (last != Some(day)).then(|| {
+            last = Some(day);
+            day
+        })
+    })
+}

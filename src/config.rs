@@ -158,8 +158,11 @@ pub struct RawLimits {
     pub max_connections_per_ip: Option<usize>,
     /// Time allowed to send a request body, in ms. Default 15000.
     pub body_timeout_ms: Option<u64>,
-    /// sled page cache. Default 256 MiB.
+    /// sled page cache. Default 64 MiB (sled itself holds up to about twice that).
     pub store_cache_bytes: Option<u64>,
+    /// Bytes of batches the sled applier holds in memory before it writes them to sled between
+    /// its once-a-second checkpoints. Default 8 MiB.
+    pub store_memtable_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +233,7 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub store_cache_bytes: u64,
+    pub store_memtable_bytes: usize,
 }
 
 /// Per-IP rate limits (in memory only).
@@ -461,7 +465,10 @@ impl RawLimits {
             header_timeout: Duration::from_millis(self.header_timeout_ms.unwrap_or(10_000).max(1)),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms.unwrap_or(60_000).max(1)),
             body_timeout: Duration::from_millis(self.body_timeout_ms.unwrap_or(15_000)),
-            store_cache_bytes: self.store_cache_bytes.unwrap_or(256 << 20),
+            store_cache_bytes: self.store_cache_bytes.unwrap_or(64 << 20),
+            store_memtable_bytes: self
+                .store_memtable_bytes
+                .map_or(crate::store::sled::DEFAULT_MEMTABLE_BYTES, |b| b as usize),
         };
         if server.max_decompressed_bytes < server.max_body_bytes {
             return Err(ConfigError::Invalid("limits.max_decompressed_bytes must be ≥ max_body_bytes".into()));

@@ -85,7 +85,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let secret = secrets::server_secret(&config.data).map_err(data_err)?;
 
     let store: Arc<dyn Store> = match &config.store {
-        StoreKind::Sled => Arc::new(SledStore::open(&config.data.join("store"), config.server.store_cache_bytes)?),
+        StoreKind::Sled => Arc::new(SledStore::open_with_memtable(
+            &config.data.join("store"),
+            config.server.store_cache_bytes,
+            config.server.store_memtable_bytes,
+        )?),
         StoreKind::ClickHouse(target) => {
             tracing::info!(endpoint = %target.endpoint, database = %target.database, "store: ClickHouse");
             Arc::new(ClickHouseStore::connect(target).await?)

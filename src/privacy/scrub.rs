@@ -51,6 +51,9 @@ pub const IP_TOKEN: &str = "[ip]";
 /// replaced by its token; borrowed (no allocation) when nothing was replaced.
 pub fn scrub_text(s: &str) -> Cow<'_, str> {
     let mut out = scrub_once(s);
+    if matches!(out, Cow::Borrowed(_)) {
+        return out;
+    }
     // A replacement can expose a match the original hid (`a@b.cde0532013000`: once the e-mail
     // is `[email]`, the digits after it stand alone as a phone number). Passes repeat until
     // nothing changes — a second pass runs only when the first replaced something.

@@ -19,7 +19,7 @@ use crate::rollup::track::Deltas;
 use crate::store::{StoreError, WriteOutcome};
 
 /// Estimated bytes the memtable may hold before the applier drains it (by default).
-pub const BUDGET: usize = 32 << 20;
+pub const BUDGET: usize = 8 << 20;
 /// Segment ids from here up are provisional: a segment gets its real id when it is drained,
 /// so it is never older than a session it holds (retention relies on that).
 const PROVISIONAL: u64 = 1 << 63;

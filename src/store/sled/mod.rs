@@ -7,6 +7,8 @@ mod erase;
 mod insights;
 pub mod keys;
 mod memtable;
+/// Default bytes the applier's memtable holds before it drains between checkpoints.
+pub use memtable::BUDGET as DEFAULT_MEMTABLE_BYTES;
 mod pipeline;
 mod rollup_cache;
 #[cfg(test)]
@@ -69,6 +71,11 @@ impl SledStore {
     /// sled made durable before a crash. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         Self::open_tuned(dir, cache_bytes, pipeline::Tuning::default())
+    }
+
+    /// [`SledStore::open`] with another memtable budget (`limits.store_memtable_bytes`).
+    pub fn open_with_memtable(dir: &Path, cache_bytes: u64, memtable_bytes: usize) -> Result<Self, StoreError> {
+        Self::open_tuned(dir, cache_bytes, pipeline::Tuning { memtable_bytes, ..Default::default() })
     }
 
     /// [`SledStore::open`] with another checkpoint interval or memtable budget.

@@ -660,6 +660,15 @@ mod tests {
     }
 
     #[test]
+    fn store_memory_limits_have_defaults_and_can_be_set() {
+        let c = RawConfig::default().validate(Overrides::default()).unwrap();
+        assert_eq!((c.server.store_cache_bytes, c.server.store_memtable_bytes), (64 << 20, 8 << 20));
+        let raw = RawConfig::parse("[limits]\nstore_cache_bytes = 1048576\nstore_memtable_bytes = 65536").unwrap();
+        let c = raw.validate(Overrides::default()).unwrap();
+        assert_eq!((c.server.store_cache_bytes, c.server.store_memtable_bytes), (1 << 20, 1 << 16));
+    }
+
+    #[test]
     fn bad_values_are_named() {
         assert!(RawConfig::parse("lisen = 1").is_err());
         let err = RawConfig::parse("[[site]]\nid = \"Bad Id\"\norigins = [\"*\"]")

@@ -12,7 +12,8 @@
 # Env: LOAD_DATA_ROOT (where data folders go; default target dir), HUSHTALE_BIN (a prebuilt
 # hushtale binary to measure instead of building one, e.g. to compare two builds), CEILING_BIN
 # (likewise for the ceiling), PERF=1 (record a perf
-# profile of collect-json into $LOAD_OUT/perf-collect.data), LOAD_OUT (results; default a temp dir).
+# profile of collect-json into $LOAD_OUT/perf-collect.data; PERF_CALLGRAPH='--call-graph dwarf' for
+# call stacks through code built without frame pointers), LOAD_OUT (results; default a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
@@ -103,7 +104,7 @@ for ROUND in $(seq "$ROUNDS"); do
   echo "==> hushtale POST /collect, JSON"
   start_hushtale json
   if [ "${PERF:-0}" = 1 ] && [ "$ROUND" = 1 ] && command -v perf >/dev/null; then
-    perf record -F 499 -g -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    perf record -F 499 ${PERF_CALLGRAPH:--g} -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
   fi
   bench collect-json "$URL" -s benches/load/collect.lua
   stop

@@ -76,8 +76,31 @@ fn batches_written_over_a_recycled_log_files_old_records_survive_kill_9() {
     assert_each_once(&s, &sids, 10);
 }
 
+/// How many files under `dir` (and its folders) hold `what`, read raw.
+fn holding(dir: &Path, what: &[u8]) -> usize {
+    // A checkpoint may rename or delete a file between listing and reading it: then the scan is
+    // repeated, so a file is never missed (nor counted twice) because it moved.
+    'scan: for _ in 0..100 {
+        let mut count = 0;
+        let mut dirs = vec![dir.to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else { continue 'scan };
+                count += usize::from(bytes.windows(what.len()).any(|w| w == what));
+            }
+        }
+        return count;
+    }
+    panic!("{} kept changing while it was read", dir.display());
+}
+
 #[test]
-fn erasing_a_visitor_leaves_no_copy_in_the_log_or_its_spares() {
+fn erasing_a_visitor_leaves_no_copy_in_the_log_its_spares_or_the_segment_files() {
     let s = TestServer::start();
     let (me, other) = (id(7), id(8));
     let send = |n: u64, vid: &str, path: &str| {
@@ -91,31 +114,24 @@ fn erasing_a_visitor_leaves_no_copy_in_the_log_or_its_spares() {
     std::thread::sleep(Duration::from_millis(1_300));
     send(5_002, &me, "erase-me");
     send(5_003, &other, "keep");
-    let dir = s.data_dir().join("store").join("grouplog");
-    let holding = |what: &[u8]| {
-        // A checkpoint may rename or delete a file between listing and reading it: then the
-        // scan is repeated, so a file is never missed (nor counted twice) because it moved.
-        'scan: for _ in 0..100 {
-            let mut count = 0;
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let Ok(bytes) = std::fs::read(entry.unwrap().path()) else { continue 'scan };
-                count += usize::from(bytes.windows(what.len()).any(|w| w == what));
-            }
-            return count;
-        }
-        panic!("the log folder kept changing while it was read");
-    };
-    assert!(holding(b"erase-me") > 0, "the log holds the visitor's events before the erasure");
+    let log = s.data_dir().join("store").join("grouplog");
+    let segments = s.data_dir().join("store").join("segments");
+    assert!(holding(&log, b"erase-me") > 0, "the log holds the visitor's events before the erasure");
+    // A read drains the applier's memtable into the segment files.
+    assert_eq!(s.api(&format!("/api/sites/demo/sessions/{}", id(5_002))).0, 200);
+    assert!(holding(&segments, b"erase-me") > 0, "a segment file holds them too");
 
     let r = s.http.post(s.url("/me/forget")).json(&serde_json::json!({"site": "demo", "vid": me})).send().unwrap();
     assert_eq!(r.status(), 204);
+    assert_eq!(holding(&segments, b"erase-me"), 0, "no segment file keeps the erased events");
     // A spare being written out when the erasure came is deleted once written.
     for _ in 0..100 {
-        if holding(b"erase-me") == 0 {
+        if holding(&log, b"erase-me") == 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(holding(b"erase-me"), 0, "no log file or spare keeps the erased events");
+    assert_eq!(holding(&log, b"erase-me"), 0, "no log file or spare keeps the erased events");
+    assert!(holding(&segments, b"keep") > 0, "others' events stay in the segment files");
     assert_eq!(s.api(&format!("/api/sites/demo/sessions/{}", id(5_001))).0, 200, "others stay");
 }

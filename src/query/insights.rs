@@ -223,9 +223,41 @@ fn sort_hottest_first(cells: &mut [HeatCell]) {
         return;
     }
     let mut keys: Vec<u64> = cells.iter().map(|c| (max - c.n) << 32 | u64::from(c.y) << 16 | u64::from(c.x)).collect();
-    keys.sort_unstable();
+    if cells.is_sorted_by_key(|c| (c.y, c.x)) {
+        let spread = cells.iter().map(|c| c.n).max().unwrap_or(0) - cells.iter().map(|c| c.n).min().unwrap_or(0);
+        radix_sort_high_half(&mut keys, 64 - spread.leading_zeros());
+    } else {
+        keys.sort_unstable();
+    }
     for (cell, k) in cells.iter_mut().zip(keys) {
         *cell = HeatCell { x: k as u16, y: (k >> 16) as u16, n: max - (k >> 32) };
+    }
+}
+
+/// Sorts `keys` whose low 32 bits already ascend (cells read top to bottom, left to right) by
+/// their high 32 bits, keeping that order among equal ones: a stable least-significant-digit
+/// radix sort, 8 bits a pass, over the `bits` lowest bits of the high half that differ
+/// between keys (the spread of the counts). Thousands of cells whose counts span a few
+/// thousand sort in two passes over them.
+fn radix_sort_high_half(keys: &mut Vec<u64>, bits: u32) {
+    let base = keys.iter().map(|k| k >> 32).min().unwrap_or(0);
+    let mut spare = vec![0u64; keys.len()];
+    for shift in (0..bits).step_by(8) {
+        let digit = |k: u64| ((((k >> 32) - base) >> shift) & 0xff) as usize;
+        let mut at = [0usize; 256];
+        for k in keys.iter() {
+            at[digit(*k)] += 1;
+        }
+        let mut next = 0;
+        for slot in at.iter_mut() {
+            (*slot, next) = (next, next + *slot);
+        }
+        for k in keys.iter() {
+            let d = digit(*k);
+            spare[at[d]] = *k;
+            at[d] += 1;
+        }
+        std::mem::swap(keys, &mut spare);
     }
 }
 
@@ -318,9 +350,15 @@ mod tests {
                 (0..3000u32).map(|i| HeatCell { x: (i % 50) as u16, y: (i / 50) as u16, n: next() % 40 }).collect();
             if big {
                 cells[7].n = u64::from(u32::MAX) + 5;
+            } else {
+                cells[9].n = 70_000; // a spread over three radix passes
             }
             let mut expected = cells.clone();
             expected.sort_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
+            let mut in_place = cells.clone(); // read top to bottom, left to right: the radix sort
+            sort_hottest_first(&mut in_place);
+            assert_eq!(in_place, expected);
+            cells.reverse(); // out of order: the comparison sort
             sort_hottest_first(&mut cells);
             assert_eq!(cells, expected);
         }

@@ -20,6 +20,8 @@ pub const BAND_ROWS: u16 = 50;
 pub const BAND_CELLS: usize = BAND_ROWS as usize * COLUMNS as usize;
 /// First byte of a stored band in the [`codec`] format (older stores hold MessagePack).
 const BAND_FORMAT: u8 = 0x01;
+/// First byte of a band stored as a [`codec::add_dense`] block (when that is no larger).
+const BAND_DENSE_FORMAT: u8 = 0x02;
 /// Element-anchored click offsets (0–1000) are binned into a grid this many cells wide.
 pub const ELEMENT_GRID: u16 = 10;
 /// Most selectors kept per page and day; the rarest are dropped first.
@@ -157,15 +159,19 @@ pub fn cell_of_slot(band: u16, slot: usize) -> Option<(u16, u16)> {
 pub fn encode_band(counts: &[u64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(BAND_FORMAT);
-    codec::put_counts(&mut out, counts.iter().copied());
+    if codec::put_counts_smallest(&mut out, counts) {
+        out[0] = BAND_DENSE_FORMAT;
+    }
     out
 }
 
-/// Adds a stored band value to `acc` (a band's [`BAND_CELLS`] counts). Reads both this format
-/// and the MessagePack `HeatCells` older versions wrote.
+/// Adds a stored band value to `acc` (a band's [`BAND_CELLS`] counts). Reads both layouts of
+/// this format and the MessagePack `HeatCells` older versions wrote.
 pub fn add_stored_band(bytes: &[u8], acc: &mut [u64]) -> Result<(), Corrupt> {
-    if bytes.first() == Some(&BAND_FORMAT) {
-        return codec::add_counts(bytes, 1, acc);
+    match bytes.first() {
+        Some(&BAND_FORMAT) => return codec::add_counts(bytes, 1, acc),
+        Some(&BAND_DENSE_FORMAT) => return codec::add_dense(bytes, 1, acc),
+        _ => {}
     }
     let legacy: HeatCells = rmp_serde::from_slice(bytes).map_err(|_| Corrupt("heat cells"))?;
     for (&cell, &n) in &legacy.cells {
@@ -402,6 +408,25 @@ mod tests {
         assert_eq!(cell(-1.0, 0.0, 1000.0), None);
         assert_eq!(WidthClass::of(375.0), WidthClass::Mobile);
         assert_eq!(WidthClass::of(1280.0), WidthClass::Desktop);
+    }
+
+    #[test]
+    fn full_bands_store_dense_and_add_like_their_tokens() {
+        let counts: Vec<u64> = (0..BAND_CELLS as u64).map(|i| if i < 60 { 0 } else { i % 200 + 1 }).collect();
+        let stored = encode_band(&counts);
+        assert_eq!(stored[0], BAND_DENSE_FORMAT);
+        let mut tokens = vec![BAND_FORMAT];
+        codec::put_counts(&mut tokens, counts.iter().copied());
+        assert!(stored.len() < tokens.len());
+        let (mut a, mut b) = (vec![1u64; BAND_CELLS], vec![1u64; BAND_CELLS]);
+        add_stored_band(&stored, &mut a).unwrap();
+        add_stored_band(&tokens, &mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(merged_band(Some(&tokens), &HeatCells::default()).unwrap(), stored, "rewritten when merged");
+        let mut sparse = HeatCells::default();
+        sparse.add((3, 7), 1);
+        assert_eq!(merged_band(None, &sparse).unwrap()[0], BAND_FORMAT, "a sparse band stays tokens");
+        assert!(add_stored_band(&[BAND_DENSE_FORMAT, 1, 0xc4, 0x13, 1, 5], &mut a).is_err(), "past the band");
     }
 
     #[test]

@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Corrupt};
-use super::{quantile_of, Histogram, HISTOGRAM_BUCKETS};
+use super::{quantile_of_counts, Histogram, HISTOGRAM_BUCKETS};
 
 /// First byte of a stored page rollup in the [`codec`] format (older stores hold MessagePack).
 const PAGE_FORMAT: u8 = 0x01;
+/// Like [`PAGE_FORMAT`] but the load histogram is a [`codec::add_dense`] block (chosen when no
+/// larger: a busy page's load times fill a contiguous span of buckets).
+const PAGE_DENSE_FORMAT: u8 = 0x02;
 
 /// Scroll reach is counted in steps of this many percent (0, 5, …, 100).
 pub const REACH_STEP_PCT: u8 = 5;
@@ -68,11 +71,15 @@ impl PageRollup {
     /// The stored value: counts as varints, sums as f64, reach and load buckets as [`codec`]
     /// arrays.
     pub fn to_stored(&self) -> Vec<u8> {
-        self.encode(self.load.buckets.iter().map(|(b, n)| (usize::from(*b), *n)))
+        let mut buckets = vec![0u64; self.load.buckets.last_key_value().map_or(0, |(b, _)| usize::from(*b) + 1)];
+        for (b, n) in &self.load.buckets {
+            buckets[usize::from(*b)] = *n;
+        }
+        self.encode(&buckets)
     }
 
-    /// The stored value of these figures with these load buckets (in bucket order).
-    fn encode(&self, buckets: impl IntoIterator<Item = (usize, u64)>) -> Vec<u8> {
+    /// The stored value of these figures with these load bucket counts (by bucket).
+    fn encode(&self, buckets: &[u64]) -> Vec<u8> {
         let mut out = Vec::with_capacity(96);
         out.push(PAGE_FORMAT);
         for n in self.counts() {
@@ -85,7 +92,9 @@ impl PageRollup {
         for n in &self.reach {
             codec::put_varint(&mut out, *n);
         }
-        codec::put_sparse_counts(&mut out, buckets);
+        if codec::put_counts_smallest(&mut out, buckets) {
+            out[0] = PAGE_DENSE_FORMAT;
+        }
         out
     }
 
@@ -164,7 +173,8 @@ impl PageSums {
 
     /// Adds a stored page rollup (either format) straight into the sums.
     pub fn add_stored(&mut self, bytes: &[u8]) -> Result<(), Corrupt> {
-        if bytes.first() != Some(&PAGE_FORMAT) {
+        let dense = bytes.first() == Some(&PAGE_DENSE_FORMAT);
+        if bytes.first() != Some(&PAGE_FORMAT) && !dense {
             let legacy: PageRollup = rmp_serde::from_slice(bytes).map_err(|_| Corrupt("page rollup"))?;
             self.add(&legacy);
             return Ok(());
@@ -186,7 +196,10 @@ impl PageSums {
         for step in 0..steps as usize {
             t.reach[step] += codec::varint(bytes, &mut at)?;
         }
-        codec::add_counts_growing(bytes, at, &mut self.load_buckets, HISTOGRAM_BUCKETS)
+        match dense {
+            true => codec::add_dense_growing(bytes, at, &mut self.load_buckets, HISTOGRAM_BUCKETS),
+            false => codec::add_counts_growing(bytes, at, &mut self.load_buckets, HISTOGRAM_BUCKETS),
+        }
     }
 
     /// Every figure but the load histogram (whose buckets are left empty).
@@ -203,12 +216,11 @@ impl PageSums {
     }
 
     pub fn load_quantile(&self, q: f64) -> Option<f64> {
-        let buckets = self.load_buckets.iter().enumerate().map(|(b, n)| (b as u16, *n));
-        quantile_of(self.totals.load.count, buckets, q)
+        quantile_of_counts(self.totals.load.count, &self.load_buckets, q)
     }
 
     pub fn to_stored(&self) -> Vec<u8> {
-        self.totals.encode(self.load_buckets.iter().copied().enumerate())
+        self.totals.encode(&self.load_buckets)
     }
 
     /// About the bytes the sums hold on the heap.
@@ -398,6 +410,29 @@ mod tests {
         assert_eq!(sums.into_rollup(), merged);
         assert!(PageRollup::from_stored(&a.to_stored()[..20]).is_err());
         assert!(PageRollup::from_stored(&[PAGE_FORMAT]).is_err());
+    }
+
+    #[test]
+    fn busy_load_histograms_store_dense_and_add_with_sparse_ones() {
+        let mut busy = PageRollup { pageviews: 5000, ..Default::default() };
+        busy.deepen(None, 40);
+        for i in 0..5000u64 {
+            busy.load.record(150.0 + (i * 7919 % 2000) as f64);
+        }
+        let stored = busy.to_stored();
+        assert_eq!(stored[0], PAGE_DENSE_FORMAT);
+        assert_eq!(PageRollup::from_stored(&stored).unwrap(), busy);
+        let sparse = sample(2);
+        assert_eq!(sparse.to_stored()[0], PAGE_FORMAT);
+        let mut merged = busy.clone();
+        merged.merge(&sparse);
+        let mut sums = PageSums::default();
+        sums.add_stored(&sparse.to_stored()).unwrap();
+        sums.add_stored(&stored).unwrap();
+        assert_eq!(sums.load_quantile(0.95), merged.load.quantile(0.95));
+        assert_eq!(sums.to_stored(), merged.to_stored());
+        assert_eq!(sums.into_rollup(), merged);
+        assert!(PageRollup::from_stored(&stored[..stored.len() - 1]).is_err());
     }
 
     fn delta(seed: u64, paths: u64) -> SitePagesDelta {

@@ -2,12 +2,13 @@
 //! the writer task only, so they never race a group commit.
 //!
 //! Events of many sessions share a segment, so erasing one session overwrites its byte ranges
-//! in place with JSON whitespace (other sessions' offsets stay valid) and removes its summary
-//! and index entries, in one atomic batch per tree, then flushes.
+//! in its segment file with JSON whitespace (other sessions' offsets stay valid) and syncs the
+//! file, then removes its summary and index entries in one atomic batch, then flushes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::keys;
+use super::segfiles::{FileKey, Location};
 use super::write::{decode, SessionRecord};
 use super::Trees;
 use crate::model::{day_of, VisitorKey};
@@ -54,23 +55,45 @@ pub fn expire(trees: &Trees, site: &str, before_ms: i64, limit: usize) -> Result
     if old.len() < limit {
         // Every session anchored before the cutoff is gone, so no live reference points into a
         // segment written before it (a segment is never older than the sessions it holds).
-        let mut batch = sled::Batch::default();
-        let seg_start = keys::segment(site, 0);
-        let seg_end = keys::segment(site, (before_ms.max(0) as u64).saturating_mul(1000));
-        for item in trees.segments.range(seg_start..seg_end) {
-            batch.remove(item?.0);
-        }
+        expire_segments(trees, site, (before_ms.max(0) as u64).saturating_mul(1000))?;
         let day_start = keys::day_visitor(site, i32::MIN, &[0; 16]);
         let day_end = keys::day_visitor(site, day_of(before_ms), &[0; 16]);
         let mut marks = sled::Batch::default();
         for item in trees.main.range(day_start..day_end) {
             marks.remove(item?.0);
         }
-        trees.segments.apply_batch(batch)?;
         trees.main.apply_batch(marks)?;
         trees.main.flush()?;
     }
     Ok(erased)
+}
+
+/// Deletes the segments older than `cutoff_us` (a segment id): whole files when all of a file
+/// is that old, else each segment's bytes zeroed (and synced) before its index entry goes.
+fn expire_segments(trees: &Trees, site: &str, cutoff_us: u64) -> Result<(), StoreError> {
+    let mut files = trees.files.lock();
+    let whole: HashSet<FileKey> = files.older_than(site, cutoff_us).into_iter().collect();
+    let mut batch = sled::Batch::default();
+    let mut touched = HashSet::new();
+    for item in trees.main.range(keys::segment(site, 0)..keys::segment(site, cutoff_us)) {
+        let (key, value) = item?;
+        let at = Location::decode(&value)?;
+        if !whole.contains(&at.file(site)) {
+            let whole_segment = std::iter::once(0..at.len as usize).collect::<Vec<_>>();
+            touched.insert(files.overwrite(site, &at, &whole_segment, 0)?);
+        }
+        batch.remove(key);
+    }
+    for file in &whole {
+        batch.remove(keys::segment_file(site, file.day, file.roll));
+    }
+    files.sync(&touched)?;
+    trees.main.apply_batch(batch)?;
+    trees.main.flush()?;
+    for file in &whole {
+        files.delete(file)?;
+    }
+    Ok(())
 }
 
 fn erase_sessions(trees: &Trees, site: &str, sessions: &[(i64, [u8; 16])]) -> Result<usize, StoreError> {
@@ -98,20 +121,15 @@ fn erase_sessions(trees: &Trees, site: &str, sessions: &[(i64, [u8; 16])]) -> Re
         main.remove(keys::session_index(site, sid));
         main.remove(keys::session_paths(site, *anchor, sid));
     }
-    let mut segments = sled::Batch::default();
+    let mut files = trees.files.lock();
+    let mut touched = HashSet::new();
     for (id, ranges) in blank {
-        let key = keys::segment(site, id);
-        if let Some(v) = trees.segments.get(&key)? {
-            let mut bytes = v.to_vec();
-            for r in ranges {
-                if let Some(slice) = bytes.get_mut(r) {
-                    slice.fill(b' ');
-                }
-            }
-            segments.insert(key, bytes);
+        if let Some(v) = trees.main.get(keys::segment(site, id))? {
+            touched.insert(files.overwrite(site, &Location::decode(&v)?, &ranges, b' ')?);
         }
     }
-    trees.segments.apply_batch(segments)?;
+    // The bytes are gone from disk before the references to them.
+    files.sync(&touched)?;
     trees.main.apply_batch(main)?;
     trees.main.flush()?;
     Ok(erased)

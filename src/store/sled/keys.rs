@@ -9,7 +9,8 @@
 //! | s  | (site id only, no NUL)     | site settings (JSON)                                |
 //! | m  | (`seg`, no site)           | last segment id (u64 BE)                            |
 //! | m  | (`log`, no site)           | group log id of the last group applied (u64 BE)     |
-//! | g  | segment id                 | segment: every batch of one site in one group commit |
+//! | g  | segment id                 | where the segment lies in its file ([`super::segfiles`]) |
+//! | F  | day, roll                  | a segment file's committed length (u64 BE)          |
 //! | i  | sid                        | session anchor (u64 BE)                             |
 //! | S  | anchor, sid                | session summary + where each of its batches lies    |
 //! | v  | visitor key, anchor, sid   | empty: visitor → sessions                           |
@@ -34,8 +35,10 @@
 //!
 //! Why: sled is fast with few, large values under keys that mostly increase, and slow when
 //! tree nodes fill with big values (every insert re-materialises its node), and each insert
-//! costs microseconds. So the events of a group commit go into one large *segment* value per
-//! site (in a tree of their own), under an ever-increasing segment id (µs since the epoch); a
+//! costs microseconds. So the events of a group commit go into one large *segment* per site,
+//! written to an append-only file outside sled and indexed under an ever-increasing segment id
+//! (µs since the epoch; stores written before kept segments in a sled tree of their own, moved
+//! to files once at open); a
 //! batch adds only a 20-byte reference to its session's summary, which is rewritten anyway, so
 //! a batch of a running session costs one small insert. Summaries are keyed by the session's
 //! *anchor* (the server time its first batch arrived), so writes land near the right edge of
@@ -50,6 +53,7 @@ pub const NS_SITE: u8 = b's';
 pub const NS_SESSION_INDEX: u8 = b'i';
 pub const NS_SESSION: u8 = b'S';
 pub const NS_SEGMENT: u8 = b'g';
+pub const NS_SEGMENT_FILE: u8 = b'F';
 pub const LAST_SEGMENT: &[u8] = b"mseg";
 /// The group log's id of the last group applied (see `pipeline`).
 pub const LOG_APPLIED: &[u8] = b"mlog";
@@ -115,6 +119,20 @@ pub fn segment(site: &str, id: u64) -> Vec<u8> {
     let mut k = prefix(NS_SEGMENT, site);
     k.extend_from_slice(&id.to_be_bytes());
     k
+}
+
+pub fn segment_file(site: &str, day: u32, roll: u32) -> Vec<u8> {
+    let mut k = prefix(NS_SEGMENT_FILE, site);
+    k.extend_from_slice(&day.to_be_bytes());
+    k.extend_from_slice(&roll.to_be_bytes());
+    k
+}
+
+/// The site and id of a segment key ([`segment`]).
+pub fn parse_segment(k: &[u8]) -> Option<(&str, u64)> {
+    let (head, id) = k.split_at_checked(k.len().checked_sub(8)?)?;
+    let site = head.strip_prefix(&[NS_SEGMENT])?.strip_suffix(&[0])?;
+    Some((std::str::from_utf8(site).ok()?, u64::from_be_bytes(id.try_into().ok()?)))
 }
 
 pub fn visitor_session(site: &str, visitor: &[u8; 16], anchor: i64, sid: &[u8; 16]) -> Vec<u8> {

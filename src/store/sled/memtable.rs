@@ -23,8 +23,8 @@ pub const BUDGET: usize = 8 << 20;
 /// Segment ids from here up are provisional: a segment gets its real id when it is drained,
 /// so it is never older than a session it holds (retention relies on that).
 const PROVISIONAL: u64 = 1 << 63;
-/// Segments are cut at about this size so sled keeps them inline in its log instead of writing
-/// each as a separate blob file (its threshold is a quarter of its 512 KiB log segment).
+/// Segments are cut at about this size: the unit that retention zeroes in a segment file
+/// whose other segments are younger, and that one index entry in sled locates.
 pub const SEGMENT_BYTES: usize = 96 * 1024;
 /// Rough bytes of rollup deltas and bookkeeping per event, and per new session.
 const EVENT_WEIGHT: usize = 64;

@@ -6,6 +6,7 @@ mod analytics;
 mod erase;
 mod insights;
 pub mod keys;
+mod legacy;
 mod memtable;
 /// Default bytes the applier's memtable holds before it drains between checkpoints.
 pub use memtable::BUDGET as DEFAULT_MEMTABLE_BYTES;
@@ -14,6 +15,9 @@ mod rollup_cache;
 #[cfg(test)]
 mod rollup_tests;
 mod rollups;
+mod segfiles;
+#[cfg(test)]
+mod segfiles_tests;
 mod write;
 
 use std::collections::HashMap;
@@ -47,17 +51,17 @@ fn next_segment_id(last: &AtomicU64) -> u64 {
     }
 }
 
-/// The two sled trees: segments (large values) and everything else.
+/// Where the store keeps things: sled's tree, and the segment files it indexes.
 pub struct Trees {
     pub main: sled::Tree,
-    pub segments: sled::Tree,
+    pub files: Arc<segfiles::SegmentFiles>,
 }
 
 /// sled-backed [`Store`]. Blocking sled calls run on tokio's blocking pool.
 #[derive(Clone)]
 pub struct SledStore {
     tree: sled::Tree,
-    segments: sled::Tree,
+    files: Arc<segfiles::SegmentFiles>,
     /// Group log + applier + checkpointer: how groups are written.
     pipeline: Arc<pipeline::Pipeline>,
 }
@@ -88,9 +92,13 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()?;
         let tree = db.open_tree("hushtale")?;
-        // Large values live apart so they never bloat the nodes of the index tree.
-        let segments = db.open_tree("segments")?;
         rollups::backfill(&tree)?;
+        let files = Arc::new(segfiles::SegmentFiles::open(&dir.join("segments"), &tree)?);
+        // Stores written before segment files kept segments in this tree.
+        let moved = legacy::move_to_files(&db, &tree, &db.open_tree("segments")?, &files)?;
+        if moved > 0 {
+            tracing::info!(segments = moved, "moved segments out of sled into segment files");
+        }
         let last = match tree.get(keys::LAST_SEGMENT)? {
             Some(v) => {
                 u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("last segment".into()))?)
@@ -98,7 +106,7 @@ impl SledStore {
             None => 0,
         };
         let last_segment = Arc::new(AtomicU64::new(last));
-        let trees = Trees { main: tree.clone(), segments: segments.clone() };
+        let trees = Trees { main: tree.clone(), files: files.clone() };
         let (log, replayed) =
             pipeline::recover(&dir.join("grouplog"), &db, &trees, &last_segment, tuning.memtable_bytes)?;
         if replayed > 0 {
@@ -106,11 +114,11 @@ impl SledStore {
         }
         let pipeline = pipeline::Pipeline::start(db, trees, log, last_segment, tuning)
             .map_err(|e| StoreError::Backend(format!("starting the write pipeline: {e}")))?;
-        Ok(Self { tree, segments, pipeline: Arc::new(pipeline) })
+        Ok(Self { tree, files, pipeline: Arc::new(pipeline) })
     }
 
     fn trees(&self) -> Trees {
-        Trees { main: self.tree.clone(), segments: self.segments.clone() }
+        Trees { main: self.tree.clone(), files: self.files.clone() }
     }
 
     /// After an erasure: checkpoints, so that no copy of the erased events stays in the log.
@@ -193,19 +201,21 @@ impl SledStore {
     /// All events a session record points to, in the client's order ([`in_client_order`]).
     fn events_of(&self, site: &str, record: &SessionRecord) -> Result<Vec<Event>, StoreError> {
         let mut batches = Vec::with_capacity(record.batches.len());
-        let mut segments: HashMap<u64, sled::IVec> = HashMap::new();
+        let mut locations: HashMap<u64, segfiles::Location> = HashMap::new();
+        let mut files = self.files.lock();
         for r in &record.batches {
-            let segment = match segments.entry(r.segment()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    self.segments
+            let at = match locations.entry(r.segment()) {
+                std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+                std::collections::hash_map::Entry::Vacant(e) => *e.insert(segfiles::Location::decode(
+                    &self
+                        .tree
                         .get(keys::segment(site, r.segment()))?
                         .ok_or_else(|| StoreError::Corrupt("missing segment".into()))?,
-                ),
+                )?),
             };
-            let bytes =
-                segment.get(r.range()).ok_or_else(|| StoreError::Corrupt("reference outside segment".into()))?;
-            let events = serde_json::from_slice::<Vec<Event>>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let bytes = files.read(site, &at, r.range())?;
+            let events =
+                serde_json::from_slice::<Vec<Event>>(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             batches.push((r.seq(), events));
         }
         Ok(in_client_order(batches))
@@ -343,7 +353,7 @@ mod tests {
     use super::*;
     use crate::model::{Client, EventData};
 
-    fn batch(n: u8, seq: u32, events: usize) -> StoredBatch {
+    pub(super) fn batch(n: u8, seq: u32, events: usize) -> StoredBatch {
         let events: Vec<Event> =
             (0..events).map(|i| Event { t: 1_000 + i as i64, data: EventData::Scroll { y: i as f64 } }).collect();
         let client = Client { device: "desktop".into(), browser: "chrome".into() };
@@ -362,12 +372,27 @@ mod tests {
             let events = store.session_events("s", Id128([n; 16])).await.unwrap().unwrap();
             assert_eq!(events.len(), 600);
         }
-        assert!(store.segments.len() > 5, "segments were cut: {}", store.segments.len());
+        let segments = store.tree.scan_prefix([keys::NS_SEGMENT]).count();
+        assert!(segments > 5, "segments were cut: {segments}");
         let again = store.write(vec![batch(7, 1, 200)].into()).await.unwrap();
         assert_eq!(again, vec![WriteOutcome::Duplicate]);
     }
 
-    fn copy_dir(from: &Path, to: &Path) {
+    /// The contents of every file under `dir`.
+    pub(super) fn raw_files(dir: &Path) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(raw_files(&path));
+            } else {
+                out.push(std::fs::read(path).unwrap());
+            }
+        }
+        out
+    }
+
+    pub(super) fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
@@ -379,7 +404,7 @@ mod tests {
         }
     }
 
-    async fn sessions_and_count(store: &SledStore, n: u8) -> (usize, u64) {
+    pub(super) async fn sessions_and_count(store: &SledStore, n: u8) -> (usize, u64) {
         let mut found = 0;
         for i in 0..n {
             if let Some(events) = store.session_events("s", Id128([i; 16])).await.unwrap() {
@@ -423,7 +448,7 @@ mod tests {
     }
 
     /// No checkpoint during the test: only reads (and the budget) drain the memtable.
-    fn no_checkpoints(memtable_bytes: usize) -> pipeline::Tuning {
+    pub(super) fn no_checkpoints(memtable_bytes: usize) -> pipeline::Tuning {
         pipeline::Tuning { checkpoint: std::time::Duration::from_secs(3600), memtable_bytes }
     }
 
@@ -534,13 +559,13 @@ mod tests {
         store.write(vec![batch(1, 0, 20), batch(2, 0, 20)].into()).await.unwrap();
         store.session_events("s", Id128([2; 16])).await.unwrap();
         store.write(vec![secret, batch(2, 1, 20)].into()).await.unwrap();
-        assert_eq!(store.forget_visitor("s", VisitorKey([1; 16])).await.unwrap(), 1);
-        let holds_secret = |store: &SledStore| {
-            store.segments.iter().any(|item| {
-                let (_, v) = item.unwrap();
-                v.windows(18).any(|w| w == b"visitor-one-secret")
-            })
+        // The raw bytes of every segment file.
+        let holds_secret = |_: &SledStore| {
+            raw_files(&dir.path().join("segments")).iter().any(|v| v.windows(18).any(|w| w == b"visitor-one-secret"))
         };
+        store.session_events("s", Id128([2; 16])).await.unwrap();
+        assert!(holds_secret(&store), "drained into a segment file");
+        assert_eq!(store.forget_visitor("s", VisitorKey([1; 16])).await.unwrap(), 1);
         assert!(!holds_secret(&store));
         assert_eq!(events_of_sessions(&store, 3).await, [0, 0, 40]);
         drop(store);

@@ -1,12 +1,13 @@
 //! What the sled store keeps per session, and the drain: the applier's memtable written to
 //! sled as one atomic batch of session records, indexes and merged rollups after its segments
-//! (made durable by the group log and the checkpoint, see `pipeline`).
+//! went to their files (made durable by the group log and the checkpoint, see `pipeline`).
 
 use serde::{Deserialize, Serialize};
 
 use super::keys;
 use super::memtable::Memtable;
 use super::rollup_cache::RollupCache;
+use super::segfiles::Appended;
 use crate::model::{SessionSummary, StoredBatch};
 use crate::rollup::attention::AttentionRollup;
 use crate::rollup::form::PageForms;
@@ -58,14 +59,15 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> 
 }
 
 /// Writes the memtable to sled and empties it; returns the group log's id of the last group
-/// it held (`None` when no group was applied since the last drain). Segments go to their own
-/// tree first, then pointers, summaries, indexes and rollups with that position as one atomic
-/// batch: sled recovers a prefix of its single log, so after a crash every pointer finds its
-/// segment, rollups are never counted without their events (or the reverse), and the recorded
-/// position says which logged groups sled holds. Nothing is flushed here: the group log makes
-/// a group durable, and the pipeline flushes sled at each checkpoint. Rollup values come from
-/// (and go back into) `rollups`. On an error the memtable is kept (a later drain retries) and
-/// `rollups` emptied, as some of its values may be ahead of sled.
+/// it held (`None` when no group was applied since the last drain). Segments are appended to
+/// their files and synced first ([`super::segfiles`]), then their index entries, pointers,
+/// summaries, indexes and rollups go to sled with that position as one atomic batch: after a
+/// crash every pointer finds its segment, rollups are never counted without their events (or
+/// the reverse), and the recorded position says which logged groups sled holds. sled is not
+/// flushed here: the group log makes a group durable, and the pipeline flushes sled at each
+/// checkpoint. Rollup values come from (and go back into) `rollups`. On an error the memtable
+/// is kept (a later drain retries), the appends are cut off again, and `rollups` emptied, as
+/// some of its values may be ahead of sled.
 pub fn drain(
     trees: &super::Trees,
     next_id: &dyn Fn() -> u64,
@@ -74,11 +76,18 @@ pub fn drain(
 ) -> Result<Option<u64>, StoreError> {
     let Some(position) = table.last_group else { return Ok(None) };
     table.seal_segments(next_id);
-    let written = batches(&trees.main, table, rollups, position).and_then(|(segments, main)| {
-        trees.segments.apply_batch(segments)?;
-        trees.main.apply_batch(main)?;
-        Ok(())
-    });
+    let mut files = trees.files.lock();
+    let segments =
+        table.full_segments.iter().map(|s| (s.site.as_str(), table.segment_ids[&s.provisional], s.bytes.as_slice()));
+    let written =
+        files.append(segments).map_err(|e| StoreError::Backend(format!("segment files: {e}"))).and_then(|appended| {
+            let main = main_batch(&trees.main, table, rollups, position, &appended)
+                .and_then(|main| Ok(trees.main.apply_batch(main)?));
+            if main.is_err() {
+                files.undo(&appended);
+            }
+            main
+        });
     if let Err(e) = written {
         rollups.clear();
         return Err(e);
@@ -87,19 +96,21 @@ pub fn drain(
     Ok(Some(position))
 }
 
-/// The memtable as two sled batches: segments, and everything else.
-fn batches(
+/// The memtable as one sled batch, with the index entries and file lengths of its segments.
+fn main_batch(
     tree: &sled::Tree,
     table: &mut Memtable,
     rollups: &mut RollupCache,
     position: u64,
-) -> Result<(sled::Batch, sled::Batch), StoreError> {
-    let mut segments = sled::Batch::default();
-    for segment in &table.full_segments {
-        segments
-            .insert(keys::segment(&segment.site, table.segment_ids[&segment.provisional]), segment.bytes.as_slice());
-    }
+    appended: &Appended,
+) -> Result<sled::Batch, StoreError> {
     let mut main = sled::Batch::default();
+    for (key, location) in &appended.entries {
+        main.insert(key.as_slice(), location.as_slice());
+    }
+    for (key, len) in &appended.lengths {
+        main.insert(key.as_slice(), &len.to_be_bytes());
+    }
     if let Some(last) = table.segment_ids.values().max() {
         main.insert(keys::LAST_SEGMENT, &last.to_be_bytes());
     }
@@ -117,7 +128,7 @@ fn batches(
     }
     merge_rollups(&mut Target { tree, batch: &mut main, cache: rollups }, &table.deltas)?;
     main.insert(keys::LOG_APPLIED, &position.to_be_bytes());
-    Ok((segments, main))
+    Ok(main)
 }
 
 /// Merges the deltas into their stored rollup values (site days and insights, forms,

@@ -157,9 +157,14 @@ pub fn cell_of_slot(band: u16, slot: usize) -> Option<(u16, u16)> {
 
 /// One band's counts ([`BAND_CELLS`] of them, see [`band_slot`]) as a stored value.
 pub fn encode_band(counts: &[u64]) -> Vec<u8> {
+    encode_band_in(counts, codec::Layout::Smallest)
+}
+
+/// Like [`encode_band`] in `layout` (tests write the older layout with it).
+pub fn encode_band_in(counts: &[u64], layout: codec::Layout) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(BAND_FORMAT);
-    if codec::put_counts_smallest(&mut out, counts) {
+    if codec::put_counts_in(&mut out, counts, layout) {
         out[0] = BAND_DENSE_FORMAT;
     }
     out

@@ -90,18 +90,24 @@ pub fn put_sparse_counts(out: &mut Vec<u8>, counts: impl IntoIterator<Item = (us
 /// Appends `counts` in one of two layouts — tokens ([`put_counts`]) or a dense block
 /// ([`add_dense`]: the low byte of every slot in the filled slots' span, then the few higher
 /// parts) — and returns true for the dense block. The dense block is chosen unless it is more
-/// than an eighth larger: its low bytes add as a straight, vectorisable loop, while tokens
-/// carry a serial slot count, and a full span of counts below 64 is one byte each either way
-/// (the block pays a few header bytes). The caller's format byte records which was chosen.
-pub fn put_counts_smallest(out: &mut Vec<u8>, counts: &[u64]) -> bool {
-    put_counts_in(out, counts, Layout::Smallest)
+/// than [`DENSE_SLACK`] times the tokens' size.
+pub fn put_counts_chosen(out: &mut Vec<u8>, counts: &[u64]) -> bool {
+    put_counts_in(out, counts, Layout::Chosen)
 }
+
+/// How many times the tokens' size a dense block may take and still be chosen. A dense block
+/// adds its low bytes in a straight loop the compiler vectorises (a fraction of a cycle a
+/// slot), while each token costs a few cycles of a serial slot count: measured at 10 M events,
+/// a click band (ten filled cells a row, two bytes a filled cell as tokens) adds several
+/// times faster dense, at 2.5 times the bytes. Beyond this the value's size (rewritten at
+/// each merge) weighs more.
+const DENSE_SLACK: usize = 3;
 
 /// Which layout [`put_counts_in`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// As [`put_counts_smallest`] chooses.
-    Smallest,
+    /// As [`put_counts_chosen`] chooses.
+    Chosen,
     /// Tokens (what versions before the dense block wrote).
     Tokens,
     /// The dense block whenever a slot is filled.
@@ -118,7 +124,7 @@ pub fn put_counts_in(out: &mut Vec<u8>, counts: &[u64], layout: Layout) -> bool 
     if layout == Layout::Tokens || !put_dense(out, counts) {
         return false;
     }
-    if layout == Layout::Smallest && (out.len() - tokens_end) * 8 > (tokens_end - start) * 9 {
+    if layout == Layout::Chosen && out.len() - tokens_end > (tokens_end - start) * DENSE_SLACK {
         out.truncate(tokens_end);
         return false;
     }
@@ -353,8 +359,8 @@ mod tests {
             let counts: Vec<u64> = (0..2500).map(|i| shape(i, next())).collect();
             let (mut tokens, mut chosen) = (vec![], vec![]);
             put_counts(&mut tokens, counts.iter().copied());
-            let dense = put_counts_smallest(&mut chosen, &counts);
-            assert!(chosen.len() * 8 <= tokens.len() * 9, "shape {k}: at most an eighth larger");
+            let dense = put_counts_chosen(&mut chosen, &counts);
+            assert!(chosen.len() <= tokens.len() * DENSE_SLACK, "shape {k}");
             assert_eq!(dense, [true, false, true, true, false][k], "shape {k}: sparse values stay tokens");
             let mut acc = vec![3u64; 2500];
             match dense {
@@ -370,7 +376,7 @@ mod tests {
             }
         }
         let mut empty = vec![];
-        assert!(!put_counts_smallest(&mut empty, &[0; 40]) && empty.is_empty());
+        assert!(!put_counts_chosen(&mut empty, &[0; 40]) && empty.is_empty());
     }
 
     #[test]

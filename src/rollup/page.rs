@@ -11,8 +11,8 @@ use super::{quantile_of_counts, Histogram, HISTOGRAM_BUCKETS};
 
 /// First byte of a stored page rollup in the [`codec`] format (older stores hold MessagePack).
 const PAGE_FORMAT: u8 = 0x01;
-/// Like [`PAGE_FORMAT`] but the load histogram is a [`codec::add_dense`] block (chosen when no
-/// larger: a busy page's load times fill a contiguous span of buckets).
+/// Like [`PAGE_FORMAT`] but the load histogram is a [`codec::add_dense`] block (see
+/// [`codec::put_counts_chosen`]: a busy page's load times fill a span of buckets).
 const PAGE_DENSE_FORMAT: u8 = 0x02;
 
 /// Scroll reach is counted in steps of this many percent (0, 5, …, 100).
@@ -75,7 +75,7 @@ impl PageRollup {
         for (b, n) in &self.load.buckets {
             buckets[usize::from(*b)] = *n;
         }
-        self.encode(&buckets, Layout::Smallest)
+        self.encode(&buckets, Layout::Chosen)
     }
 
     /// The stored value of these figures with these load bucket counts (by bucket).
@@ -220,7 +220,7 @@ impl PageSums {
     }
 
     pub fn to_stored(&self) -> Vec<u8> {
-        self.to_stored_in(Layout::Smallest)
+        self.to_stored_in(Layout::Chosen)
     }
 
     /// Like [`Self::to_stored`] with the load histogram in `layout`.
@@ -323,7 +323,7 @@ impl SitePages {
     /// The stored value: per path (in path order) its length and bytes, then its page value's
     /// length and bytes (the per-path encoding, [`PageSums::to_stored`]).
     pub fn to_stored(&self) -> Vec<u8> {
-        self.to_stored_in(Layout::Smallest)
+        self.to_stored_in(Layout::Chosen)
     }
 
     /// Like [`Self::to_stored`] with every path's load histogram in `layout`.

@@ -104,7 +104,7 @@ for ROUND in $(seq "$ROUNDS"); do
   echo "==> hushtale POST /collect, JSON"
   start_hushtale json
   if [ "${PERF:-0}" = 1 ] && [ "$ROUND" = 1 ] && command -v perf >/dev/null; then
-    perf record -F 499 ${PERF_CALLGRAPH:--g} -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    perf record --no-buildid-cache -F 499 ${PERF_CALLGRAPH:--g} -p "$PID" -o "$OUT/perf-collect.data" -- sleep "$SECS" >/dev/null 2>&1 &
   fi
   bench collect-json "$URL" -s benches/load/collect.lua
   stop

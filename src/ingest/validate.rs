@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::wire::{DecodedEvent, WireBatch, WireEvent, HARD_MAX_EVENTS};
+use super::wire::{BoundedEvents, WireBatch, WireEvent, HARD_MAX_EVENTS};
 use super::{IngestError, Reason};
 use crate::model::{Event, EventData, Id128, View};
 use crate::privacy::control;
@@ -123,40 +123,57 @@ pub fn validate(batch: WireBatch<'_>, limits: &Limits, now_ms: i64) -> Result<Va
         return Err(IngestError::BadEnvelope("sent must be a positive time in ms since the epoch".into()));
     }
     let limit = limits.max_events_per_batch.min(HARD_MAX_EVENTS);
-    if batch.events.truncated || batch.events.items.len() > limit {
+    if batch.events.truncated || batch.events.len() > limit {
         return Err(IngestError::TooManyEvents(limit));
     }
 
     let skew = now_ms as f64 - batch.sent;
     let mut dropped = Dropped::default();
-    let mut events = Vec::with_capacity(batch.events.items.len());
-    for decoded in batch.events.items {
-        match validate_event(decoded, limits, batch.sent, skew) {
-            Ok(event) => events.push(event),
-            Err(reason) => dropped.add(reason),
-        }
+    for &(t, reason) in &batch.events.refused {
+        dropped.add(check_time(t, batch.sent).err().unwrap_or(reason));
     }
+    let BoundedEvents { kept: mut events, client_t, .. } = batch.events;
+    let mut times = client_t.into_iter();
+    events.retain_mut(|event| {
+        let t = times.next().flatten();
+        match validate_event(event, t, limits, batch.sent, skew) {
+            Ok(()) => true,
+            Err(reason) => {
+                dropped.add(reason);
+                false
+            }
+        }
+    });
     if events.is_empty() {
         return Err(IngestError::NoValidEvent(dropped.describe()));
     }
     // One correction for the whole batch, so this is the client's own time order; the sort is
     // stable, so events of the same time (a snapshot's parts) keep the order they were sent in.
-    events.sort_by_key(|e| e.t);
+    // A batch is nearly always sent in order already, and the sort would allocate its scratch.
+    if !events.is_sorted_by_key(|e| e.t) {
+        events.sort_by_key(|e| e.t);
+    }
     Ok(ValidBatch { site: batch.site.into_owned(), vid, sid, seq: batch.seq, events, dropped })
 }
 
-/// The time first (a missing or impossible one drops the event whatever else it has), then what
-/// decoding found wrong, then the configured lengths.
-fn validate_event(e: DecodedEvent, limits: &Limits, sent: f64, skew: f64) -> Result<Event, DropReason> {
-    let t = e.t.ok_or(DropReason::MissingField)?;
+/// A missing or impossible time drops the event whatever else it has.
+fn check_time(t: Option<f64>, sent: f64) -> Result<f64, DropReason> {
+    let t = t.ok_or(DropReason::MissingField)?;
     if !t.is_finite() || t < sent - MAX_EVENT_AGE_MS || t > sent + MAX_EVENT_LEAD_MS {
         return Err(DropReason::BadTime);
     }
-    let data = e.data?;
-    if !within_limits(&data, limits) {
+    Ok(t)
+}
+
+/// The time first, then the configured lengths (what decoding found wrong was refused already);
+/// sets the event's corrected time.
+fn validate_event(e: &mut Event, t: Option<f64>, limits: &Limits, sent: f64, skew: f64) -> Result<(), DropReason> {
+    let t = check_time(t, sent)?;
+    if !within_limits(&e.data, limits) {
         return Err(DropReason::TooLong);
     }
-    Ok(Event { t: (t + skew).round() as i64, data })
+    e.t = (t + skew).round() as i64;
+    Ok(())
 }
 
 /// Whether every string of `data` fits its configured length (bytes, after control characters

@@ -175,23 +175,57 @@ impl Deltas {
         self.pages.entry((site.to_owned(), page.day, page.path.clone())).or_default()
     }
 
-    fn heat(&mut self, site: &str, page: &OpenPage, kind: HeatKind, cell: (u16, u16)) {
-        let key = HeatKey {
-            site: site.to_owned(),
-            path: page.path.clone(),
-            kind,
-            width: WidthClass::of(page.vw),
-            day: page.day,
-            band: cell.1 / heat::BAND_ROWS,
-        };
-        self.heat.entry(key).or_default().add(cell, 1);
-    }
-
     fn signal(&mut self, t: i64, kind: SignalKind, page: &OpenPage) {
         if let Some(list) = &mut self.signals {
             list.push(Signal { t, kind, path: page.path.clone() });
         }
     }
+}
+
+/// The map keys of the open page in [`Deltas`], built on first use in a batch rather than for
+/// every event: a click or move would otherwise copy the site and path into a fresh key (and
+/// drop it again when the entry exists), the applier's most frequent allocations.
+#[derive(Default)]
+struct PageKeys {
+    page: Option<(String, i32, String)>,
+    heat: Option<HeatKey>,
+    elements: Option<(String, String, i32)>,
+}
+
+impl PageKeys {
+    fn page<'d>(&mut self, deltas: &'d mut Deltas, site: &str, page: &OpenPage) -> &'d mut PageRollup {
+        let key = self.page.get_or_insert_with(|| (site.to_owned(), page.day, page.path.clone()));
+        entry(&mut deltas.pages, key)
+    }
+
+    fn heat(&mut self, deltas: &mut Deltas, site: &str, page: &OpenPage, kind: HeatKind, cell: (u16, u16)) {
+        let key = self.heat.get_or_insert_with(|| HeatKey {
+            site: site.to_owned(),
+            path: page.path.clone(),
+            kind,
+            width: WidthClass::of(page.vw),
+            day: page.day,
+            band: 0,
+        });
+        // The page's width can change within a batch (a resize); kind and band per event.
+        key.kind = kind;
+        key.width = WidthClass::of(page.vw);
+        key.band = cell.1 / heat::BAND_ROWS;
+        entry(&mut deltas.heat, key).add(cell, 1);
+    }
+
+    fn elements<'d>(&mut self, deltas: &'d mut Deltas, site: &str, page: &OpenPage) -> &'d mut ElementClicks {
+        let key = self.elements.get_or_insert_with(|| (site.to_owned(), page.path.clone(), page.day));
+        entry(&mut deltas.elements, key)
+    }
+}
+
+/// `map[key]`, inserted as the default when missing; the key is cloned only then.
+fn entry<'m, K: Ord + Clone, V: Default>(map: &'m mut BTreeMap<K, V>, key: &K) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 /// The signals of one session, from its events in time order, by the same rules the writer
@@ -205,18 +239,22 @@ pub fn signals_of(events: &[Event]) -> Vec<Signal> {
 impl Tracking {
     /// Adds what `events` (one batch, in time order) contribute to the rollups.
     pub fn apply(&mut self, site: &str, events: &[Event], deltas: &mut Deltas) {
+        let mut keys = PageKeys::default();
         for e in events {
             self.forms.observe(site, e, deltas);
             self.attention.observe(site, e, deltas);
             match &e.data {
-                EventData::View(v) => self.view(site, e.t, v, deltas),
+                EventData::View(v) => {
+                    self.view(site, e.t, v, deltas);
+                    keys = PageKeys::default();
+                }
                 EventData::Scroll { y } => {
                     if let Some(page) = &mut self.page {
                         let reach = reach_pct(y + page.vh, page.dh);
                         if reach > page.reach_pct {
                             let from = page.reach_pct;
                             page.reach_pct = reach;
-                            deltas.page(site, page).deepen(Some(from), reach);
+                            keys.page(deltas, site, page).deepen(Some(from), reach);
                         }
                     }
                 }
@@ -227,7 +265,8 @@ impl Tracking {
                     }
                 }
                 EventData::Click { x, y, sel, ex, ey, dead } => {
-                    self.click(site, e.t, *x, *y, sel, ex.zip(*ey), *dead, deltas)
+                    let click = Click { t: e.t, x: *x, y: *y, sel, offset: ex.zip(*ey), dead: *dead };
+                    self.click(site, click, &mut keys, deltas)
                 }
                 EventData::Move { x, y } => {
                     let Some(page) = &mut self.page else { continue };
@@ -237,9 +276,9 @@ impl Tracking {
                     }
                     page.moves += 1;
                     page.last_move_cell = Some(cell);
-                    deltas.heat(site, page, HeatKind::Move, cell);
+                    keys.heat(deltas, site, page, HeatKind::Move, cell);
                 }
-                EventData::Err { .. } => self.error(site, e.t, deltas),
+                EventData::Err { .. } => self.error(site, e.t, &mut keys, deltas),
                 _ => {}
             }
         }
@@ -291,35 +330,25 @@ impl Tracking {
 
     /// An error within [`ERROR_WINDOW_MS`] after the last click makes that click an error click
     /// (once per click).
-    fn error(&mut self, site: &str, t: i64, deltas: &mut Deltas) {
+    fn error(&mut self, site: &str, t: i64, keys: &mut PageKeys, deltas: &mut Deltas) {
         match self.last_click {
             Some(c) if (0..=ERROR_WINDOW_MS).contains(&(t - c)) => {
                 self.last_click = None;
-                self.error_click(site, c, deltas);
+                self.error_click(site, c, keys, deltas);
             }
             _ => self.last_err = Some(t),
         }
     }
 
-    fn error_click(&mut self, site: &str, t: i64, deltas: &mut Deltas) {
+    fn error_click(&mut self, site: &str, t: i64, keys: &mut PageKeys, deltas: &mut Deltas) {
         self.error_clicks += 1;
         let Some(page) = &self.page else { return };
-        deltas.page(site, page).error_clicks += 1;
+        keys.page(deltas, site, page).error_clicks += 1;
         deltas.signal(t, SignalKind::Error, page);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn click(
-        &mut self,
-        site: &str,
-        t: i64,
-        x: f64,
-        y: f64,
-        sel: &str,
-        offset: Option<(u16, u16)>,
-        dead: bool,
-        deltas: &mut Deltas,
-    ) {
+    fn click(&mut self, site: &str, c: Click<'_>, keys: &mut PageKeys, deltas: &mut Deltas) {
+        let (t, x, y, dead) = (c.t, c.x, c.y, c.dead);
         self.burst.retain(|(bt, bx, by)| {
             t - bt <= RAGE_WINDOW_MS && ((bx - x).powi(2) + (by - y).powi(2)).sqrt() <= RAGE_RADIUS_PX
         });
@@ -334,29 +363,39 @@ impl Tracking {
         match self.last_err {
             Some(err) if (0..=ERROR_WINDOW_MS).contains(&(err - t)) => {
                 self.last_err = None;
-                self.error_click(site, t, deltas);
+                self.error_click(site, t, keys, deltas);
             }
             _ => self.last_click = Some(t),
         }
-        let Some(page) = self.page.clone() else { return };
-        let p = deltas.page(site, &page);
+        let Some(page) = &self.page else { return };
+        let p = keys.page(deltas, site, page);
         p.clicks += 1;
         p.rage_clicks += u64::from(rage);
         p.dead_clicks += u64::from(dead);
         if let Some(cell) = heat::cell(x, y, page.dw) {
-            deltas.heat(site, &page, HeatKind::Click, cell);
+            keys.heat(deltas, site, page, HeatKind::Click, cell);
             if dead {
-                deltas.heat(site, &page, HeatKind::Dead, cell);
+                keys.heat(deltas, site, page, HeatKind::Dead, cell);
             }
         }
         if dead {
-            deltas.signal(t, SignalKind::Dead, &page);
+            deltas.signal(t, SignalKind::Dead, page);
         }
         if rage {
-            deltas.signal(t, SignalKind::Rage, &page);
+            deltas.signal(t, SignalKind::Rage, page);
         }
-        deltas.elements.entry((site.to_owned(), page.path.clone(), page.day)).or_default().add(sel, offset);
+        keys.elements(deltas, site, page).add(c.sel, c.offset);
     }
+}
+
+/// One click's fields, as [`Tracking::click`] needs them.
+struct Click<'e> {
+    t: i64,
+    x: f64,
+    y: f64,
+    sel: &'e str,
+    offset: Option<(u16, u16)>,
+    dead: bool,
 }
 
 #[cfg(test)]
@@ -428,6 +467,18 @@ mod tests {
             band: 0,
         };
         assert_eq!(d.heat[&key].cells[&cell], 6);
+    }
+
+    #[test]
+    fn a_resize_within_a_batch_moves_later_clicks_to_their_width_class() {
+        let mut tr = Tracking::default();
+        let mut d = Deltas::default();
+        let resize = Event { t: 20, data: EventData::Resize { w: 400.0, h: 800.0 } };
+        tr.apply("s", &[view(0, "/a"), click(10, 100.0, 100.0), resize, click(30, 100.0, 2000.0)], &mut d);
+        let widths: Vec<(WidthClass, u16)> = d.heat.keys().map(|k| (k.width, k.band)).collect();
+        let far_band = heat::cell(100.0, 2000.0, 1000.0).unwrap().1 / heat::BAND_ROWS;
+        assert_eq!(widths, vec![(WidthClass::Mobile, far_band), (WidthClass::Tablet, 0)]);
+        assert_eq!(d.pages[&("s".to_owned(), 0, "/a".to_owned())].clicks, 2);
     }
 
     #[test]

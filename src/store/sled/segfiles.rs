@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -114,7 +114,7 @@ impl SegmentFiles {
     /// deleting those it holds none for (see the module docs).
     pub fn open(dir: &Path, main: &sled::Tree) -> Result<Self, StoreError> {
         let io = |e: io::Error| StoreError::Backend(format!("segment files {}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
+        create_private_dir(dir).map_err(io)?;
         let mut files =
             Files { dir: dir.to_owned(), lens: HashMap::new(), rolls: HashMap::new(), handles: HashMap::new() };
         for (key, path) in list(dir).map_err(io)? {
@@ -310,11 +310,16 @@ impl Files {
     }
 }
 
+/// Creates `dir` (and its missing parents) owner-only, like the rest of the data folder.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Creates a segment file readable by the owner only, its name durable.
 fn create(path: &Path) -> io::Result<File> {
     let parent = path.parent().expect("segment files live in a site folder");
     if !parent.exists() {
-        std::fs::create_dir_all(parent)?;
+        create_private_dir(parent)?;
         File::open(parent.parent().expect("site folders live in the segments folder"))?.sync_all()?;
     }
     let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)?;

@@ -278,7 +278,7 @@ export const SCENARIOS = {
   subtrees: { path: '/subtrees.html', act: async (page, snap) => (await done(page), await snap()) },
   shadow: { path: '/shadow.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
   cssom: { path: '/cssom.html', act: async (page, snap) => (await done(page), await quiet(), await snap()) },
-  frames: { path: '/frames.html', act: async (page, snap) => (await snap(), await done(page), await quiet(), await snap()) },
+  frames: { path: '/frames.html', act: async (page, snap) => (await snap(), await page.evaluate(() => window.startChanges()), await done(page), await quiet(), await snap()) },
   framescroll: {
     path: '/framescroll.html',
     async act(page, snap) {

@@ -238,24 +238,41 @@ fn sort_hottest_first(cells: &mut [HeatCell]) {
 /// their high 32 bits, keeping that order among equal ones: a stable least-significant-digit
 /// radix sort, 8 bits a pass, over the `bits` lowest bits of the high half that differ
 /// between keys (the spread of the counts). Thousands of cells whose counts span a few
-/// thousand sort in two passes over them.
+/// thousand sort in two passes over them. Each pass counts and places the first and the
+/// second half of the keys side by side, the second half's keys of a digit after the first
+/// half's (so the pass stays stable): most cells share a digit (small counts), and one
+/// running position per digit would make each key wait for the previous one's.
 fn radix_sort_high_half(keys: &mut Vec<u64>, bits: u32) {
     let base = keys.iter().map(|k| k >> 32).min().unwrap_or(0);
     let mut spare = vec![0u64; keys.len()];
+    let half = keys.len() / 2;
     for shift in (0..bits).step_by(8) {
         let digit = |k: u64| ((((k >> 32) - base) >> shift) & 0xff) as usize;
-        let mut at = [0usize; 256];
-        for k in keys.iter() {
-            at[digit(*k)] += 1;
+        let (first, second) = keys.split_at(half);
+        let (mut in_first, mut in_second) = ([0usize; 256], [0usize; 256]);
+        for (a, b) in first.iter().zip(second) {
+            in_first[digit(*a)] += 1;
+            in_second[digit(*b)] += 1;
         }
+        let odd = second.get(half).copied();
+        if let Some(last) = odd {
+            in_second[digit(last)] += 1;
+        }
+        let (mut at_first, mut at_second) = ([0usize; 256], [0usize; 256]);
         let mut next = 0;
-        for slot in at.iter_mut() {
-            (*slot, next) = (next, next + *slot);
+        for (d, (f, s)) in in_first.iter().zip(&in_second).enumerate() {
+            (at_first[d], at_second[d]) = (next, next + f);
+            next += f + s;
         }
-        for k in keys.iter() {
-            let d = digit(*k);
-            spare[at[d]] = *k;
-            at[d] += 1;
+        for (a, b) in first.iter().zip(second) {
+            let (da, db) = (digit(*a), digit(*b));
+            spare[at_first[da]] = *a;
+            at_first[da] += 1;
+            spare[at_second[db]] = *b;
+            at_second[db] += 1;
+        }
+        if let Some(last) = odd {
+            spare[at_second[digit(last)]] = last;
         }
         std::mem::swap(keys, &mut spare);
     }
@@ -345,12 +362,12 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for big in [false, true] {
+        for (big, len) in [(false, 3000), (true, 3000), (false, 2999), (false, 2)] {
             let mut cells: Vec<HeatCell> =
-                (0..3000u32).map(|i| HeatCell { x: (i % 50) as u16, y: (i / 50) as u16, n: next() % 40 }).collect();
+                (0..len).map(|i| HeatCell { x: (i % 50) as u16, y: (i / 50) as u16, n: next() % 40 }).collect();
             if big {
                 cells[7].n = u64::from(u32::MAX) + 5;
-            } else {
+            } else if len > 9 {
                 cells[9].n = 70_000; // a spread over three radix passes
             }
             let mut expected = cells.clone();

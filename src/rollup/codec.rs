@@ -88,55 +88,83 @@ pub fn put_sparse_counts(out: &mut Vec<u8>, counts: impl IntoIterator<Item = (us
 }
 
 /// Appends `counts` in one of two layouts — tokens ([`put_counts`]) or a dense block
-/// ([`add_dense`]: the filled slots' span as fixed-width little-endian integers) — and returns
-/// true for the dense block. The dense block is chosen unless it is more than an eighth larger:
-/// it adds as a straight, vectorisable loop, while tokens carry a serial slot count, and a
-/// full span of counts below 64 is one byte each either way (the block pays a few header
-/// bytes). The caller's format byte records which was chosen.
-pub fn put_counts_smallest(out: &mut Vec<u8>, counts: &[u64]) -> bool {
+/// ([`add_dense`]: the low byte of every slot in the filled slots' span, then the few higher
+/// parts) — and returns true for the dense block. The dense block is chosen unless it is more
+/// than [`DENSE_SLACK`] times the tokens' size.
+pub fn put_counts_chosen(out: &mut Vec<u8>, counts: &[u64]) -> bool {
+    put_counts_in(out, counts, Layout::Chosen)
+}
+
+/// How many times the tokens' size a dense block may take and still be chosen. A dense block
+/// adds its low bytes in a straight loop the compiler vectorises (a fraction of a cycle a
+/// slot), while each token costs a few cycles of a serial slot count: measured at 10 M events,
+/// a click band (ten filled cells a row, two bytes a filled cell as tokens) adds several
+/// times faster dense, at 2.5 times the bytes. Beyond this the value's size (rewritten at
+/// each merge) weighs more.
+const DENSE_SLACK: usize = 3;
+
+/// Which layout [`put_counts_in`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As [`put_counts_chosen`] chooses.
+    Chosen,
+    /// Tokens (what versions before the dense block wrote).
+    Tokens,
+    /// The dense block whenever a slot is filled.
+    Dense,
+}
+
+/// Appends `counts` in `layout`; returns true if that is a dense block.
+pub fn put_counts_in(out: &mut Vec<u8>, counts: &[u64], layout: Layout) -> bool {
     let start = out.len();
-    put_counts(out, counts.iter().copied());
-    let Some(first) = counts.iter().position(|n| *n > 0) else { return false };
-    let last = counts.iter().rposition(|n| *n > 0).expect("a filled slot");
-    let width = dense_width(counts[first..=last].iter().copied().max().unwrap_or(0));
-    let span = last + 1 - first;
-    let dense_len = 1 + varint_len(first as u64) + varint_len(span as u64) + span * width;
-    if dense_len * 8 > (out.len() - start) * 9 {
+    if layout != Layout::Dense {
+        put_counts(out, counts.iter().copied());
+    }
+    let tokens_end = out.len();
+    if layout == Layout::Tokens || !put_dense(out, counts) {
         return false;
     }
-    out.truncate(start);
-    out.push(width as u8);
+    if layout == Layout::Chosen && out.len() - tokens_end > (tokens_end - start) * DENSE_SLACK {
+        out.truncate(tokens_end);
+        return false;
+    }
+    out.drain(start..tokens_end);
+    true
+}
+
+/// Appends the dense block of `counts` (nothing, and false, when every slot is empty).
+fn put_dense(out: &mut Vec<u8>, counts: &[u64]) -> bool {
+    let Some(first) = counts.iter().position(|n| *n > 0) else { return false };
+    let last = counts.iter().rposition(|n| *n > 0).expect("a filled slot");
+    out.push(LOW_BYTES);
     put_varint(out, first as u64);
-    put_varint(out, span as u64);
-    for n in &counts[first..=last] {
-        out.extend_from_slice(&n.to_le_bytes()[..width]);
+    put_varint(out, (last + 1 - first) as u64);
+    out.extend(counts[first..=last].iter().map(|n| *n as u8));
+    let mut next = 0;
+    for (slot, n) in counts[first..=last].iter().enumerate().filter(|(_, n)| **n > 0xff) {
+        put_varint(out, (slot - next) as u64);
+        put_varint(out, n >> 8);
+        next = slot + 1;
     }
     true
 }
 
-/// The fewest bytes (1, 2, 4 or 8) that hold `max`.
-fn dense_width(max: u64) -> usize {
-    match max {
-        0..=0xff => 1,
-        0x100..=0xffff => 2,
-        0x1_0000..=0xffff_ffff => 4,
-        _ => 8,
-    }
-}
+/// The first byte of a dense block written by this version: a slot's low byte, then its
+/// higher bits apart. (1, 2, 4 or 8 there: fixed-width counts of that many bytes.)
+const LOW_BYTES: u8 = 0;
 
-fn varint_len(v: u64) -> usize {
-    (64 - v.max(1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Adds the dense block at `bytes[at..]` (the rest of the value: a width byte, the first
-/// slot and the number of slots as varints, then that many little-endian counts of that width)
-/// to `acc` slot by slot.
+/// Adds the dense block at `bytes[at..]` (the rest of the value) to `acc` slot by slot. A block
+/// is a layout byte, the first slot and the number of slots as varints, then either (layout
+/// [`LOW_BYTES`]) each slot's low byte followed by `(gap, count >> 8)` varint pairs for the
+/// slots holding more (`gap`: slots skipped since the previous one), or (layout 1, 2, 4 or 8)
+/// each slot's count as a little-endian integer of that many bytes.
 pub fn add_dense(bytes: &[u8], at: usize, acc: &mut [u64]) -> Result<(), Corrupt> {
-    let (first, width, data) = dense_block(bytes, at)?;
-    let span = data.len() / width;
-    let acc = acc.get_mut(first..first + span).ok_or(Corrupt("count beyond the value's shape"))?;
+    let block = dense_block(bytes, at)?;
+    let span = block.counts.len() / block.width;
+    let acc = acc.get_mut(block.first..block.first + span).ok_or(Corrupt("count beyond the value's shape"))?;
     // One loop per width, each a plain zip the compiler vectorises.
-    match width {
+    let data = block.counts;
+    match block.width {
         1 => acc.iter_mut().zip(data).for_each(|(a, b)| *a += u64::from(*b)),
         2 => acc
             .iter_mut()
@@ -151,13 +179,21 @@ pub fn add_dense(bytes: &[u8], at: usize, acc: &mut [u64]) -> Result<(), Corrupt
             .zip(data.chunks_exact(8))
             .for_each(|(a, b)| *a += u64::from_le_bytes(b.try_into().expect("8"))),
     }
+    let (mut at, mut next) = (0, 0usize);
+    while at < block.high.len() {
+        let slot = next.saturating_add(usize::try_from(varint(block.high, &mut at)?).unwrap_or(usize::MAX));
+        let high = varint(block.high, &mut at)?;
+        let cell = acc.get_mut(slot).ok_or(Corrupt("count beyond the value's shape"))?;
+        *cell += high.checked_shl(8).filter(|_| high >> 56 == 0).ok_or(Corrupt("dense counts: count"))?;
+        next = slot + 1;
+    }
     Ok(())
 }
 
 /// Like [`add_dense`] into a vector that grows as [`add_counts_growing`]'s does.
 pub fn add_dense_growing(bytes: &[u8], at: usize, acc: &mut Vec<u64>, max_len: usize) -> Result<(), Corrupt> {
-    let (first, width, data) = dense_block(bytes, at)?;
-    let end = first.checked_add(data.len() / width).filter(|end| *end <= max_len);
+    let block = dense_block(bytes, at)?;
+    let end = block.first.checked_add(block.counts.len() / block.width).filter(|end| *end <= max_len);
     let end = end.ok_or(Corrupt("count beyond the value's shape"))?;
     if end > acc.len() {
         acc.resize(end.next_power_of_two().max(FIRST_GROWTH).min(max_len), 0);
@@ -165,20 +201,30 @@ pub fn add_dense_growing(bytes: &[u8], at: usize, acc: &mut Vec<u64>, max_len: u
     add_dense(bytes, at, acc)
 }
 
-/// A dense block's first slot, width and counts' bytes (exactly the rest of the value).
-fn dense_block(bytes: &[u8], mut at: usize) -> Result<(usize, usize, &[u8]), Corrupt> {
-    let width = usize::from(*bytes.get(at).ok_or(Corrupt("value ends before its counts"))?);
-    if !matches!(width, 1 | 2 | 4 | 8) {
-        return Err(Corrupt("dense counts: width"));
+/// A dense block's parts: its first slot, the bytes per count in `counts`, and the higher
+/// parts that follow low bytes (empty for fixed-width counts).
+struct DenseBlock<'a> {
+    first: usize,
+    width: usize,
+    counts: &'a [u8],
+    high: &'a [u8],
+}
+
+fn dense_block(bytes: &[u8], mut at: usize) -> Result<DenseBlock<'_>, Corrupt> {
+    let layout = *bytes.get(at).ok_or(Corrupt("value ends before its counts"))?;
+    if !matches!(layout, LOW_BYTES | 1 | 2 | 4 | 8) {
+        return Err(Corrupt("dense counts: layout"));
     }
     at += 1;
     let first = usize::try_from(varint(bytes, &mut at)?).map_err(|_| Corrupt("dense counts: first slot"))?;
     let span = usize::try_from(varint(bytes, &mut at)?).map_err(|_| Corrupt("dense counts: length"))?;
-    let data = &bytes[at..];
-    if span.checked_mul(width) != Some(data.len()) || first.checked_add(span).is_none() {
+    let width = usize::from(layout.max(1));
+    let end = span.checked_mul(width).and_then(|len| at.checked_add(len)).filter(|end| *end <= bytes.len());
+    let end = end.ok_or(Corrupt("dense counts: length"))?;
+    if first.checked_add(span).is_none() || (layout != LOW_BYTES && end != bytes.len()) {
         return Err(Corrupt("dense counts: length"));
     }
-    Ok((first, width, data))
+    Ok(DenseBlock { first, width, counts: &bytes[at..end], high: &bytes[end..] })
 }
 
 /// Adds the counts encoded in `bytes[at..]` to `acc` slot by slot.
@@ -302,16 +348,20 @@ mod tests {
             |i, r| if (100..300).contains(&i) { r % 60 } else { 0 },
             |i, r| if i % 97 == 0 { r % 5 + 1 } else { 0 },
             |_, r| r % 250,
-            |i, r| if i > 2000 { 40_000 + r % 9 } else { 0 },
-            |i, r| if i == 1 { u64::MAX >> 2 } else { r % 2 },
+            |i, r| match (i >= 1500, i % 50 == 0) {
+                (true, true) => 1000 + r % 5000,
+                (true, false) => r % 60 + 1,
+                (false, _) => 0,
+            },
+            |i, _| if i % 50 == 1 { u64::MAX >> 2 } else { 0 },
         ];
         for (k, shape) in shapes.iter().enumerate() {
             let counts: Vec<u64> = (0..2500).map(|i| shape(i, next())).collect();
             let (mut tokens, mut chosen) = (vec![], vec![]);
             put_counts(&mut tokens, counts.iter().copied());
-            let dense = put_counts_smallest(&mut chosen, &counts);
-            assert!(chosen.len() * 8 <= tokens.len() * 9, "shape {k}: at most an eighth larger");
-            assert_eq!(dense, [true, false, true, true, false][k], "shape {k}: sparse or wide values stay tokens");
+            let dense = put_counts_chosen(&mut chosen, &counts);
+            assert!(chosen.len() <= tokens.len() * DENSE_SLACK, "shape {k}");
+            assert_eq!(dense, [true, false, true, true, false][k], "shape {k}: sparse values stay tokens");
             let mut acc = vec![3u64; 2500];
             match dense {
                 true => add_dense(&chosen, 0, &mut acc).unwrap(),
@@ -326,20 +376,35 @@ mod tests {
             }
         }
         let mut empty = vec![];
-        assert!(!put_counts_smallest(&mut empty, &[0; 40]) && empty.is_empty());
+        assert!(!put_counts_chosen(&mut empty, &[0; 40]) && empty.is_empty());
     }
 
     #[test]
     fn foreign_dense_blocks_are_an_error_not_a_panic() {
         let mut acc = vec![0u64; 10];
         add_dense(&[1, 8, 2, 5, 6], 0, &mut acc).unwrap();
-        assert_eq!((acc[8], acc[9]), (5, 6));
-        for bad in [&[1, 9, 2, 5, 6][..], &[3, 0, 1, 5], &[1, 0, 2, 5], &[1, 0, 1, 5, 6], &[2, 0, 1, 5], &[], &[1]] {
+        assert_eq!((acc[8], acc[9]), (5, 6), "fixed-width counts");
+        add_dense(&[0, 7, 3, 1, 2, 3, 1, 4], 0, &mut acc).unwrap();
+        assert_eq!(acc[7..], [1, 5 + 2 + (4 << 8), 6 + 3], "low bytes, then slot 8's higher part");
+        for bad in [
+            &[1, 9, 2, 5, 6][..],
+            &[3, 0, 1, 5],
+            &[1, 0, 2, 5],
+            &[1, 0, 1, 5, 6],
+            &[2, 0, 1, 5],
+            &[],
+            &[1],
+            &[0, 9, 2, 5],
+            &[0, 9, 1, 5, 1, 1],
+            &[0, 9, 1, 5, 0],
+            &[0, 9, 1, 5, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+        ] {
             assert!(add_dense(bad, 0, &mut acc).is_err(), "{bad:?}");
         }
         let huge = [8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 0, 0, 0, 0, 0, 0, 0, 0];
         assert!(add_dense_growing(&huge, 0, &mut vec![], 1001).is_err());
         assert!(add_dense_growing(&[1, 0xe9, 0x07, 1, 1], 0, &mut vec![], 1001).is_err(), "slot 1001");
+        assert!(add_dense_growing(&[0, 0xe8, 0x07, 1, 1], 0, &mut vec![], 1001).is_ok(), "slot 1000");
     }
 
     #[test]

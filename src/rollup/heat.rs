@@ -20,7 +20,7 @@ pub const BAND_ROWS: u16 = 50;
 pub const BAND_CELLS: usize = BAND_ROWS as usize * COLUMNS as usize;
 /// First byte of a stored band in the [`codec`] format (older stores hold MessagePack).
 const BAND_FORMAT: u8 = 0x01;
-/// First byte of a band stored as a [`codec::add_dense`] block (when that is no larger).
+/// First byte of a band stored as a [`codec::add_dense`] block (see [`codec::put_counts_chosen`]).
 const BAND_DENSE_FORMAT: u8 = 0x02;
 /// Element-anchored click offsets (0–1000) are binned into a grid this many cells wide.
 pub const ELEMENT_GRID: u16 = 10;
@@ -157,9 +157,14 @@ pub fn cell_of_slot(band: u16, slot: usize) -> Option<(u16, u16)> {
 
 /// One band's counts ([`BAND_CELLS`] of them, see [`band_slot`]) as a stored value.
 pub fn encode_band(counts: &[u64]) -> Vec<u8> {
+    encode_band_in(counts, codec::Layout::Chosen)
+}
+
+/// Like [`encode_band`] in `layout` (tests write the older layout with it).
+pub fn encode_band_in(counts: &[u64], layout: codec::Layout) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(BAND_FORMAT);
-    if codec::put_counts_smallest(&mut out, counts) {
+    if codec::put_counts_in(&mut out, counts, layout) {
         out[0] = BAND_DENSE_FORMAT;
     }
     out
@@ -424,7 +429,8 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(merged_band(Some(&tokens), &HeatCells::default()).unwrap(), stored, "rewritten when merged");
         let mut sparse = HeatCells::default();
-        sparse.add((3, 7), 1);
+        sparse.add((3, 1), 1);
+        sparse.add((40, 45), 1);
         assert_eq!(merged_band(None, &sparse).unwrap()[0], BAND_FORMAT, "a sparse band stays tokens");
         assert!(add_stored_band(&[BAND_DENSE_FORMAT, 1, 0xc4, 0x13, 1, 5], &mut a).is_err(), "past the band");
     }

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::{self, Corrupt};
+use super::codec::{self, Corrupt, Layout};
 use super::{quantile_of_counts, Histogram, HISTOGRAM_BUCKETS};
 
 /// First byte of a stored page rollup in the [`codec`] format (older stores hold MessagePack).
 const PAGE_FORMAT: u8 = 0x01;
-/// Like [`PAGE_FORMAT`] but the load histogram is a [`codec::add_dense`] block (chosen when no
-/// larger: a busy page's load times fill a contiguous span of buckets).
+/// Like [`PAGE_FORMAT`] but the load histogram is a [`codec::add_dense`] block (see
+/// [`codec::put_counts_chosen`]: a busy page's load times fill a span of buckets).
 const PAGE_DENSE_FORMAT: u8 = 0x02;
 
 /// Scroll reach is counted in steps of this many percent (0, 5, …, 100).
@@ -75,11 +75,11 @@ impl PageRollup {
         for (b, n) in &self.load.buckets {
             buckets[usize::from(*b)] = *n;
         }
-        self.encode(&buckets)
+        self.encode(&buckets, Layout::Chosen)
     }
 
     /// The stored value of these figures with these load bucket counts (by bucket).
-    fn encode(&self, buckets: &[u64]) -> Vec<u8> {
+    fn encode(&self, buckets: &[u64], layout: Layout) -> Vec<u8> {
         let mut out = Vec::with_capacity(96);
         out.push(PAGE_FORMAT);
         for n in self.counts() {
@@ -92,7 +92,7 @@ impl PageRollup {
         for n in &self.reach {
             codec::put_varint(&mut out, *n);
         }
-        if codec::put_counts_smallest(&mut out, buckets) {
+        if codec::put_counts_in(&mut out, buckets, layout) {
             out[0] = PAGE_DENSE_FORMAT;
         }
         out
@@ -220,7 +220,12 @@ impl PageSums {
     }
 
     pub fn to_stored(&self) -> Vec<u8> {
-        self.totals.encode(&self.load_buckets)
+        self.to_stored_in(Layout::Chosen)
+    }
+
+    /// Like [`Self::to_stored`] with the load histogram in `layout`.
+    pub fn to_stored_in(&self, layout: Layout) -> Vec<u8> {
+        self.totals.encode(&self.load_buckets, layout)
     }
 
     /// About the bytes the sums hold on the heap.
@@ -318,6 +323,11 @@ impl SitePages {
     /// The stored value: per path (in path order) its length and bytes, then its page value's
     /// length and bytes (the per-path encoding, [`PageSums::to_stored`]).
     pub fn to_stored(&self) -> Vec<u8> {
+        self.to_stored_in(Layout::Chosen)
+    }
+
+    /// Like [`Self::to_stored`] with every path's load histogram in `layout`.
+    pub fn to_stored_in(&self, layout: Layout) -> Vec<u8> {
         if self.too_many {
             return vec![SITE_PAGES_TOO_MANY];
         }
@@ -326,7 +336,7 @@ impl SitePages {
         for (path, sums) in &self.paths {
             codec::put_varint(&mut out, path.len() as u64);
             out.extend_from_slice(path.as_bytes());
-            let value = sums.to_stored();
+            let value = sums.to_stored_in(layout);
             codec::put_varint(&mut out, value.len() as u64);
             out.extend_from_slice(&value);
         }

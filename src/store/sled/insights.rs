@@ -3,7 +3,7 @@
 //! ([`period::cover`]), and for pages one all-pages value per site and period rather than one
 //! per path — adding each stored value straight into the query's sums.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::keys;
 use super::SledStore;
@@ -51,21 +51,36 @@ fn prefix_successor(mut prefix: Vec<u8>) -> Vec<u8> {
     vec![0xff; 64]
 }
 
-/// Page sums by path, as a pages query adds stored values into them.
+/// Page sums by path, as a pages query adds stored values into them: kept in path order,
+/// because every stored value lists its paths in that order, so each path is found by
+/// stepping a cursor forward (a comparison or two) rather than hashing it.
 #[derive(Default)]
-struct PathSums(HashMap<Box<[u8]>, PageSums>);
+struct PathSums {
+    paths: Vec<(Box<[u8]>, PageSums)>,
+    /// Where the previous path was found.
+    cursor: usize,
+}
 
 impl PathSums {
     fn add_stored(&mut self, path: &[u8], value: &[u8]) -> Result<(), Corrupt> {
-        match self.0.get_mut(path) {
-            Some(sums) => sums.add_stored(value),
-            None => self.0.entry(path.into()).or_default().add_stored(value),
+        if self.paths.get(self.cursor).is_some_and(|(p, _)| **p > *path) {
+            self.cursor = 0; // the next value (or day) starts again from the first path
         }
+        let rest = &self.paths[self.cursor..];
+        let step = match rest.iter().take(4).position(|(p, _)| **p >= *path) {
+            Some(i) => i,
+            None => rest.partition_point(|(p, _)| **p < *path),
+        };
+        self.cursor += step;
+        if self.paths.get(self.cursor).is_none_or(|(p, _)| **p != *path) {
+            self.paths.insert(self.cursor, (path.into(), PageSums::default()));
+        }
+        self.paths[self.cursor].1.add_stored(value)
     }
 
     fn into_pages(self, offset: usize, limit: usize) -> Result<Pages, StoreError> {
         let all = self
-            .0
+            .paths
             .into_iter()
             .map(|(path, sums)| {
                 let path = String::from_utf8(path.into()).map_err(|_| StoreError::Corrupt("page path".into()))?;

@@ -112,7 +112,7 @@ impl SledStore {
         if replayed > 0 {
             tracing::warn!(batches = replayed, "recovered batches from the group log that sled had not made durable");
         }
-        let pipeline = pipeline::Pipeline::start(db, trees, log, last_segment, tuning)
+        let pipeline = pipeline::Pipeline::start(db, dir.join("db"), trees, log, last_segment, tuning)
             .map_err(|e| StoreError::Backend(format!("starting the write pipeline: {e}")))?;
         Ok(Self { tree, files, pipeline: Arc::new(pipeline) })
     }
@@ -445,6 +445,21 @@ mod tests {
         assert_eq!(sessions_and_count(&reopened, 10).await, (9, 9));
         let next = reopened.write(vec![batch(9, 0, 20), batch(5, 0, 20)].into()).await.unwrap();
         assert_eq!(next, [WriteOutcome::Stored, WriteOutcome::Duplicate], "ids and duplicates carry on");
+    }
+
+    /// A dropped store has let go of sled's lock: it opens again at once, every time (sled's
+    /// I/O threads used to hold the database file for a moment after the drop returned).
+    #[tokio::test]
+    async fn a_dropped_store_opens_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..30u32 {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store.write(vec![batch(1, round, 50)].into()).await.unwrap();
+            store.pipeline.drain().unwrap();
+            store.tree.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert!(store.session_events("s", Id128([1; 16])).await.unwrap().is_some());
     }
 
     /// No checkpoint during the test: only reads (and the budget) drain the memtable.

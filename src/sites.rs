@@ -4,19 +4,22 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::model::SiteSettings;
-use crate::privacy::url::UrlPolicy;
+use crate::privacy::url::{UrlCache, UrlPolicy};
 
 /// A site with its rules compiled for the hot path.
 #[derive(Debug)]
 pub struct Site {
     pub settings: SiteSettings,
     pub url_policy: UrlPolicy,
+    /// Page URLs already normalised under `url_policy` (dropped with the site when its
+    /// settings change).
+    pub page_urls: UrlCache,
 }
 
 impl Site {
     pub fn new(settings: SiteSettings) -> Self {
         let url_policy = UrlPolicy { allowed_params: settings.allowed_params.clone() };
-        Self { settings, url_policy }
+        Self { settings, url_policy, page_urls: UrlCache::default() }
     }
 }
 

@@ -103,11 +103,15 @@ pub fn parse(format: Format, bytes: &[u8]) -> Result<WireBatch<'_>, IngestError>
     }
     match format {
         Format::Json => {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            match WireBatch::deserialize(&mut de).and_then(|b| de.end().map(|()| b)) {
-                Ok(batch) => Ok(batch),
-                Err(_) => Err(explain_json(bytes)),
-            }
+            // A body that is UTF-8 as a whole (one vectorised check) is read as `str`: serde_json
+            // then checks no string again (it did per string: ~2 % of a request task's CPU).
+            // What it accepts and how is the same; any other body is read exactly as before
+            // (the slice reader checks only the strings it keeps, not those it skips).
+            let result = match std::str::from_utf8(bytes) {
+                Ok(text) => json_batch(&mut serde_json::Deserializer::from_str(text)),
+                Err(_) => json_batch(&mut serde_json::Deserializer::from_slice(bytes)),
+            };
+            result.map_err(|_| explain_json(bytes))
         }
         Format::MessagePack => {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
@@ -118,6 +122,15 @@ pub fn parse(format: Format, bytes: &[u8]) -> Result<WireBatch<'_>, IngestError>
             }
         }
     }
+}
+
+/// A whole JSON body as one batch (nothing but whitespace after it).
+fn json_batch<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+) -> Result<WireBatch<'de>, serde_json::Error> {
+    let batch = WireBatch::deserialize(&mut *de)?;
+    de.end()?;
+    Ok(batch)
 }
 
 #[cold]
@@ -189,6 +202,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("events[0].x"), "{err}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_reads_as_before() {
+        // An unknown field's string is skipped unchecked by the slice reader: still a batch.
+        let mut body = br#"{"v":1,"site":"s","vid":"a","sid":"b","seq":0,"sent":1,"zz":"\xff","events":[]}"#.to_vec();
+        let at = body.windows(4).position(|w| w == br"\xff").unwrap();
+        body.splice(at..at + 4, [0xff]);
+        assert!(std::str::from_utf8(&body).is_err());
+        assert!(parse(Format::Json, &body).is_ok());
+        // A kept string that is not UTF-8 is refused with serde_json's words for it.
+        let bad = b"{\"v\":1,\"site\":\"s\xff\",\"vid\":\"a\",\"sid\":\"b\",\"seq\":0,\"sent\":1,\"events\":[]}";
+        let err = parse(Format::Json, bad).unwrap_err();
+        assert!(err.to_string().contains("invalid unicode code point"), "{err}");
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn protect(
 fn protect_event(site: &Site, event: &mut Event) -> Result<(), DropReason> {
     match &mut event.data {
         EventData::View(view) => {
-            let normalized = url::normalize_url(&view.url, &site.url_policy).ok_or(DropReason::BadUrl)?;
+            let normalized = site.page_urls.normalize(&view.url, &site.url_policy).ok_or(DropReason::BadUrl)?;
             view.url = normalized.url;
             view.path = normalized.path;
             view.referrer = view.referrer.as_deref().and_then(url::referrer_origin);

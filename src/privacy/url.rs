@@ -4,6 +4,8 @@
 //! parameters, identifier-like path segments as `:id`.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use percent_encoding::percent_decode_str;
 use url::form_urlencoded;
@@ -65,6 +67,70 @@ pub fn normalize_url(raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
         path.push_str(&route);
     }
     Some(NormalizedUrl { url, path })
+}
+
+/// Page URLs of one site already normalised: most views of a site are of a few pages, and
+/// parsing, the path rules and the query filter cost a view several µs.
+///
+/// The cache holds results only, never a raw URL: its key is a salted SHA-256 (128 bits kept)
+/// of the raw URL, the salt drawn at random per cache, so an e-mail or a token in a URL is not
+/// kept in memory, nor can a key be matched against guessed URLs. Every value is what
+/// [`normalize_url`] returned — already fit to store. `normalize_url` depends on the raw URL and
+/// the policy only, and a cache serves one [`UrlPolicy`] (one [`crate::sites::Site`]: new
+/// settings make a new site and a new cache), so a hit returns exactly what normalising would
+/// (two URLs sharing a 128-bit key are not to be expected). Bounded: emptied when
+/// [`UrlCache::MAX_URLS`] are held.
+#[derive(Debug)]
+pub struct UrlCache {
+    salt: [u8; 16],
+    results: Mutex<HashMap<[u8; 16], Option<NormalizedUrl>>>,
+}
+
+impl Default for UrlCache {
+    fn default() -> Self {
+        Self { salt: rand::random(), results: Mutex::default() }
+    }
+}
+
+impl UrlCache {
+    /// Most URLs held per site (~200 KiB at most).
+    pub const MAX_URLS: usize = 1024;
+
+    /// [`normalize_url`] of `raw` under `policy`, which must be the same policy on every call.
+    pub fn normalize(&self, raw: &str, policy: &UrlPolicy) -> Option<NormalizedUrl> {
+        let key = self.key(raw);
+        if let Some(known) = self.lock().get(&key) {
+            return known.clone();
+        }
+        let normalized = normalize_url(raw, policy);
+        let mut results = self.lock();
+        if results.len() >= Self::MAX_URLS {
+            results.clear();
+        }
+        results.insert(key, normalized.clone());
+        normalized
+    }
+
+    fn key(&self, raw: &str) -> [u8; 16] {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new().chain_update(self.salt).chain_update(raw.as_bytes()).finalize();
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        key
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Option<NormalizedUrl>>> {
+        self.results.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// URLs held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A single-page app's hash route (`#/settings`, `#!/users/42`) normalised like a path, cut at
@@ -290,6 +356,50 @@ mod tests {
 
     fn norm(raw: &str) -> NormalizedUrl {
         normalize_url(raw, &UrlPolicy::default()).unwrap_or_else(|| panic!("{raw:?} was rejected"))
+    }
+
+    #[test]
+    fn cache_answers_as_normalising_and_holds_no_raw_url() {
+        let policy = UrlPolicy { allowed_params: vec!["utm_*".into(), "page".into()] };
+        let cache = UrlCache::default();
+        let urls = [
+            "https://shop.example/products/42?utm_source=mail&ref=abc",
+            "https://shop.example/products/42?utm_source=mail&ref=abc",
+            "https://shop.example/products/42?utm_source=mail",
+            "https://shop.example/u/jane@example.com/orders?page=2",
+            "https://shop.example/u/jane@example.com/orders?page=2",
+            "https://shop.example/app#/settings",
+            "https://shop.example/cb#access_token=abc",
+            "https://shop.example/a?page=2&email=jane%40example.com",
+            "https://Shop.Example:443/x",
+            " https://shop.example/x ",
+            "https://shop.example/orders/12345",
+            "not a url",
+            "not a url",
+            "https://shop.example/products/42?utm_source=mail&ref=abc",
+        ];
+        for raw in urls {
+            assert_eq!(cache.normalize(raw, &policy), normalize_url(raw, &policy), "{raw}");
+        }
+        assert_eq!(cache.len(), 10);
+        // What it holds is what a store may hold: results only.
+        for result in cache.lock().values().flatten() {
+            assert!(!result.url.contains('@') && !result.url.contains("token") && !result.url.contains("email"));
+        }
+        // Another cache (another site) draws another salt.
+        assert_ne!(UrlCache::default().key(urls[0]), cache.key(urls[0]));
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let policy = UrlPolicy::default();
+        let cache = UrlCache::default();
+        for i in 0..UrlCache::MAX_URLS * 2 + 5 {
+            let raw = format!("https://shop.example/p{i}");
+            assert_eq!(cache.normalize(&raw, &policy), normalize_url(&raw, &policy));
+            assert!(cache.len() <= UrlCache::MAX_URLS);
+        }
+        assert!(!cache.is_empty());
     }
 
     #[test]

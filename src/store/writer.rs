@@ -185,6 +185,9 @@ async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metric
         if received == 0 {
             break;
         }
+        if jobs.len() < max_group && !closing {
+            gather(rx, &mut jobs, max_group).await;
+        }
         metrics.queue_depth.set(rx.len() as i64);
         let (batches, waiters): (Vec<StoredBatch>, Vec<_>) =
             jobs.drain(..).map(|j| (j.batch, (j.done, j._budget))).unzip();
@@ -200,6 +203,20 @@ async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metric
     metrics.queue_depth.set(0);
     if let Err(e) = store.flush().await {
         tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+/// Lets the request tasks that are ready on this worker run once, then takes what they queued
+/// into the same group. Without it nine groups in ten held one batch at 32 connections (each
+/// woke the group log and the applier threads, and each was one more record and answer); the
+/// wait is one turn of the scheduler, no timer.
+async fn gather(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, max_group: usize) {
+    tokio::task::yield_now().await;
+    while jobs.len() < max_group {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
     }
 }
 

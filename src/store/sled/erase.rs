@@ -79,8 +79,8 @@ fn expire_segments(trees: &Trees, site: &str, cutoff_us: u64) -> Result<(), Stor
         let (key, value) = item?;
         let at = Location::decode(&value)?;
         if !whole.contains(&at.file(site)) {
-            let whole_segment = std::iter::once(0..at.len as usize).collect::<Vec<_>>();
-            touched.insert(files.overwrite(site, &at, &whole_segment, 0)?);
+            let whole_segment = 0..at.len as usize;
+            touched.insert(files.overwrite(site, &at, std::slice::from_ref(&whole_segment), 0)?);
         }
         batch.remove(key);
     }

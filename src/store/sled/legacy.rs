@@ -2,8 +2,6 @@
 //! at open, those are moved to segment files once ([`move_to_files`]), so everything after
 //! reads one place.
 
-use std::collections::HashSet;
-
 use super::keys;
 use super::segfiles::SegmentFiles;
 use crate::store::StoreError;
@@ -44,10 +42,9 @@ pub fn move_to_files(
         }
         move_step(db, main, files, &step)?;
         moved += step.len();
+        // A key is in `done` (indexed already) or in `step`, never both.
         let mut remove = sled::Batch::default();
-        let keys: HashSet<&[u8]> =
-            step.iter().map(|(k, _)| k.as_ref()).chain(done.iter().map(|k| k.as_ref())).collect();
-        for key in keys {
+        for key in step.iter().map(|(k, _)| k).chain(&done) {
             remove.remove(key);
         }
         legacy.apply_batch(remove)?;
@@ -71,12 +68,7 @@ fn move_step(
     });
     let appended = files.append(segments).map_err(|e| StoreError::Backend(format!("segment files: {e}")))?;
     let mut batch = sled::Batch::default();
-    for (key, location) in &appended.entries {
-        batch.insert(key.as_slice(), location.as_slice());
-    }
-    for (key, len) in &appended.lengths {
-        batch.insert(key.as_slice(), &len.to_be_bytes());
-    }
+    appended.put_into(&mut batch);
     if let Err(e) = main.apply_batch(batch) {
         files.undo(&appended);
         return Err(e.into());

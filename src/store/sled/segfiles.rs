@@ -93,6 +93,18 @@ pub struct Appended {
     before: HashMap<FileKey, u64>,
 }
 
+impl Appended {
+    /// Puts the index entries and file lengths into `batch`, the sled batch that commits them.
+    pub fn put_into(&self, batch: &mut sled::Batch) {
+        for (key, location) in &self.entries {
+            batch.insert(key.as_slice(), location.as_slice());
+        }
+        for (key, len) in &self.lengths {
+            batch.insert(key.as_slice(), &len.to_be_bytes());
+        }
+    }
+}
+
 /// The segment files of a store; every use goes through [`SegmentFiles::lock`], so a drain,
 /// an erasure and a read never see each other half done.
 pub struct SegmentFiles {

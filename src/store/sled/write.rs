@@ -105,12 +105,7 @@ fn main_batch(
     appended: &Appended,
 ) -> Result<sled::Batch, StoreError> {
     let mut main = sled::Batch::default();
-    for (key, location) in &appended.entries {
-        main.insert(key.as_slice(), location.as_slice());
-    }
-    for (key, len) in &appended.lengths {
-        main.insert(key.as_slice(), &len.to_be_bytes());
-    }
+    appended.put_into(&mut main);
     if let Some(last) = table.segment_ids.values().max() {
         main.insert(keys::LAST_SEGMENT, &last.to_be_bytes());
     }

@@ -26,6 +26,9 @@ const PROVISIONAL: u64 = 1 << 63;
 /// Segments are cut at about this size: the unit that retention zeroes in a segment file
 /// whose other segments are younger, and that one index entry in sled locates.
 pub const SEGMENT_BYTES: usize = 96 * 1024;
+/// Segment buffers kept from one drain to the next (at most 6 MiB): about what a full
+/// memtable fills with one busy site.
+const SPARE_BUFFERS: usize = 64;
 /// Rough bytes of rollup deltas and bookkeeping per event, and per new session.
 const EVENT_WEIGHT: usize = 64;
 const SESSION_WEIGHT: usize = 512;
@@ -70,6 +73,10 @@ pub struct Memtable {
     /// The group log's id of the last group applied.
     pub(super) last_group: Option<u64>,
     bytes: usize,
+    /// Emptied buffers of drained segments, for the next ones: a fresh segment-sized buffer
+    /// costs page faults each time (glibc gives the freed ones back to the kernel), which
+    /// made allocating it ~3 % of the applier's time.
+    spare_buffers: Vec<Vec<u8>>,
 }
 
 impl Memtable {
@@ -87,6 +94,7 @@ impl Memtable {
             deltas: Deltas::default(),
             last_group: None,
             bytes: 0,
+            spare_buffers: Vec::new(),
         }
     }
 
@@ -199,12 +207,15 @@ impl Memtable {
             let full = self.open_segments.remove(site).expect("checked above");
             self.full_segments.push(full);
         }
-        let next = &mut self.next_provisional;
+        let (next, spares) = (&mut self.next_provisional, &mut self.spare_buffers);
         let segment = self.open_segments.entry(site.to_owned()).or_insert_with(|| {
             *next += 1;
             // Sized for the whole segment up front: grown by doubling, its reallocations and
             // copies were ~6 % of the applier's time.
-            let bytes = Vec::with_capacity(SEGMENT_BYTES.max(encoded.len()));
+            let bytes = spares
+                .pop()
+                .filter(|b| b.capacity() >= encoded.len())
+                .unwrap_or_else(|| Vec::with_capacity(SEGMENT_BYTES.max(encoded.len())));
             Segment { site: site.to_owned(), provisional: PROVISIONAL + *next, bytes }
         });
         let offset = segment.bytes.len() as u32;
@@ -240,9 +251,20 @@ impl Memtable {
         self.day_visitors.iter().filter(|(_, new)| **new).map(|(k, _)| k.as_slice())
     }
 
-    /// Forgets everything (after a drain wrote it to sled).
+    /// Forgets everything (after a drain wrote it to sled), keeping up to [`SPARE_BUFFERS`]
+    /// segment buffers for the next segments.
     pub(super) fn clear(&mut self) {
+        let mut spares = std::mem::take(&mut self.spare_buffers);
+        let segments = self.full_segments.drain(..).chain(self.open_segments.drain().map(|(_, s)| s));
+        for mut bytes in segments.map(|s| s.bytes) {
+            if spares.len() >= SPARE_BUFFERS {
+                break;
+            }
+            bytes.clear();
+            spares.push(bytes);
+        }
         *self = Memtable::new(self.budget);
+        self.spare_buffers = spares;
     }
 }
 

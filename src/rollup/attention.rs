@@ -55,6 +55,53 @@ pub struct AttentionTracking {
     /// event would build a map key per event on the writer's hot path. Empty between batches.
     #[serde(skip)]
     pub pending_ms: Vec<u64>,
+    /// The bands the viewport covers and their shares, kept while `top`, `vh` and `dh` stay
+    /// as they were (most events — moves, clicks, inputs — leave the viewport where it is).
+    #[serde(skip)]
+    bands: ViewBands,
+}
+
+/// The bands a viewport covers, worked out once per viewport: `[first, last)`, and per band
+/// the share of it inside the viewport (`inside`) and whether it is wholly inside (`whole`).
+#[derive(Debug, Clone, Default)]
+struct ViewBands {
+    /// `(top, vh, dh)` they were worked out for, as bits (`None`: not yet).
+    of: Option<[u64; 3]>,
+    first: usize,
+    last: usize,
+    inside: [f64; BANDS],
+    whole: [bool; BANDS],
+}
+
+/// Derived from the other fields only: equal whatever it holds.
+impl PartialEq for ViewBands {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl ViewBands {
+    /// Works them out for `(top, vh, dh)` unless they already are (`dh > 0`).
+    fn update(&mut self, top: f64, vh: f64, dh: f64) {
+        let of = [top.to_bits(), vh.to_bits(), dh.to_bits()];
+        if self.of == Some(of) {
+            return;
+        }
+        self.of = Some(of);
+        let band_px = dh / BANDS as f64;
+        let (top, bottom) = (top.max(0.0), (top + vh).min(dh));
+        // Only the bands the viewport overlaps get time; the rest would add 0.
+        self.first = floor_index(top / band_px);
+        self.last = ceil_index(bottom / band_px);
+        // A band wholly in view gets all the time: its `inside` is then 1 within a few ulps, so
+        // for fewer than 2^40 ms the rounded product is the whole time exactly.
+        let normal = band_px.is_normal();
+        for i in self.first..self.last.max(self.first) {
+            let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
+            self.whole[i] = normal && top <= from && to <= bottom;
+            self.inside[i] = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
+        }
+    }
 }
 
 impl AttentionTracking {
@@ -75,6 +122,7 @@ impl AttentionTracking {
                     vh: v.vh,
                     dh: v.dh,
                     pending_ms: std::mem::take(&mut self.pending_ms),
+                    bands: std::mem::take(&mut self.bands),
                 };
                 true
             }
@@ -125,27 +173,16 @@ impl AttentionTracking {
         if !self.hidden && end > self.counted_to && self.dh > 0.0 {
             let whole_ms = end - self.counted_to;
             let ms = whole_ms as f64;
-            let band_px = self.dh / BANDS as f64;
-            let (top, bottom) = (self.top.max(0.0), (self.top + self.vh).min(self.dh));
-            // A band wholly in view gets all the time: `inside` below is then 1 within a few
-            // ulps, so for fewer than 2^40 ms its rounded product is `whole_ms` exactly (and the
-            // division can be skipped).
-            let whole_bands = whole_ms < 1 << 40 && band_px.is_normal();
-            // Only the bands the viewport overlaps get time; the rest would add 0.
-            let first = floor_index(top / band_px);
-            let last = ceil_index(bottom / band_px);
-            if first < last {
+            let exact = whole_ms < 1 << 40;
+            let bands = &mut self.bands;
+            bands.update(self.top, self.vh, self.dh);
+            if bands.first < bands.last {
                 if self.pending_ms.len() < BANDS {
                     self.pending_ms.resize(BANDS, 0);
                 }
-                for (i, sum) in self.pending_ms.iter_mut().enumerate().take(last).skip(first) {
-                    let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
-                    if whole_bands && top <= from && to <= bottom {
-                        *sum += whole_ms as u64;
-                        continue;
-                    }
-                    let inside = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
-                    *sum += round(ms * inside);
+                for i in bands.first..bands.last {
+                    self.pending_ms[i] +=
+                        if exact && bands.whole[i] { whole_ms as u64 } else { round(ms * bands.inside[i]) };
                 }
             }
         }
@@ -260,11 +297,25 @@ mod tests {
                 vh,
                 dh,
                 pending_ms: vec![3; BANDS],
+                bands: ViewBands::default(),
             };
             let mut b = a.clone();
             a.count_until(counted_to + step);
             count_until_by_division(&mut b, counted_to + step);
             assert_eq!(a.pending_ms, b.pending_ms, "top {top} vh {vh} dh {dh} step {step}");
+            // Further events, the viewport kept (the worked-out bands reused) or scrolled.
+            for later in 1..4i64 {
+                if round % 3 == later as usize {
+                    a.top += 100.0 * later as f64;
+                    b.top = a.top;
+                }
+                let t = counted_to + step + later * 700;
+                a.last_input = t;
+                b.last_input = t;
+                a.count_until(t);
+                count_until_by_division(&mut b, t);
+                assert_eq!(a.pending_ms, b.pending_ms, "top {} vh {vh} dh {dh} at {t}", a.top);
+            }
         }
     }
 

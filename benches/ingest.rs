@@ -64,6 +64,23 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// The batch decoder alone on the load batch (no validation beyond what decoding does): the
+/// direct reader (`decode::parse`) beside the serde decoders it stands in front of.
+fn bench_parse(c: &mut Criterion) {
+    let batch = sample_batch(50);
+    let json_bytes = serde_json::to_vec(&batch).unwrap();
+    let mp_bytes = rmp_serde::to_vec_named(&batch).unwrap();
+    let mut g = c.benchmark_group("parse_50_events");
+    g.throughput(Throughput::Elements(50));
+    for (name, format, body) in [("json", Format::Json, &json_bytes), ("msgpack", Format::MessagePack, &mp_bytes)] {
+        g.bench_function(format!("{name}/direct"), |b| b.iter(|| decode::parse(format, body).unwrap().events.len()));
+        g.bench_function(format!("{name}/serde"), |b| {
+            b.iter(|| decode::parse_serde(format, body).unwrap().events.len())
+        });
+    }
+    g.finish();
+}
+
 /// What `POST /collect` does between reading the body and queueing it for the writer.
 fn bench_request_path(c: &mut Criterion) {
     let batch = sample_batch(50);
@@ -128,5 +145,5 @@ fn bench_replaced_steps(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_request_path, bench_replaced_steps);
+criterion_group!(benches, bench_decode, bench_parse, bench_request_path, bench_replaced_steps);
 criterion_main!(benches);

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::round1;
 use crate::rollup::heat::{
-    ElementClicks, ElementSum, ElementSums, HeatCells, HeatKind, WidthClass, COLUMNS, ELEMENT_GRID, ROW_PX,
+    ElementClicks, ElementSum, ElementSums, HeatCells, HeatKind, WidthClass, BAND_ROWS, COLUMNS, ELEMENT_GRID, ROW_PX,
 };
 use crate::rollup::page::{PageRollup, PageSums, REACH_STEP_PCT};
 
@@ -222,32 +222,118 @@ fn sort_hottest_first(cells: &mut [HeatCell]) {
         cells.sort_unstable_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
         return;
     }
-    let mut keys: Vec<u64> = cells.iter().map(|c| (max - c.n) << 32 | u64::from(c.y) << 16 | u64::from(c.x)).collect();
     if cells.is_sorted_by_key(|c| (c.y, c.x)) {
-        let spread = cells.iter().map(|c| c.n).max().unwrap_or(0) - cells.iter().map(|c| c.n).min().unwrap_or(0);
-        radix_sort_high_half(&mut keys, 64 - spread.leading_zeros());
-    } else {
-        keys.sort_unstable();
+        let mut keys: Vec<u64> = cells.iter().map(|c| c.n << 32 | u64::from(c.y) << 16 | u64::from(c.x)).collect();
+        let most = cells.iter().map(|c| c.n).max().unwrap_or(0);
+        let least = cells.iter().map(|c| c.n).min().unwrap_or(0);
+        radix_sort_by_count(&mut keys, most, least);
+        for (cell, k) in cells.iter_mut().zip(keys) {
+            *cell = cell_of_key(k);
+        }
+        return;
     }
+    let mut keys: Vec<u64> = cells.iter().map(|c| (max - c.n) << 32 | u64::from(c.y) << 16 | u64::from(c.x)).collect();
+    keys.sort_unstable();
     for (cell, k) in cells.iter_mut().zip(keys) {
         *cell = HeatCell { x: k as u16, y: (k >> 16) as u16, n: max - (k >> 32) };
     }
 }
 
-/// Sorts `keys` whose low 32 bits already ascend (cells read top to bottom, left to right) by
-/// their high 32 bits, keeping that order among equal ones: a stable least-significant-digit
-/// radix sort, 8 bits a pass, over the `bits` lowest bits of the high half that differ
-/// between keys (the spread of the counts). Thousands of cells whose counts span a few
-/// thousand sort in two passes over them. Each pass counts and places the first and the
-/// second half of the keys side by side, the second half's keys of a digit after the first
-/// half's (so the pass stays stable): most cells share a digit (small counts), and one
-/// running position per digit would make each key wait for the previous one's.
-fn radix_sort_high_half(keys: &mut Vec<u64>, bits: u32) {
-    let base = keys.iter().map(|k| k >> 32).min().unwrap_or(0);
+/// A cell packed as a radix key: its count in the high 32 bits, its row and column below.
+fn cell_of_key(k: u64) -> HeatCell {
+    HeatCell { x: k as u16, y: (k >> 16) as u16, n: k >> 32 }
+}
+
+/// The cells of a heatmap's bands, hottest first, then top to bottom, left to right — what
+/// collecting every filled cell and [`sort_hottest_first`] give, in one pass over the bands
+/// that packs each filled cell straight into its sort key and notes the counts' spread.
+/// `bands` yields each band's number and its [`BAND_CELLS`](crate::rollup::heat::BAND_CELLS) counts (row-major), in
+/// ascending band order; cells past the last row a `u16` can name are left out.
+pub fn hottest_first_of_bands<'a, I>(bands: I) -> Vec<HeatCell>
+where
+    I: IntoIterator<Item = (u16, &'a [u64])> + Clone,
+{
+    let columns = usize::from(COLUMNS);
+    let mut keys: Vec<u64> = Vec::new();
+    // The largest count, and the smallest filled one less one (an empty slot wraps to the top).
+    let (mut most, mut least_less_one) = (0u64, u64::MAX);
+    for (band, counts) in bands.clone() {
+        let first_row = u32::from(band) * u32::from(BAND_ROWS);
+        for (r, row) in counts.chunks(columns).enumerate() {
+            let Ok(y) = u16::try_from(first_row + r as u32) else { break };
+            // Written unconditionally, kept when filled: no branch on each slot.
+            let mut filled = [0u64; COLUMNS as usize];
+            let mut len = 0;
+            for (x, &n) in row.iter().enumerate() {
+                filled[len] = n << 32 | u64::from(y) << 16 | x as u64;
+                len += usize::from(n != 0);
+                most = most.max(n);
+                least_less_one = least_less_one.min(n.wrapping_sub(1));
+            }
+            keys.extend_from_slice(&filled[..len]);
+        }
+    }
+    if most > u64::from(u32::MAX) {
+        // A count too large to pack (never seen in practice): collect and sort the cells.
+        let mut cells: Vec<HeatCell> = bands
+            .into_iter()
+            .flat_map(|(band, counts)| {
+                counts.iter().enumerate().filter(|(_, n)| **n > 0).filter_map(move |(slot, &n)| {
+                    crate::rollup::heat::cell_of_slot(band, slot).map(|(x, y)| HeatCell { x, y, n })
+                })
+            })
+            .collect();
+        sort_hottest_first(&mut cells);
+        return cells;
+    }
+    radix_sort_by_count(&mut keys, most, least_less_one.wrapping_add(1));
+    keys.into_iter().map(cell_of_key).collect()
+}
+
+/// Whether cells whose counts spread over `spread` values are sorted by one counting pass (a
+/// table of one running position per count, then one pass over the keys) rather than two or
+/// more 8-bit passes: when the table is not much larger than the keys (a busy page's move
+/// heatmap: a few thousand cells whose counts span a few thousand).
+fn counting_sort_pays(spread: u64, keys: usize) -> bool {
+    spread <= 2 * keys as u64 + 1024 && keys < u32::MAX as usize
+}
+
+/// Sorts `keys` (a count in the high 32 bits, a position in the low ones, the positions
+/// already ascending) by count, largest first, keeping the positions' order among equal
+/// counts: a counting sort when that pays ([`counting_sort_pays`]), else a
+/// stable least-significant-digit radix sort, 8 bits a pass, on how far each count
+/// is below `most` (the largest; `least` is the smallest), so only the bits of the counts'
+/// spread are sorted on. Thousands of cells whose counts span a few thousand sort in two
+/// passes over them. Each pass counts and places the first and the second half of the keys
+/// side by side, the second half's keys of a digit after the first half's (so the pass stays
+/// stable): most cells share a digit (small counts), and one running position per digit
+/// would make each key wait for the previous one's.
+fn radix_sort_by_count(keys: &mut Vec<u64>, most: u64, least: u64) {
+    let spread = most - least.min(most);
     let mut spare = vec![0u64; keys.len()];
+    if counting_sort_pays(spread, keys.len()) {
+        // One counting pass: a running position per count (distinct counts rarely follow
+        // each other, so the increments seldom wait on one another), then one placing pass.
+        let mut at = vec![0u32; spread as usize + 1];
+        for k in keys.iter() {
+            at[(most - (k >> 32)) as usize] += 1;
+        }
+        let mut next = 0;
+        for a in &mut at {
+            (*a, next) = (next, next + *a);
+        }
+        for k in keys.iter() {
+            let slot = &mut at[(most - (k >> 32)) as usize];
+            spare[*slot as usize] = *k;
+            *slot += 1;
+        }
+        std::mem::swap(keys, &mut spare);
+        return;
+    }
+    let bits = 64 - spread.leading_zeros();
     let half = keys.len() / 2;
     for shift in (0..bits).step_by(8) {
-        let digit = |k: u64| ((((k >> 32) - base) >> shift) & 0xff) as usize;
+        let digit = |k: u64| (((most - (k >> 32)) >> shift) & 0xff) as usize;
         let (first, second) = keys.split_at(half);
         let (mut in_first, mut in_second) = ([0usize; 256], [0usize; 256]);
         for (a, b) in first.iter().zip(second) {
@@ -306,6 +392,18 @@ impl Heatmap {
         elements: ElementSums,
     ) -> Self {
         sort_hottest_first(&mut cells);
+        Self::from_hottest_first(path, kind, width, cells, elements)
+    }
+
+    /// Like [`Self::from_cells`] from cells already in the answer's order (hottest first, then
+    /// top to bottom, left to right: [`hottest_first_of_bands`]).
+    pub fn from_hottest_first(
+        path: &str,
+        kind: HeatKind,
+        width: Option<WidthClass>,
+        cells: Vec<HeatCell>,
+        elements: ElementSums,
+    ) -> Self {
         let mut most: Vec<(Box<str>, ElementSum)> = elements.into_sums().collect();
         most.sort_unstable_by(|a, b| b.1.n.cmp(&a.1.n).then_with(|| a.0.cmp(&b.0)));
         most.truncate(MAX_ELEMENTS_SHOWN);
@@ -378,6 +476,67 @@ mod tests {
             cells.reverse(); // out of order: the comparison sort
             sort_hottest_first(&mut cells);
             assert_eq!(cells, expected);
+        }
+    }
+
+    #[test]
+    fn cells_of_bands_come_hottest_first_as_collecting_and_sorting_gives() {
+        use crate::rollup::heat::{cell_of_slot, BAND_CELLS};
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let last_band = u16::MAX / BAND_ROWS;
+        let shapes: [(&[u16], u64, u32); 7] = [
+            (&[0, 1, 2], 40, 3),       // sparse, small counts: one pass
+            (&[0, 1, 5, 9], 5000, 1),  // dense, two passes
+            (&[3], 70_000, 2),         // three passes
+            (&[0, 2], 1 << 31, 1),     // counts near the top of 32 bits
+            (&[1, 4], 7, 0),           // every slot filled, equal-ish counts
+            (&[0, last_band], 100, 2), // the last band: rows past u16::MAX are left out
+            (&[], 1, 1),               // no bands
+        ];
+        for (bands, spread, empty_one_in) in shapes {
+            let mut counts: Vec<(u16, Vec<u64>)> = bands
+                .iter()
+                .map(|b| {
+                    let cells = (0..BAND_CELLS)
+                        .map(|_| {
+                            if empty_one_in > 0 && next() % u64::from(empty_one_in + 1) != 0 {
+                                0
+                            } else {
+                                1 + next() % spread
+                            }
+                        })
+                        .collect();
+                    (*b, cells)
+                })
+                .collect();
+            let check = |counts: &[(u16, Vec<u64>)]| {
+                let mut expected: Vec<HeatCell> = counts
+                    .iter()
+                    .flat_map(|(band, c)| {
+                        c.iter()
+                            .enumerate()
+                            .filter(|(_, n)| **n > 0)
+                            .filter_map(move |(slot, &n)| cell_of_slot(*band, slot).map(|(x, y)| HeatCell { x, y, n }))
+                    })
+                    .collect();
+                sort_hottest_first(&mut expected);
+                let mut by_hand = expected.clone();
+                by_hand.sort_by_key(|c| (std::cmp::Reverse(c.n), c.y, c.x));
+                assert_eq!(expected, by_hand);
+                let got = hottest_first_of_bands(counts.iter().map(|(b, c)| (*b, c.as_slice())));
+                assert_eq!(got, expected, "bands {bands:?}, spread {spread}");
+            };
+            check(&counts);
+            if let Some((_, first)) = counts.first_mut() {
+                first[17] = u64::from(u32::MAX) + 3; // too large to pack: the fallback
+                check(&counts);
+            }
         }
     }
 

@@ -170,6 +170,15 @@ pub fn encode_band_in(counts: &[u64], layout: codec::Layout) -> Vec<u8> {
     out
 }
 
+/// Like [`add_stored_band`] into a query's [`codec::DenseSums`] (of [`BAND_CELLS`] slots): a
+/// dense band's low bytes go into its 16-bit lanes.
+pub fn add_stored_band_to(bytes: &[u8], acc: &mut codec::DenseSums) -> Result<(), Corrupt> {
+    match bytes.first() {
+        Some(&BAND_DENSE_FORMAT) => acc.add_dense(bytes, 1),
+        _ => add_stored_band(bytes, acc.sums_mut()),
+    }
+}
+
 /// Adds a stored band value to `acc` (a band's [`BAND_CELLS`] counts). Reads both layouts of
 /// this format and the MessagePack `HeatCells` older versions wrote.
 pub fn add_stored_band(bytes: &[u8], acc: &mut [u64]) -> Result<(), Corrupt> {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use super::keys;
 use super::SledStore;
-use crate::query::insights::{HeatCell, Heatmap, Pages, ScrollReach};
+use crate::query::insights::{self, Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, Stats, StatsBuilder};
-use crate::rollup::codec::Corrupt;
+use crate::rollup::codec::{Corrupt, DenseSums};
 use crate::rollup::day::DaySums;
 use crate::rollup::heat::{self, ElementSums, HeatKind, WidthClass, BAND_CELLS};
 use crate::rollup::page::{self, PageSums};
@@ -205,8 +205,8 @@ impl SledStore {
         spans: &[Span],
     ) -> Result<Heatmap, StoreError> {
         let widths: Vec<WidthClass> = width.map_or(WidthClass::ALL.to_vec(), |w| vec![w]);
-        // One dense array per band of rows, in band order.
-        let mut bands: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+        // One array of sums per band of rows, in band order (low bytes in 16-bit lanes).
+        let mut bands: BTreeMap<u16, DenseSums> = BTreeMap::new();
         for w in widths {
             for span in spans {
                 for item in values_of(&self.tree, *span, 2, |d| keys::heat(site, path, kind, w, d, 0)) {
@@ -216,20 +216,12 @@ impl SledStore {
                         .and_then(|b| b.try_into().ok())
                         .map(u16::from_be_bytes)
                         .ok_or_else(|| StoreError::Corrupt("heat key".into()))?;
-                    heat::add_stored_band(&v, bands.entry(band).or_insert_with(|| vec![0; BAND_CELLS]))?;
+                    heat::add_stored_band_to(&v, bands.entry(band).or_insert_with(|| DenseSums::new(BAND_CELLS)))?;
                 }
             }
         }
-        let cells = bands
-            .iter()
-            .flat_map(|(band, counts)| {
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| **n > 0)
-                    .filter_map(|(slot, &n)| heat::cell_of_slot(*band, slot).map(|(x, y)| HeatCell { x, y, n }))
-            })
-            .collect();
+        let bands: Vec<(u16, &[u64])> = bands.iter_mut().map(|(band, sums)| (*band, sums.sums())).collect();
+        let cells = insights::hottest_first_of_bands(bands.iter().copied());
         let mut elements = ElementSums::default();
         if kind == HeatKind::Click {
             for span in spans {
@@ -238,6 +230,6 @@ impl SledStore {
                 }
             }
         }
-        Ok(Heatmap::from_cells(path, kind, width, cells, elements))
+        Ok(Heatmap::from_hottest_first(path, kind, width, cells, elements))
     }
 }

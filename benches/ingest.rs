@@ -64,6 +64,31 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// The batch decoder alone on the load batch (no validation beyond what decoding does): the
+/// direct reader (`decode::parse`) beside the serde decoders it stands in front of.
+fn bench_parse(c: &mut Criterion) {
+    let batch = sample_batch(50);
+    let json_bytes = serde_json::to_vec(&batch).unwrap();
+    let mp_bytes = rmp_serde::to_vec_named(&batch).unwrap();
+    let mut g = c.benchmark_group("parse_50_events");
+    g.throughput(Throughput::Elements(50));
+    for (name, format, body) in [("json", Format::Json, &json_bytes), ("msgpack", Format::MessagePack, &mp_bytes)] {
+        g.bench_function(format!("{name}/direct"), |b| b.iter(|| decode::parse(format, body).unwrap().events.len()));
+        g.bench_function(format!("{name}/serde"), |b| {
+            b.iter(|| decode::parse_serde(format, body).unwrap().events.len())
+        });
+    }
+    g.finish();
+    // Inflating the MessagePack body: the one-call inflate beside flate2's streaming decoder.
+    let mp_gz = Bytes::from(gzip(&mp_bytes));
+    let mut g = c.benchmark_group("inflate_msgpack_body");
+    g.bench_function("one_call", |b| {
+        b.iter(|| decode::decompress(mp_gz.clone(), Encoding::Gzip, 4 << 20).unwrap().len())
+    });
+    g.bench_function("stream", |b| b.iter(|| decode::gunzip_stream(&mp_gz, 4 << 20).unwrap().len()));
+    g.finish();
+}
+
 /// What `POST /collect` does between reading the body and queueing it for the writer.
 fn bench_request_path(c: &mut Criterion) {
     let batch = sample_batch(50);
@@ -128,5 +153,5 @@ fn bench_replaced_steps(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_request_path, bench_replaced_steps);
+criterion_group!(benches, bench_decode, bench_parse, bench_request_path, bench_replaced_steps);
 criterion_main!(benches);

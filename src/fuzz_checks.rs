@@ -21,6 +21,7 @@ pub const GZIP_LIMIT: usize = 64 * 1024;
 /// in time order, within the limits, and reads back as the store writes it.
 pub fn batch(format: Format, data: &[u8]) {
     let limits = Limits { max_events_per_batch: 64, ..Limits::default() };
+    same_as_serde(format, data);
     let Ok(wire) = decode::parse(format, data) else { return };
     match validate::validate(wire, &limits, NOW) {
         Ok(batch) => {
@@ -42,6 +43,27 @@ pub fn batch(format: Format, data: &[u8]) {
         Err(IngestError::TooManyEvents(n)) => assert_eq!(n, limits.max_events_per_batch),
         Err(_) => {}
     }
+}
+
+/// The direct batch reader in front of serde (`ingest::fast`) answers what serde alone answers:
+/// the same batch, field for field (compared through `Debug`, which tells every `f64` apart,
+/// `-0.0` and NaN included), or the same refusal.
+pub fn same_as_serde(format: Format, data: &[u8]) {
+    let direct = decode::parse(format, data).map(|b| format!("{b:?}")).map_err(|e| e.to_string());
+    let serde = decode::parse_serde(format, data).map(|b| format!("{b:?}")).map_err(|e| e.to_string());
+    assert_eq!(direct, serde, "the direct reader and serde differ on {:?}", String::from_utf8_lossy(data));
+}
+
+/// The one-call inflate in front of the streaming gzip decoder (`decode::decompress`) answers
+/// what the streaming decoder alone answers: the same bytes or the same refusal.
+pub fn gzip_same_as_stream(gz: &[u8], limit: usize) {
+    let direct = decode::decompress(bytes::Bytes::copy_from_slice(gz), Encoding::Gzip, limit);
+    let stream = decode::gunzip_stream(gz, limit);
+    assert_eq!(
+        direct.as_deref().map_err(ToString::to_string),
+        stream.as_deref().map_err(ToString::to_string),
+        "the one-call inflate and the streaming decoder differ on {gz:?}"
+    );
 }
 
 /// The URL normaliser: only http(s), no fragment but a hash route, no credentials, only allowed
@@ -99,6 +121,7 @@ pub fn gzip(data: &[u8]) {
     };
     let Some((&mode, rest)) = data.split_first() else { return };
     if mode & 1 == 0 {
+        gzip_same_as_stream(rest, GZIP_LIMIT);
         match decode::decompress(bytes::Bytes::copy_from_slice(rest), Encoding::Gzip, GZIP_LIMIT) {
             Ok(out) => {
                 // The same bytes inflated without our limit (capped just above it) agree.
@@ -119,7 +142,9 @@ pub fn gzip(data: &[u8]) {
         let plain: Vec<u8> = rest.iter().copied().cycle().take((rest.len() * times).min(2 * GZIP_LIMIT)).collect();
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(&plain).expect("writing to a Vec");
-        match decode::decompress(bytes::Bytes::from(enc.finish().expect("a Vec")), Encoding::Gzip, GZIP_LIMIT) {
+        let gz = enc.finish().expect("a Vec");
+        gzip_same_as_stream(&gz, GZIP_LIMIT);
+        match decode::decompress(bytes::Bytes::from(gz), Encoding::Gzip, GZIP_LIMIT) {
             Ok(out) => assert_eq!(&out[..], &plain[..]),
             Err(IngestError::DecompressedTooLarge) => assert!(plain.len() > GZIP_LIMIT),
             Err(e) => panic!("valid gzip of {} bytes refused: {e:?}", plain.len()),

@@ -1,6 +1,7 @@
 //! Ingest: from the bytes of `POST /collect` to typed, validated events (before privacy).
 
 pub mod decode;
+mod fast;
 pub mod validate;
 pub mod wire;
 

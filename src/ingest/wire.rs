@@ -16,7 +16,7 @@ use crate::model::{Event, EventData};
 pub const HARD_MAX_EVENTS: usize = 10_000;
 
 /// Events a batch usually carries (the snippet sends up to 50 at a time).
-const TYPICAL_EVENTS: usize = 64;
+pub(super) const TYPICAL_EVENTS: usize = 64;
 
 /// A batch as the snippet sends it.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -60,7 +60,7 @@ impl BoundedEvents {
         self.len() == 0
     }
 
-    fn push(&mut self, event: DecodedEvent) {
+    pub(super) fn push(&mut self, event: DecodedEvent) {
         match event.data {
             Ok(data) => {
                 self.kept.push(Event { t: 0, data });

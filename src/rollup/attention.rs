@@ -55,6 +55,53 @@ pub struct AttentionTracking {
     /// event would build a map key per event on the writer's hot path. Empty between batches.
     #[serde(skip)]
     pub pending_ms: Vec<u64>,
+    /// The bands the viewport covers and their shares, kept while `top`, `vh` and `dh` stay
+    /// as they were (most events — moves, clicks, inputs — leave the viewport where it is).
+    #[serde(skip)]
+    bands: ViewBands,
+}
+
+/// The bands a viewport covers, worked out once per viewport: `[first, last)`, and per band
+/// the share of it inside the viewport (`inside`) and whether it is wholly inside (`whole`).
+#[derive(Debug, Clone, Default)]
+struct ViewBands {
+    /// `(top, vh, dh)` they were worked out for, as bits (`None`: not yet).
+    of: Option<[u64; 3]>,
+    first: usize,
+    last: usize,
+    inside: [f64; BANDS],
+    whole: [bool; BANDS],
+}
+
+/// Derived from the other fields only: equal whatever it holds.
+impl PartialEq for ViewBands {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl ViewBands {
+    /// Works them out for `(top, vh, dh)` unless they already are (`dh > 0`).
+    fn update(&mut self, top: f64, vh: f64, dh: f64) {
+        let of = [top.to_bits(), vh.to_bits(), dh.to_bits()];
+        if self.of == Some(of) {
+            return;
+        }
+        self.of = Some(of);
+        let band_px = dh / BANDS as f64;
+        let (top, bottom) = (top.max(0.0), (top + vh).min(dh));
+        // Only the bands the viewport overlaps get time; the rest would add 0.
+        self.first = floor_index(top / band_px);
+        self.last = ceil_index(bottom / band_px);
+        // A band wholly in view gets all the time: its `inside` is then 1 within a few ulps, so
+        // for fewer than 2^40 ms the rounded product is the whole time exactly.
+        let normal = band_px.is_normal();
+        for i in self.first..self.last.max(self.first) {
+            let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
+            self.whole[i] = normal && top <= from && to <= bottom;
+            self.inside[i] = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
+        }
+    }
 }
 
 impl AttentionTracking {
@@ -75,6 +122,7 @@ impl AttentionTracking {
                     vh: v.vh,
                     dh: v.dh,
                     pending_ms: std::mem::take(&mut self.pending_ms),
+                    bands: std::mem::take(&mut self.bands),
                 };
                 true
             }
@@ -123,25 +171,40 @@ impl AttentionTracking {
         let Some(_) = &self.page else { return };
         let end = t.min(self.last_input + ACTIVE_MS);
         if !self.hidden && end > self.counted_to && self.dh > 0.0 {
-            let ms = (end - self.counted_to) as f64;
-            let band_px = self.dh / BANDS as f64;
-            let (top, bottom) = (self.top.max(0.0), (self.top + self.vh).min(self.dh));
-            // Only the bands the viewport overlaps get time; the rest would add 0.
-            let first = ((top / band_px).floor() as usize).min(BANDS);
-            let last = ((bottom / band_px).ceil().max(0.0) as usize).min(BANDS);
-            if first < last {
+            let whole_ms = end - self.counted_to;
+            let ms = whole_ms as f64;
+            let exact = whole_ms < 1 << 40;
+            let bands = &mut self.bands;
+            bands.update(self.top, self.vh, self.dh);
+            if bands.first < bands.last {
                 if self.pending_ms.len() < BANDS {
                     self.pending_ms.resize(BANDS, 0);
                 }
-                for (i, sum) in self.pending_ms.iter_mut().enumerate().take(last).skip(first) {
-                    let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
-                    let inside = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
-                    *sum += round(ms * inside);
+                for i in bands.first..bands.last {
+                    self.pending_ms[i] +=
+                        if exact && bands.whole[i] { whole_ms as u64 } else { round(ms * bands.inside[i]) };
                 }
             }
         }
         self.counted_to = self.counted_to.max(t);
     }
+}
+
+/// `(q.floor() as usize).min(BANDS)` for the non-negative (or NaN) quotients above, without
+/// `floor` (a libm call on baseline x86-64): the saturating cast truncates, which is the floor
+/// there.
+fn floor_index(q: f64) -> usize {
+    (q as usize).min(BANDS)
+}
+
+/// `(q.ceil().max(0.0) as usize).min(BANDS)` without `ceil` (a libm call on baseline x86-64).
+fn ceil_index(q: f64) -> usize {
+    if q >= BANDS as f64 {
+        return BANDS;
+    }
+    // Below BANDS (or NaN, or negative: the cast gives 0 then, as `max(0.0)` did).
+    let whole = q as usize;
+    whole + usize::from((whole as f64) < q)
 }
 
 /// `x.round() as u64` for the non-negative products above, without `round` (a libm call on
@@ -169,6 +232,90 @@ mod tests {
         }
         for x in [0.0, 0.5, 1.5, 2.5, 0.499_999_999_999_999_94, 4_503_599_627_370_495.5, 1e300, f64::INFINITY] {
             assert_eq!(round(x), x.round() as u64, "{x}");
+        }
+    }
+
+    /// `count_until` as it was before whole bands and the index bounds took their shortcuts.
+    fn count_until_by_division(tr: &mut AttentionTracking, t: i64) {
+        let Some(_) = &tr.page else { return };
+        let end = t.min(tr.last_input + ACTIVE_MS);
+        if !tr.hidden && end > tr.counted_to && tr.dh > 0.0 {
+            let ms = (end - tr.counted_to) as f64;
+            let band_px = tr.dh / BANDS as f64;
+            let (top, bottom) = (tr.top.max(0.0), (tr.top + tr.vh).min(tr.dh));
+            let first = ((top / band_px).floor() as usize).min(BANDS);
+            let last = ((bottom / band_px).ceil().max(0.0) as usize).min(BANDS);
+            if first < last {
+                if tr.pending_ms.len() < BANDS {
+                    tr.pending_ms.resize(BANDS, 0);
+                }
+                for (i, sum) in tr.pending_ms.iter_mut().enumerate().take(last).skip(first) {
+                    let (from, to) = (i as f64 * band_px, (i + 1) as f64 * band_px);
+                    let inside = (bottom.min(to) - top.max(from)).max(0.0) / band_px;
+                    *sum += (ms * inside).round() as u64;
+                }
+            }
+        }
+        tr.counted_to = tr.counted_to.max(t);
+    }
+
+    #[test]
+    fn whole_bands_and_index_bounds_count_as_the_division_did() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut unit = || (next() >> 11) as f64 / (1u64 << 53) as f64;
+        let specials = [0.0, -0.0, 1e-310, f64::MIN_POSITIVE, 1e300, f64::MAX, f64::INFINITY, f64::NAN, -5.0];
+        for round in 0..200_000 {
+            let pick = |u: f64, scale: f64, special: usize| {
+                if round % 17 == 0 {
+                    specials[special % specials.len()]
+                } else {
+                    (u * scale).round() * if u > 0.9 { 0.37 } else { 1.0 }
+                }
+            };
+            let dh = pick(unit(), 20_000.0, round / 17);
+            let top = pick(unit(), 22_000.0, round / 7) - if round % 5 == 0 { 500.0 } else { 0.0 };
+            let vh = pick(unit(), 3_000.0, round / 3);
+            let counted_to = 1_764_374_400_000i64;
+            let step = match round % 4 {
+                0 => (unit() * 100.0) as i64,
+                1 => (unit() * 40_000.0) as i64,
+                2 => (unit() * 1e13) as i64,
+                _ => 1 + (unit() * 5.0) as i64,
+            };
+            let mut a = AttentionTracking {
+                page: Some(("/p".into(), 0)),
+                counted_to,
+                last_input: counted_to + step,
+                hidden: false,
+                top,
+                vh,
+                dh,
+                pending_ms: vec![3; BANDS],
+                bands: ViewBands::default(),
+            };
+            let mut b = a.clone();
+            a.count_until(counted_to + step);
+            count_until_by_division(&mut b, counted_to + step);
+            assert_eq!(a.pending_ms, b.pending_ms, "top {top} vh {vh} dh {dh} step {step}");
+            // Further events, the viewport kept (the worked-out bands reused) or scrolled.
+            for later in 1..4i64 {
+                if round % 3 == later as usize {
+                    a.top += 100.0 * later as f64;
+                    b.top = a.top;
+                }
+                let t = counted_to + step + later * 700;
+                a.last_input = t;
+                b.last_input = t;
+                a.count_until(t);
+                count_until_by_division(&mut b, t);
+                assert_eq!(a.pending_ms, b.pending_ms, "top {} vh {vh} dh {dh} at {t}", a.top);
+            }
         }
     }
 

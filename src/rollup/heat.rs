@@ -225,7 +225,12 @@ pub struct ElementCell {
 
 impl ElementClicks {
     pub fn add(&mut self, selector: &str, offset: Option<(u16, u16)>) {
-        let e = self.by_selector.entry(selector.to_owned()).or_default();
+        // The selector is copied only when new (per click, the copy and its free were most of
+        // this function's time).
+        if !self.by_selector.contains_key(selector) {
+            self.by_selector.insert(selector.to_owned(), ElementCell::default());
+        }
+        let e = self.by_selector.get_mut(selector).expect("inserted above");
         e.n += 1;
         if let Some((ex, ey)) = offset {
             let bin = |v: u16| (v.min(999) * ELEMENT_GRID / 1000).min(ELEMENT_GRID - 1);

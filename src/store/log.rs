@@ -102,19 +102,31 @@ impl GroupLog {
     /// Appends groups (ids must continue the sequence) in one write and syncs the data; when
     /// this returns `Ok` they survive a crash.
     pub fn append(&mut self, groups: &[(u64, &[u8])]) -> io::Result<()> {
+        let mut records = Records::default();
+        for (id, payload) in groups {
+            records.push(*id, |buf| buf.extend_from_slice(payload));
+        }
+        self.append_records(&mut records)
+    }
+
+    /// [`GroupLog::append`] for groups whose payloads were written straight into `records`;
+    /// `records` is left empty (its buffer kept for the next groups).
+    pub fn append_records(&mut self, records: &mut Records) -> io::Result<()> {
         if self.failed {
+            records.clear();
             return Err(io::Error::other("the group log failed earlier; restart to recover"));
         }
-        let result = self.append_and_sync(groups);
+        let result = self.append_and_sync(records);
+        records.clear();
         if result.is_err() {
             self.failed = true;
         }
         result
     }
 
-    fn append_and_sync(&mut self, groups: &[(u64, &[u8])]) -> io::Result<()> {
-        let Some(&(first, _)) = groups.first() else { return Ok(()) };
-        let len: usize = groups.iter().map(|(_, p)| HEADER + p.len()).sum();
+    fn append_and_sync(&mut self, records: &mut Records) -> io::Result<()> {
+        let Some(&(first, _)) = records.starts.first() else { return Ok(()) };
+        let len = records.buf.len();
         if self.current.as_ref().is_some_and(|c| c.end > 0 && c.end + len as u64 > c.capacity) {
             // Full before the checkpoint retired it: later files should be larger.
             self.spares.grow();
@@ -124,16 +136,16 @@ impl GroupLog {
             self.current = Some(self.start_file(first)?);
         }
         let current = self.current.as_mut().expect("opened above");
-        let mut buf = Vec::with_capacity(len);
-        for (id, payload) in groups {
-            if *id != self.next || payload.len() > MAX_PAYLOAD {
+        for (i, &(id, start)) in records.starts.iter().enumerate() {
+            let end = records.starts.get(i + 1).map_or(len, |&(_, next)| next);
+            if id != self.next || end - start - HEADER > MAX_PAYLOAD {
                 return Err(io::Error::other(format!("group {id} out of sequence (expected {})", self.next)));
             }
-            encode_record(&mut buf, *id, current.nonce, payload);
+            put_header(&mut records.buf[start..end], id, current.nonce);
             self.next += 1;
         }
-        current.file.write_all_at(&buf, current.end)?;
-        current.end += buf.len() as u64;
+        current.file.write_all_at(&records.buf, current.end)?;
+        current.end += len as u64;
         current.file.sync_data()
     }
 
@@ -230,17 +242,49 @@ fn log_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
-fn encode_record(buf: &mut Vec<u8>, id: u64, nonce: u64, payload: &[u8]) {
+/// Groups laid out as records for one [`GroupLog::append_records`]: each payload is written
+/// straight into the write buffer behind room for its header, which is filled in once the file
+/// (and with it the nonce) is known — so a payload is copied once, not encoded into a buffer of
+/// its own and then copied into the record.
+#[derive(Debug, Default)]
+pub struct Records {
+    buf: Vec<u8>,
+    /// Each record's group id and where its header starts in `buf`.
+    starts: Vec<(u64, usize)>,
+}
+
+impl Records {
+    /// Adds group `id`, whose payload `write` appends to the buffer it is given.
+    pub fn push(&mut self, id: u64, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        self.buf.resize(start + HEADER, 0);
+        write(&mut self.buf);
+        self.starts.push((id, start));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Forgets the records, keeping the buffer's capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.starts.clear();
+    }
+}
+
+/// Fills in the header at the start of `record` (header and payload).
+fn put_header(record: &mut [u8], id: u64, nonce: u64) {
+    let (header, payload) = record.split_at_mut(HEADER);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&id.to_le_bytes());
     crc.update(&nonce.to_le_bytes());
     crc.update(payload);
-    buf.extend_from_slice(&MAGIC.to_le_bytes());
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&id.to_le_bytes());
-    buf.extend_from_slice(&nonce.to_le_bytes());
-    buf.extend_from_slice(&crc.finalize().to_le_bytes());
-    buf.extend_from_slice(payload);
+    header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[8..16].copy_from_slice(&id.to_le_bytes());
+    header[16..24].copy_from_slice(&nonce.to_le_bytes());
+    header[24..28].copy_from_slice(&crc.finalize().to_le_bytes());
 }
 
 /// Reads the intact records of one file, whose first group is `first`, onto `groups`.
@@ -295,6 +339,14 @@ fn decode_record(bytes: &[u8]) -> Option<Record<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One whole record, as [`GroupLog::append`] writes it.
+    fn encode_record(buf: &mut Vec<u8>, id: u64, nonce: u64, payload: &[u8]) {
+        let start = buf.len();
+        buf.resize(start + HEADER, 0);
+        buf.extend_from_slice(payload);
+        put_header(&mut buf[start..], id, nonce);
+    }
 
     fn ids(groups: &[LoggedGroup]) -> Vec<u64> {
         groups.iter().map(|g| g.id).collect()

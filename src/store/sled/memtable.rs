@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::keys;
 use super::write::{BatchRef, SessionRecord};
-use crate::model::{day_of, EventData, StoredBatch};
+use crate::model::{day_of, EventData, StoredBatch, DAY_MS};
 use crate::query::funnel::{count_views, encode_views, MAX_VIEWS_PER_SESSION};
 use crate::rollup::track::Deltas;
 use crate::store::{StoreError, WriteOutcome};
@@ -26,6 +26,9 @@ const PROVISIONAL: u64 = 1 << 63;
 /// Segments are cut at about this size: the unit that retention zeroes in a segment file
 /// whose other segments are younger, and that one index entry in sled locates.
 pub const SEGMENT_BYTES: usize = 96 * 1024;
+/// Segment buffers kept from one drain to the next (at most 6 MiB): about what a full
+/// memtable fills with one busy site.
+const SPARE_BUFFERS: usize = 64;
 /// Rough bytes of rollup deltas and bookkeeping per event, and per new session.
 const EVENT_WEIGHT: usize = 64;
 const SESSION_WEIGHT: usize = 512;
@@ -70,6 +73,10 @@ pub struct Memtable {
     /// The group log's id of the last group applied.
     pub(super) last_group: Option<u64>,
     bytes: usize,
+    /// Emptied buffers of drained segments, for the next ones: a fresh segment-sized buffer
+    /// costs page faults each time (glibc gives the freed ones back to the kernel), which
+    /// made allocating it ~3 % of the applier's time.
+    spare_buffers: Vec<Vec<u8>>,
 }
 
 impl Memtable {
@@ -87,6 +94,7 @@ impl Memtable {
             deltas: Deltas::default(),
             last_group: None,
             bytes: 0,
+            spare_buffers: Vec::new(),
         }
     }
 
@@ -199,10 +207,16 @@ impl Memtable {
             let full = self.open_segments.remove(site).expect("checked above");
             self.full_segments.push(full);
         }
-        let next = &mut self.next_provisional;
+        let (next, spares) = (&mut self.next_provisional, &mut self.spare_buffers);
         let segment = self.open_segments.entry(site.to_owned()).or_insert_with(|| {
             *next += 1;
-            Segment { site: site.to_owned(), provisional: PROVISIONAL + *next, bytes: Vec::new() }
+            // Sized for the whole segment up front: grown by doubling, its reallocations and
+            // copies were ~6 % of the applier's time.
+            let bytes = spares
+                .pop()
+                .filter(|b| b.capacity() >= encoded.len())
+                .unwrap_or_else(|| Vec::with_capacity(SEGMENT_BYTES.max(encoded.len())));
+            Segment { site: site.to_owned(), provisional: PROVISIONAL + *next, bytes }
         });
         let offset = segment.bytes.len() as u32;
         segment.bytes.extend_from_slice(encoded);
@@ -237,9 +251,20 @@ impl Memtable {
         self.day_visitors.iter().filter(|(_, new)| **new).map(|(k, _)| k.as_slice())
     }
 
-    /// Forgets everything (after a drain wrote it to sled).
+    /// Forgets everything (after a drain wrote it to sled), keeping up to [`SPARE_BUFFERS`]
+    /// segment buffers for the next segments.
     pub(super) fn clear(&mut self) {
+        let mut spares = std::mem::take(&mut self.spare_buffers);
+        let segments = self.full_segments.drain(..).chain(self.open_segments.drain().map(|(_, s)| s));
+        for mut bytes in segments.map(|s| s.bytes) {
+            if spares.len() >= SPARE_BUFFERS {
+                break;
+            }
+            bytes.clear();
+            spares.push(bytes);
+        }
         *self = Memtable::new(self.budget);
+        self.spare_buffers = spares;
     }
 }
 
@@ -261,14 +286,71 @@ fn has_view(b: &StoredBatch) -> bool {
     b.events.iter().any(|e| matches!(e.data, EventData::View(_)))
 }
 
-/// The days of `b`'s events, each run of equal days once.
+/// The days of `b`'s events, each run of equal days once. An event inside the last day's
+/// bounds is in that day: the division (a 64-bit `idiv` per event, twice per batch, ~3.5 % of
+/// the applier's time) is only done when an event leaves them.
 fn days_of(b: &StoredBatch) -> impl Iterator<Item = i32> + '_ {
+    // `[start, end)` of the last day yielded (`None` also where those bounds overflow).
+    let mut bounds: Option<(i64, i64)> = None;
     let mut last = None;
     b.events.iter().filter_map(move |e| {
+        if bounds.is_some_and(|(start, end)| (start..end).contains(&e.t)) {
+            return None;
+        }
         let day = day_of(e.t);
+        let start = e.t.div_euclid(DAY_MS).checked_mul(DAY_MS);
+        bounds = start.and_then(|s| Some((s, s.checked_add(DAY_MS)?)));
         (last != Some(day)).then(|| {
             last = Some(day);
             day
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Client, Event, Id128, VisitorKey};
+
+    fn batch_at(times: &[i64]) -> StoredBatch {
+        let events = times.iter().map(|&t| Event { t, data: EventData::Scroll { y: 1.0 } }).collect();
+        let client = Client { device: "desktop".into(), browser: "chrome".into() };
+        StoredBatch::new("s".into(), VisitorKey([1; 16]), Id128([2; 16]), 0, 0, client, events)
+    }
+
+    /// The plain definition: each run of equal `day_of` once.
+    fn days_by_division(times: &[i64]) -> Vec<i32> {
+        let mut days: Vec<i32> = times.iter().map(|&t| day_of(t)).collect();
+        days.dedup();
+        days
+    }
+
+    #[test]
+    fn days_of_matches_a_division_per_event() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..2_000 {
+            let mut t = 1_764_374_400_000 + (next() % (4 * DAY_MS as u64)) as i64 - 2 * DAY_MS;
+            let times: Vec<i64> = (0..1 + next() % 60)
+                .map(|_| {
+                    // Mostly forward in small steps, sometimes across or back over a midnight.
+                    t += match next() % 8 {
+                        0 => -((next() % DAY_MS as u64) as i64),
+                        1 => (next() % (2 * DAY_MS as u64)) as i64,
+                        _ => (next() % 2_000) as i64,
+                    };
+                    t
+                })
+                .collect();
+            assert_eq!(days_of(&batch_at(&times)).collect::<Vec<_>>(), days_by_division(&times), "{times:?}");
+        }
+        let edges =
+            [0, -1, DAY_MS - 1, DAY_MS, -DAY_MS, -DAY_MS - 1, i64::MIN, i64::MIN + 1, i64::MAX, 5, i64::MAX - 1];
+        assert_eq!(days_of(&batch_at(&edges)).collect::<Vec<_>>(), days_by_division(&edges));
+    }
 }

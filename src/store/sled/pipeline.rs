@@ -24,7 +24,7 @@ use super::memtable::Memtable;
 use super::rollup_cache::RollupCache;
 use super::{keys, write, Trees};
 use crate::model::{Client, EventData, Id128, StoredBatch, VisitorKey};
-use crate::store::log::GroupLog;
+use crate::store::log::{GroupLog, Records};
 use crate::store::{PendingWrite, StoreError, WriteOutcome};
 
 /// How often sled is flushed (and the log shortened): what a restart after a crash replays.
@@ -109,12 +109,16 @@ impl Pipeline {
         let (logger, logger_rx) = mpsc::channel();
         let (applier, applier_rx) = mpsc::channel();
         let (stop, stop_rx) = mpsc::channel();
+        let released = Released::default();
         let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
         let threads = vec![
-            spawn("hushtale-log").spawn(move || run_logger(log, logger_rx))?,
+            spawn("hushtale-log").spawn({
+                let released = released.clone();
+                move || run_logger(log, logger_rx, &released)
+            })?,
             spawn("hushtale-apply").spawn(move || {
                 let mut applier = Applier::new(&trees, &last_segment, durable, tuning.memtable_bytes);
-                applier.run(applier_rx);
+                applier.run(applier_rx, &released);
             })?,
             spawn("hushtale-checkpoint").spawn({
                 let (db, applier, logger) = (db.clone(), applier.clone(), logger.clone());
@@ -227,22 +231,41 @@ fn wait_for_release(db_file: &std::path::Path) {
     }
 }
 
-fn run_logger(mut log: GroupLog, rx: Receiver<ToLogger>) {
+/// Groups whose last reference the logger held, for the applier to free (see [`run_logger`]).
+type Released = Arc<Mutex<Vec<Arc<[StoredBatch]>>>>;
+
+fn run_logger(mut log: GroupLog, rx: Receiver<ToLogger>, released: &Released) {
+    // Kept from round to round: the records' buffer, the waiting groups, the released groups.
+    let mut records = Records::default();
+    let mut appends = Vec::new();
+    let mut last_refs = Vec::new();
     while let Ok(first) = rx.recv() {
-        let mut appends = Vec::new();
         let mut checkpoints = Vec::new();
         for message in std::iter::once(first).chain(rx.try_iter()) {
             match message {
-                ToLogger::Append { id, batches, done } => appends.push((id, encode_group(&batches), done)),
+                ToLogger::Append { id, batches, done } => {
+                    records.push(id, |buf| encode_group(&batches, buf));
+                    appends.push(done);
+                    // The applier has mostly applied a group before the logger gets to it (the
+                    // logger waits for syncs), so the logger would free its batches — every
+                    // event's allocations, ~14 % of this thread's time, on the way to the next
+                    // sync. The applier frees them instead, with its next group.
+                    if Arc::strong_count(&batches) == 1 {
+                        last_refs.push(batches);
+                    }
+                }
                 ToLogger::Checkpoint { durable, erased, done } => checkpoints.push((durable, erased, done)),
             }
         }
-        let records: Vec<(u64, &[u8])> = appends.iter().map(|(id, payload, _)| (*id, payload.as_slice())).collect();
-        let result = log.append(&records).map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, groups = appends.len(), "group log append failed");
+        if !last_refs.is_empty() {
+            released.lock().unwrap_or_else(|e| e.into_inner()).append(&mut last_refs);
         }
-        for (_, _, done) in appends {
+        let groups = appends.len();
+        let result = log.append_records(&mut records).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, groups, "group log append failed");
+        }
+        for done in appends.drain(..) {
             let _ = done.send(result.clone());
         }
         for (durable, erased, done) in checkpoints {
@@ -277,7 +300,8 @@ impl<'a> Applier<'a> {
         Self { trees, last_segment, table: Memtable::new(budget), rollups: RollupCache::default(), drained }
     }
 
-    fn run(&mut self, rx: Receiver<ToApplier>) {
+    fn run(&mut self, rx: Receiver<ToApplier>, released: &Released) {
+        let mut freed = Vec::new();
         while let Ok(message) = rx.recv() {
             match message {
                 ToApplier::Group { id, batches, done } => {
@@ -287,6 +311,9 @@ impl<'a> Applier<'a> {
                         tracing::error!(error = %e, group = id, "applying a group failed");
                     }
                     let _ = done.send(applied);
+                    // After answering: the groups the logger let go of (see `run_logger`).
+                    std::mem::swap(&mut freed, &mut *released.lock().unwrap_or_else(|e| e.into_inner()));
+                    freed.clear();
                 }
                 ToApplier::Drain { done } => {
                     let _ = done.send(self.drain());
@@ -398,7 +425,8 @@ struct LoggedBatch<'a> {
     events: Cow<'a, [u8]>,
 }
 
-fn encode_group(batches: &[StoredBatch]) -> Vec<u8> {
+/// Appends the group's payload to `payload`.
+fn encode_group(batches: &[StoredBatch], payload: &mut Vec<u8>) {
     let logged: Vec<LoggedBatch> = batches
         .iter()
         .map(|b| LoggedBatch {
@@ -415,9 +443,8 @@ fn encode_group(batches: &[StoredBatch]) -> Vec<u8> {
     // Sized up front: growing the buffer (realloc + copy) was a third to a half of this
     // function's time for groups of 1-4 batches (15-25 % at 16-64).
     let fields = |b: &StoredBatch| 64 + b.site.len() + b.client.device.len() + b.client.browser.len();
-    let mut payload = Vec::with_capacity(8 + batches.iter().map(|b| fields(b) + b.encoded.len()).sum::<usize>());
-    rmp_serde::encode::write(&mut payload, &logged).expect("logged batches always serialise");
-    payload
+    payload.reserve(8 + batches.iter().map(|b| fields(b) + b.encoded.len()).sum::<usize>());
+    rmp_serde::encode::write(payload, &logged).expect("logged batches always serialise");
 }
 
 fn decode_group(payload: &[u8]) -> Result<Vec<StoredBatch>, StoreError> {

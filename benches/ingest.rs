@@ -79,6 +79,14 @@ fn bench_parse(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Inflating the MessagePack body: the one-call inflate beside flate2's streaming decoder.
+    let mp_gz = Bytes::from(gzip(&mp_bytes));
+    let mut g = c.benchmark_group("inflate_msgpack_body");
+    g.bench_function("one_call", |b| {
+        b.iter(|| decode::decompress(mp_gz.clone(), Encoding::Gzip, 4 << 20).unwrap().len())
+    });
+    g.bench_function("stream", |b| b.iter(|| decode::gunzip_stream(&mp_gz, 4 << 20).unwrap().len()));
+    g.finish();
 }
 
 /// What `POST /collect` does between reading the body and queueing it for the writer.

@@ -54,6 +54,18 @@ pub fn same_as_serde(format: Format, data: &[u8]) {
     assert_eq!(direct, serde, "the direct reader and serde differ on {:?}", String::from_utf8_lossy(data));
 }
 
+/// The one-call inflate in front of the streaming gzip decoder (`decode::decompress`) answers
+/// what the streaming decoder alone answers: the same bytes or the same refusal.
+pub fn gzip_same_as_stream(gz: &[u8], limit: usize) {
+    let direct = decode::decompress(bytes::Bytes::copy_from_slice(gz), Encoding::Gzip, limit);
+    let stream = decode::gunzip_stream(gz, limit);
+    assert_eq!(
+        direct.as_deref().map_err(ToString::to_string),
+        stream.as_deref().map_err(ToString::to_string),
+        "the one-call inflate and the streaming decoder differ on {gz:?}"
+    );
+}
+
 /// The URL normaliser: only http(s), no fragment but a hash route, no credentials, only allowed
 /// parameters, and normalising twice changes nothing. An optional allow-list comes before a
 /// newline: `utm_*,ref\nhttps://…`.
@@ -109,6 +121,7 @@ pub fn gzip(data: &[u8]) {
     };
     let Some((&mode, rest)) = data.split_first() else { return };
     if mode & 1 == 0 {
+        gzip_same_as_stream(rest, GZIP_LIMIT);
         match decode::decompress(bytes::Bytes::copy_from_slice(rest), Encoding::Gzip, GZIP_LIMIT) {
             Ok(out) => {
                 // The same bytes inflated without our limit (capped just above it) agree.
@@ -130,6 +143,7 @@ pub fn gzip(data: &[u8]) {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(&plain).expect("writing to a Vec");
         let gz = enc.finish().expect("a Vec");
+        gzip_same_as_stream(&gz, GZIP_LIMIT);
         match decode::decompress(bytes::Bytes::from(gz), Encoding::Gzip, GZIP_LIMIT) {
             Ok(out) => assert_eq!(&out[..], &plain[..]),
             Err(IngestError::DecompressedTooLarge) => assert!(plain.len() > GZIP_LIMIT),

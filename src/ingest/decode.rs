@@ -72,18 +72,55 @@ pub fn decompress(body: Bytes, encoding: Encoding, max_decompressed: usize) -> R
     match encoding {
         Encoding::Identity if body.len() > max_decompressed => Err(IngestError::DecompressedTooLarge),
         Encoding::Identity => Ok(body),
-        Encoding::Gzip => {
-            let mut out = Vec::with_capacity(inflated_size_hint(&body).min(max_decompressed));
-            // The body is in memory already: reading it as a `BufRead` spares the 32 KiB buffer
-            // (zeroed per request) that `read::GzDecoder` would put in front of it.
-            let mut limited = GzDecoder::new(&body[..]).take(max_decompressed as u64 + 1);
-            limited.read_to_end(&mut out).map_err(|e| IngestError::BadGzip(e.to_string()))?;
-            if out.len() > max_decompressed {
-                return Err(IngestError::DecompressedTooLarge);
-            }
-            Ok(Bytes::from(out))
-        }
+        Encoding::Gzip => match inflate_whole(&body, max_decompressed) {
+            Some(out) => Ok(Bytes::from(out)),
+            None => gunzip_stream(&body, max_decompressed),
+        },
     }
+}
+
+/// The usual body inflated in one call: a gzip member with a bare 10-byte header (no optional
+/// fields) whose trailer's size is right and within the limit. The output is allocated once at
+/// that size and inflated with `Finish`, so the inflater keeps no 32 KiB window and copies
+/// nothing into it, and there is no reader in between. `None` — never an error — for anything
+/// else (other flags, a wrong size, a stream that does not end, a bad checksum, a bad stream):
+/// [`gunzip_stream`] then decides, so what is accepted and every refusal are its own. When this
+/// returns bytes they are the ones `gunzip_stream` returns: same inflater (flate2's raw deflate),
+/// the same checksum and size checked, at most the limit produced, and nothing after the
+/// trailer read (flate2's `GzDecoder` reads one member).
+fn inflate_whole(body: &[u8], max_decompressed: usize) -> Option<Vec<u8>> {
+    let [0x1f, 0x8b, 8, 0, _, _, _, _, _, _, deflated @ ..] = body else { return None };
+    let size = inflated_size_hint(body);
+    if size > max_decompressed {
+        return None;
+    }
+    let mut out = Vec::with_capacity(size);
+    let mut inflater = flate2::Decompress::new(false);
+    match inflater.decompress_vec(deflated, &mut out, flate2::FlushDecompress::Finish) {
+        Ok(flate2::Status::StreamEnd) => {}
+        _ => return None,
+    }
+    let used = usize::try_from(inflater.total_in()).ok()?;
+    let trailer = deflated.get(used..used.checked_add(8)?)?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&out);
+    let sent_crc = u32::from_le_bytes(trailer[..4].try_into().ok()?);
+    let sent_size = u32::from_le_bytes(trailer[4..].try_into().ok()?);
+    (crc.sum() == sent_crc && out.len() as u32 == sent_size).then_some(out)
+}
+
+/// Any gzip body, streamed through flate2's one-member `GzDecoder` under the limit.
+#[doc(hidden)]
+pub fn gunzip_stream(body: &[u8], max_decompressed: usize) -> Result<Bytes, IngestError> {
+    let mut out = Vec::with_capacity(inflated_size_hint(body).min(max_decompressed));
+    // The body is in memory already: reading it as a `BufRead` spares the 32 KiB buffer
+    // (zeroed per request) that `read::GzDecoder` would put in front of it.
+    let mut limited = GzDecoder::new(body).take(max_decompressed as u64 + 1);
+    limited.read_to_end(&mut out).map_err(|e| IngestError::BadGzip(e.to_string()))?;
+    if out.len() > max_decompressed {
+        return Err(IngestError::DecompressedTooLarge);
+    }
+    Ok(Bytes::from(out))
 }
 
 /// The size a gzip member says it inflates to (its trailer's ISIZE), so the output is allocated
@@ -208,6 +245,47 @@ mod tests {
             decompress(Bytes::from_static(b"not gzip"), Encoding::Gzip, 10),
             Err(IngestError::BadGzip(_))
         ));
+    }
+
+    /// The one-call inflate against the streaming decoder alone over gzip bodies of every kind
+    /// the header and trailer allow (optional fields, lying and true sizes, bad checksums,
+    /// trailing bytes, two members, over the limit) and mutations of them.
+    #[test]
+    fn one_call_inflate_answers_as_the_stream_does() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let limit = 4096;
+        let mut bodies = Vec::new();
+        for i in 0..400 {
+            let len = [0, 1, 100, 2053, 4095, 4096, 4097, 9000][i % 8];
+            let plain: Vec<u8> = (0..len).map(|_| b"abcab{}\"0123"[rng.below(12)]).collect();
+            let mut gz = match i % 5 {
+                0 => flate2::GzBuilder::new().filename("x.mp").write(Vec::new(), Compression::fast()),
+                1 => flate2::GzBuilder::new().comment("c").extra(vec![1, 2]).write(Vec::new(), Compression::best()),
+                _ => GzEncoder::new(Vec::new(), Compression::default()),
+            };
+            gz.write_all(&plain).unwrap();
+            let mut gz = gz.finish().unwrap();
+            let n = gz.len();
+            match rng.below(8) {
+                0 => gz[n - 8] ^= 1,                                // checksum
+                1 => gz[n - 4] = gz[n - 4].wrapping_add(1),         // size one more
+                2 => gz[n - 4] = gz[n - 4].wrapping_sub(1),         // size one less
+                3 => gz.extend_from_slice(b"trailing"),             // bytes after the member
+                4 => gz.extend_from_slice(&gzip(b"second member")), // a second member
+                5 => gz[n - 1] = 0xff,                              // a size over any limit
+                _ => {}
+            }
+            bodies.push(gz);
+        }
+        for gz in &bodies {
+            crate::fuzz_checks::gzip_same_as_stream(gz, limit);
+            for _ in 0..8 {
+                crate::fuzz_checks::gzip_same_as_stream(&mutate(&mut rng, gz), limit);
+            }
+        }
+        // Most plain bodies within the limit are taken by the one-call inflate.
+        let plain = gzip(&[7u8; 2053]);
+        assert!(inflate_whole(&plain, limit).is_some());
     }
 
     #[test]

@@ -49,6 +49,9 @@ printf '[rate_limit]\ncollect_per_second = 0\n' >"$ROOT/hushtale.toml"
 # start NAME CMD... : starts a server, waits for "listening on URL", sets PID and URL.
 start() {
   local name=$1; shift
+  # Created first: the background job opens them itself, possibly after the first read below
+  # (which, under set -e and pipefail, ended the run on a busy machine).
+  : >"$ROOT/$name.stdout"; : >"$ROOT/$name.stderr"
   "$@" >"$ROOT/$name.stdout" 2>"$ROOT/$name.stderr" &
   PID=$!
   for _ in $(seq 200); do

@@ -170,16 +170,19 @@ pub(super) struct MsgPack<'de> {
 }
 
 impl<'de> MsgPack<'de> {
+    #[inline]
     pub(super) fn new(bytes: &'de [u8]) -> Self {
         MsgPack { bytes, at: 0 }
     }
 
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let b = *self.bytes.get(self.at)?;
         self.at += 1;
         Some(b)
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'de [u8]> {
         let end = self.at.checked_add(n)?;
         let s = self.bytes.get(self.at..end)?;
@@ -187,11 +190,13 @@ impl<'de> MsgPack<'de> {
         Some(s)
     }
 
+    #[inline]
     fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
     }
 
     /// The length of a string whose marker is `m`, if it is a string.
+    #[inline]
     fn str_len(&mut self, m: u8) -> Option<usize> {
         Some(match m {
             0xa0..=0xbf => (m & 0x1f) as usize,
@@ -203,6 +208,7 @@ impl<'de> MsgPack<'de> {
     }
 
     /// A number after its marker `m`, as the `f64` visitor gets it; `None` if not a number.
+    #[inline]
     fn number(&mut self, m: u8) -> Option<f64> {
         Some(match m {
             0x00..=0x7f => m as f64,
@@ -223,6 +229,7 @@ impl<'de> MsgPack<'de> {
 }
 
 impl<'de> Reader<'de> for MsgPack<'de> {
+    #[inline]
     fn map(&mut self) -> Option<u32> {
         Some(match self.byte()? {
             m @ 0x80..=0x8f => (m & 0x0f) as u32,
@@ -232,6 +239,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         })
     }
 
+    #[inline]
     fn next_key(&mut self, left: &mut u32) -> Option<Option<&'de [u8]>> {
         if *left == 0 {
             return Some(None);
@@ -242,6 +250,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         self.take(len).map(Some)
     }
 
+    #[inline]
     fn array(&mut self) -> Option<(u32, Option<usize>)> {
         let len = match self.byte()? {
             m @ 0x90..=0x9f => (m & 0x0f) as u32,
@@ -252,6 +261,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         Some((len, Some(len as usize)))
     }
 
+    #[inline]
     fn next_element(&mut self, left: &mut u32) -> Option<bool> {
         if *left == 0 {
             return Some(false);
@@ -260,6 +270,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         Some(true)
     }
 
+    #[inline]
     fn opt_f64(&mut self) -> Option<Option<f64>> {
         match self.byte()? {
             0xc0 => Some(None),
@@ -267,6 +278,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         }
     }
 
+    #[inline]
     fn u32(&mut self) -> Option<u32> {
         let v: i128 = match self.byte()? {
             m @ 0x00..=0x7f => m.into(),
@@ -283,6 +295,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         u32::try_from(v).ok()
     }
 
+    #[inline]
     fn opt_bool(&mut self) -> Option<Option<bool>> {
         match self.byte()? {
             0xc0 => Some(None),
@@ -292,6 +305,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         }
     }
 
+    #[inline]
     fn opt_str(&mut self) -> Option<Option<&'de str>> {
         match self.byte()? {
             0xc0 => Some(None),
@@ -302,6 +316,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         }
     }
 
+    #[inline]
     fn skip_scalar(&mut self) -> Option<()> {
         match self.byte()? {
             0xc0 | 0xc2 | 0xc3 => Some(()),
@@ -313,6 +328,7 @@ impl<'de> Reader<'de> for MsgPack<'de> {
         }
     }
 
+    #[inline]
     fn finish(&mut self) -> Option<()> {
         // rmp_serde reads one value and leaves whatever follows it.
         Some(())
@@ -327,11 +343,13 @@ pub(super) struct Json<'de> {
 }
 
 impl<'de> Json<'de> {
+    #[inline]
     pub(super) fn new(text: &'de str) -> Self {
         Json { text, bytes: text.as_bytes(), at: 0 }
     }
 
     /// The next byte that is not JSON whitespace (not consumed).
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
         while let Some(&b) = self.bytes.get(self.at) {
             match b {
@@ -342,10 +360,12 @@ impl<'de> Json<'de> {
         None
     }
 
+    #[inline]
     fn eat(&mut self, b: u8) -> Option<()> {
         (self.peek()? == b).then(|| self.at += 1)
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.at.checked_add(word.len())?;
         (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
@@ -353,6 +373,7 @@ impl<'de> Json<'de> {
 
     /// A string without escapes or control characters, after its opening quote; `&str` because
     /// the whole body is UTF-8 and a quote (ASCII) cannot end a string inside a character.
+    #[inline]
     fn string(&mut self) -> Option<&'de str> {
         let start = self.at;
         loop {
@@ -368,6 +389,7 @@ impl<'de> Json<'de> {
     }
 
     /// The characters a JSON number can be made of, from the current byte on.
+    #[inline]
     fn number_text(&mut self) -> &'de [u8] {
         let start = self.at;
         while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.bytes.get(self.at) {
@@ -380,6 +402,7 @@ impl<'de> Json<'de> {
     /// exponent is an integer below 2^53: serde_json reads it as `u64` and converts, exactly.
     /// Any other number text is handed to serde_json itself (its number parser does not depend
     /// on what surrounds the number), which also refuses what it would refuse in place.
+    #[inline]
     fn number(&mut self) -> Option<f64> {
         let text = self.number_text();
         match text {
@@ -394,11 +417,13 @@ impl<'de> Json<'de> {
 }
 
 impl<'de> Reader<'de> for Json<'de> {
+    #[inline]
     fn map(&mut self) -> Option<u32> {
         self.eat(b'{')?;
         Some(0)
     }
 
+    #[inline]
     fn next_key(&mut self, seen: &mut u32) -> Option<Option<&'de [u8]>> {
         match self.peek()? {
             b'}' => {
@@ -418,11 +443,13 @@ impl<'de> Reader<'de> for Json<'de> {
         Some(Some(key.as_bytes()))
     }
 
+    #[inline]
     fn array(&mut self) -> Option<(u32, Option<usize>)> {
         self.eat(b'[')?;
         Some((0, None))
     }
 
+    #[inline]
     fn next_element(&mut self, seen: &mut u32) -> Option<bool> {
         match self.peek()? {
             b']' => {
@@ -437,6 +464,7 @@ impl<'de> Reader<'de> for Json<'de> {
         Some(true)
     }
 
+    #[inline]
     fn opt_f64(&mut self) -> Option<Option<f64>> {
         match self.peek()? {
             b'n' => self.literal(b"null").map(|()| None),
@@ -445,6 +473,7 @@ impl<'de> Reader<'de> for Json<'de> {
         }
     }
 
+    #[inline]
     fn u32(&mut self) -> Option<u32> {
         self.peek()?;
         match self.number_text() {
@@ -456,6 +485,7 @@ impl<'de> Reader<'de> for Json<'de> {
         }
     }
 
+    #[inline]
     fn opt_bool(&mut self) -> Option<Option<bool>> {
         match self.peek()? {
             b'n' => self.literal(b"null").map(|()| None),
@@ -465,6 +495,7 @@ impl<'de> Reader<'de> for Json<'de> {
         }
     }
 
+    #[inline]
     fn opt_str(&mut self) -> Option<Option<&'de str>> {
         match self.peek()? {
             b'n' => self.literal(b"null").map(|()| None),
@@ -476,6 +507,7 @@ impl<'de> Reader<'de> for Json<'de> {
         }
     }
 
+    #[inline]
     fn skip_scalar(&mut self) -> Option<()> {
         match self.peek()? {
             b'n' => self.literal(b"null"),
@@ -490,6 +522,7 @@ impl<'de> Reader<'de> for Json<'de> {
         }
     }
 
+    #[inline]
     fn finish(&mut self) -> Option<()> {
         // serde_json's `end`: nothing but whitespace after the batch.
         self.peek().is_none().then_some(())

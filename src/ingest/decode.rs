@@ -288,6 +288,33 @@ mod tests {
         assert!(inflate_whole(&plain, limit).is_some());
     }
 
+    /// The load run's batch (as `benches/ceiling.rs` writes it) is read directly in both
+    /// encodings: the direct reader is not silently bypassed.
+    #[test]
+    fn the_load_batch_is_read_directly() {
+        let t = 1_764_374_400_000i64;
+        let mut events =
+            vec![serde_json::json!({"k":"view","t":t,"url":"https://shop.example/p?utm_source=mail&ref=abc",
+            "ref":"https://news.example/a","vw":1280,"vh":720,"dw":1280,"dh":5400,"load_ms":812.5,"ttfb_ms":95})];
+        for i in 1..50i64 {
+            events.push(match i % 10 {
+                0 => serde_json::json!({"k":"click","t":t+i*40,"x":400+i,"y":900,"sel":"main > a.card","ex":512,"ey":300}),
+                1 => serde_json::json!({"k":"scroll","t":t+i*40,"y":i*12}),
+                2 => serde_json::json!({"k":"input","t":t+i*40,"sel":"form#signup input[name=email]","len":14}),
+                _ => serde_json::json!({"k":"move","t":t+i*40,"x":300+i*3,"y":500+i*2}),
+            });
+        }
+        let batch = serde_json::json!({"v":1,"site":"demo","vid":"0123456789abcdef0123456789abcdef",
+            "sid":"fedcba9876543210fedcba9876543210","seq":3,"sent":t+2100,"events":events});
+        let json = serde_json::to_string(&batch).unwrap();
+        let mp = rmp_serde::to_vec_named(&batch).unwrap();
+        assert_eq!(fast::batch(&mut fast::Json::new(&json)).unwrap().events.len(), 50);
+        assert_eq!(fast::batch(&mut fast::MsgPack::new(&mp)).unwrap().events.len(), 50);
+        crate::fuzz_checks::same_as_serde(Format::Json, json.as_bytes());
+        crate::fuzz_checks::same_as_serde(Format::MessagePack, &mp);
+        assert!(inflate_whole(&gzip(&mp), 1 << 20).is_some());
+    }
+
     #[test]
     fn json_errors_name_the_path() {
         let err = parse(

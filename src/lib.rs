@@ -45,6 +45,8 @@ pub mod server;
 pub mod sites;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_rng;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -353,24 +353,7 @@ mod tests {
         Map(Vec<(String, V)>),
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-
-        fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
-            &from[self.below(from.len())]
-        }
-    }
+    use crate::test_rng::XorShift as Rng;
 
     fn json(v: &V, rng: &mut Rng, out: &mut String) {
         let ws = |rng: &mut Rng, out: &mut String| {
@@ -507,8 +490,8 @@ mod tests {
         match rng.below(10) {
             0 => V::Null,
             1 => V::Int(-(rng.below(5000) as i64)),
-            2 => V::Int(rng.next() as i64 >> rng.below(64)),
-            3 => V::F64(f64::from_bits(rng.next())),
+            2 => V::Int(rng.next_u64() as i64 >> rng.below(64)),
+            3 => V::F64(f64::from_bits(rng.next_u64())),
             4 => V::F64(rng.below(100_000) as f64 / 8.0),
             5 => V::F32(rng.below(100_000) as f32 / 3.0),
             6 => V::F64(*rng.pick(&[0.1, -0.0, 1e21, 9007199254740993.0, 2.5e-308, 812.5])),

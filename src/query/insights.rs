@@ -456,13 +456,8 @@ mod tests {
 
     #[test]
     fn cells_sort_hottest_first_then_by_position_whatever_the_counts() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next_u64();
         for (big, len) in [(false, 3000), (true, 3000), (false, 2999), (false, 2)] {
             let mut cells: Vec<HeatCell> =
                 (0..len).map(|i| HeatCell { x: (i % 50) as u16, y: (i / 50) as u16, n: next() % 40 }).collect();
@@ -485,13 +480,8 @@ mod tests {
     #[test]
     fn cells_of_bands_come_hottest_first_as_collecting_and_sorting_gives() {
         use crate::rollup::heat::{cell_of_slot, BAND_CELLS};
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next_u64();
         let last_band = u16::MAX / BAND_ROWS;
         let shapes: [(&[u16], u64, u32); 8] = [
             (&[0, 2, 7], 30, 300),     // mostly empty rows, as a click heatmap's

@@ -222,11 +222,9 @@ mod tests {
 
     #[test]
     fn round_is_f64_round_for_non_negative_values() {
-        let mut s = 0x1234_5678_9abc_def0u64;
+        let mut rng = crate::test_rng::XorShift(0x1234_5678_9abc_def0);
         for _ in 0..100_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            let s = rng.next_u64();
             let x = (s >> 11) as f64 / (1u64 << 53) as f64 * if s & 1 == 0 { 40_000.0 } else { 40.0 };
             assert_eq!(round(x), x.round() as u64, "{x}");
         }
@@ -261,13 +259,8 @@ mod tests {
 
     #[test]
     fn whole_bands_and_index_bounds_count_as_the_division_did() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next_u64();
         let mut unit = || (next() >> 11) as f64 / (1u64 << 53) as f64;
         let specials = [0.0, -0.0, 1e-310, f64::MIN_POSITIVE, 1e300, f64::MAX, f64::INFINITY, f64::NAN, -5.0];
         for round in 0..200_000 {

@@ -379,13 +379,8 @@ mod tests {
 
     #[test]
     fn dense_sums_add_as_add_dense_does_across_many_values_and_layouts() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next_u64();
         const LEN: usize = 700;
         // Enough low-byte values of 255s to need the 16-bit lanes moved several times.
         for values in [1usize, 3, 256, 257, 258, 600] {
@@ -455,13 +450,8 @@ mod tests {
 
     #[test]
     fn the_smaller_layout_is_chosen_and_both_add_the_same() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next_u64();
         let shapes: [fn(usize, u64) -> u64; 5] = [
             |i, r| if (100..300).contains(&i) { r % 60 } else { 0 },
             |i, r| if i % 97 == 0 { r % 5 + 1 } else { 0 },

@@ -559,16 +559,11 @@ mod tests {
         assert!(ElementSums::default().add_stored(&bin_outside).is_err());
         assert!(ElementClicks::from_stored(b"junk").is_err());
         // Random bytes after the format byte: an answer or an error, never a panic.
-        let mut x = 0x9e37_79b9u64;
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9);
         for _ in 0..2000 {
-            let bytes: Vec<u8> = std::iter::once(ELEMENTS_FORMAT)
-                .chain((0..(x % 40)).map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                }))
-                .collect();
+            let len = rng.0 % 40;
+            let bytes: Vec<u8> =
+                std::iter::once(ELEMENTS_FORMAT).chain((0..len).map(|_| rng.next_u64() as u8)).collect();
             let _ = ElementSums::default().add_stored(&bytes);
             let _ = ElementClicks::from_stored(&bytes);
         }

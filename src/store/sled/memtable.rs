@@ -348,13 +348,8 @@ mod tests {
 
     #[test]
     fn days_of_matches_a_division_per_event() {
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next_u64();
         for _ in 0..2_000 {
             let mut t = 1_764_374_400_000 + (next() % (4 * DAY_MS as u64)) as i64 - 2 * DAY_MS;
             let times: Vec<i64> = (0..1 + next() % 60)

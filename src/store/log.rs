@@ -262,10 +262,6 @@ impl Records {
         self.starts.push((id, start));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
-    }
-
     /// Forgets the records, keeping the buffer's capacity.
     pub fn clear(&mut self) {
         self.buf.clear();

@@ -23,6 +23,14 @@ pub const RAGE_WINDOW_MS: i64 = 1000;
 pub const RAGE_RADIUS_PX: f64 = 30.0;
 /// An error click: an `err` within this many ms after a click on the same page.
 pub const ERROR_WINDOW_MS: i64 = 1000;
+/// How far before its click an error may appear and still be the click's. A click and the
+/// error its handler throws are stamped the same millisecond by the browser, but they often
+/// travel in different batches, and each batch's times are corrected by that batch's own
+/// measured clock skew, network and queueing delay included: a few ms of difference between two
+/// batches can put the error just before its click.
+pub const ERROR_SKEW_SLACK_MS: i64 = 250;
+/// Where `error_t - click_t` must fall for the error to be the click's.
+const ERROR_AFTER_CLICK: std::ops::RangeInclusive<i64> = -ERROR_SKEW_SLACK_MS..=ERROR_WINDOW_MS;
 /// A quick back: a pageview left within this many ms by returning to the previous path.
 pub const QUICK_BACK_MS: i64 = 5000;
 
@@ -332,7 +340,7 @@ impl Tracking {
     /// (once per click).
     fn error(&mut self, site: &str, t: i64, keys: &mut PageKeys, deltas: &mut Deltas) {
         match self.last_click {
-            Some(c) if (0..=ERROR_WINDOW_MS).contains(&(t - c)) => {
+            Some(c) if ERROR_AFTER_CLICK.contains(&(t - c)) => {
                 self.last_click = None;
                 self.error_click(site, c, keys, deltas);
             }
@@ -361,7 +369,7 @@ impl Tracking {
             self.dead_clicks += 1;
         }
         match self.last_err {
-            Some(err) if (0..=ERROR_WINDOW_MS).contains(&(err - t)) => {
+            Some(err) if ERROR_AFTER_CLICK.contains(&(err - t)) => {
                 self.last_err = None;
                 self.error_click(site, t, keys, deltas);
             }
@@ -523,6 +531,25 @@ mod tests {
         assert_eq!(page_of(&d, "/a").error_clicks, 2);
         let kinds: Vec<(i64, SignalKind)> = d.signals.unwrap().iter().map(|s| (s.t, s.kind)).collect();
         assert_eq!(kinds, vec![(100, SignalKind::Error), (9_000, SignalKind::Error)]);
+    }
+
+    #[test]
+    fn an_error_a_few_ms_before_its_click_after_skew_correction_is_still_the_clicks() {
+        // Click and error stamped the same ms by the browser; the click's batch (sent after the
+        // dead-click wait) was corrected by a skew 3 ms larger than the error's batch.
+        let mut tr = Tracking::default();
+        let mut d = Deltas::default();
+        tr.apply("s", &[view(0, "/a")], &mut d);
+        tr.apply("s", &[err(10_000)], &mut d);
+        tr.apply("s", &[click(10_003, 10.0, 10.0)], &mut d);
+        assert_eq!(tr.error_clicks, 1, "error batch first");
+        tr.apply("s", &[click(20_003, 10.0, 10.0)], &mut d);
+        tr.apply("s", &[err(20_000)], &mut d);
+        assert_eq!(tr.error_clicks, 2, "click batch first");
+        tr.apply("s", &[err(30_000)], &mut d);
+        tr.apply("s", &[click(30_000 + ERROR_SKEW_SLACK_MS + 1, 10.0, 10.0)], &mut d);
+        assert_eq!(tr.error_clicks, 2, "an error well before a click is not the click's");
+        assert_eq!(page_of(&d, "/a").error_clicks, 2);
     }
 
     #[test]

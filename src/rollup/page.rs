@@ -775,11 +775,6 @@ pub fn for_each_site_page(
     Ok(true)
 }
 
-/// True if the stored all-pages value is the marker of a period with too many paths.
-pub fn is_too_many_marker(bytes: &[u8]) -> bool {
-    bytes == [SITE_PAGES_TOO_MANY]
-}
-
 /// How far down a document a viewport bottom at `bottom_px` is, in whole percent (0–100).
 pub fn reach_pct(bottom_px: f64, document_px: f64) -> u8 {
     if document_px <= 0.0 {

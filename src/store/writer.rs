@@ -317,3 +317,59 @@ async fn maintain(store: &dyn Store, job: Maintenance) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Client, Event, EventData, Id128};
+    use crate::store::sled::SledStore;
+
+    fn batch(n: u8) -> StoredBatch {
+        let events = (0..5).map(|i| Event { t: 1_000 + i, data: EventData::Scroll { y: i as f64 } }).collect();
+        let client = Client { device: "desktop".into(), browser: "chrome".into() };
+        StoredBatch::new("s".into(), VisitorKey([n; 16]), Id128([n; 16]), 0, 1_000, client, events)
+    }
+
+    /// Two lanes on two single-threaded runtimes, each driven by its own thread as
+    /// `server::cores` drives them: a batch queued from each lane's thread is stored and
+    /// answered, and an erasure goes through while both lanes idle on empty queues (a lane that
+    /// held its place in flight while idle would keep the erasure waiting for ever).
+    #[test]
+    fn lanes_answer_their_own_batches_and_erasure_passes_idle_lanes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 16 << 20).unwrap());
+        let (mut handles, mut stops, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..2 {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (stop, stopped) = oneshot::channel::<()>();
+            handles.push(runtime.handle().clone());
+            stops.push(stop);
+            threads.push(std::thread::spawn(move || {
+                set_lane(i);
+                runtime.block_on(async move { drop(stopped.await) });
+            }));
+        }
+        let test = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        test.block_on(async {
+            let config = WriterConfig { queue_batches: 8, queue_bytes: 1 << 20, max_group: 16 };
+            let (writer, task) = Writer::spawn(store.clone(), &config, Metrics::new().0, &handles);
+            for (i, handle) in handles.iter().enumerate() {
+                let writer = writer.clone();
+                let queued =
+                    handle.spawn(async move { writer.submit(batch(i as u8 + 1), 100).unwrap().outcome().await });
+                assert!(matches!(queued.await.unwrap(), Ok(WriteOutcome::Stored)));
+            }
+            let erased = tokio::time::timeout(Duration::from_secs(20), writer.expire("s", 0, 10)).await;
+            assert!(matches!(erased, Ok(Ok(0))), "the erasure waited on idle lanes: {erased:?}");
+            task.finish().await;
+        });
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+}

@@ -74,6 +74,8 @@ pub enum RunError {
     Tls(String),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error("could not start the per-core threads: {0}")]
+    Cores(std::io::Error),
 }
 
 /// Runs the collector on `listener` until `shutdown` resolves; then stops accepting, lets open
@@ -110,7 +112,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     }
 
     let (metrics, registry) = Metrics::new();
-    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
+    let mut cores = server::cores::Cores::start().map_err(RunError::Cores)?;
+    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone(), &cores.handles());
     let tls = server::tls::TlsAcceptor::from_config(&config).map_err(RunError::Tls)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let local = format!("{scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
@@ -134,14 +137,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let retention =
         store::retention::run(app.writer.clone(), app.sites.clone(), app.config.retention.clone(), app.assets.clone());
     let housekeeping = [tokio::spawn(retention), tokio::spawn(server::ratelimit::prune(app.clone()))];
-    server::serve(listener, app.clone(), tls, shutdown).await;
+    server::serve(listener, app.clone(), tls, &mut cores, shutdown).await;
     for task in housekeeping {
         task.abort();
         let _ = task.await;
     }
-    // Connections are closed: dropping the last writer handle lets the writer drain and stop.
+    // Connections are closed (or were given up on): the writer drains its lanes, then the
+    // cores stop, dropping whatever connection outlived the drain.
     drop(app);
     writer_task.finish().await;
+    cores.stop().await;
     store.flush().await?;
     tracing::info!("stopped cleanly");
     Ok(())

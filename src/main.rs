@@ -91,7 +91,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logging(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // Connections are served on one thread per core (`server::serve`); this runtime keeps the
+    // accept loop, the writer and the housekeeping tasks.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,

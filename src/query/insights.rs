@@ -50,10 +50,26 @@ impl Pages {
     }
 
     /// Like [`Self::from_rollups`] from each path's sum (one entry per path).
-    pub fn from_sums(mut all: Vec<(String, PageSums)>, offset: usize, limit: usize) -> Self {
-        all.sort_unstable_by(|a, b| b.1.pageviews().cmp(&a.1.pageviews()).then_with(|| a.0.cmp(&b.0)));
-        let total = all.len();
-        let pages = all.into_iter().skip(offset).take(limit).map(|(path, sums)| PageStats::new(path, &sums)).collect();
+    pub fn from_sums(all: Vec<(String, PageSums)>, offset: usize, limit: usize) -> Self {
+        let (paths, sums): (Vec<String>, Vec<PageSums>) = all.into_iter().unzip();
+        Self::from_paths_and_sums(paths, &sums, offset, limit)
+    }
+
+    /// Like [`Self::from_sums`] from the paths and their sums side by side (`sums[i]` is
+    /// `paths[i]`'s). Sorts indices, not the sums (a few hundred bytes each to move).
+    pub fn from_paths_and_sums(mut paths: Vec<String>, sums: &[PageSums], offset: usize, limit: usize) -> Self {
+        assert_eq!(paths.len(), sums.len(), "a sum per path");
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            sums[b].pageviews().cmp(&sums[a].pageviews()).then_with(|| paths[a].cmp(&paths[b]))
+        });
+        let total = paths.len();
+        let pages = order
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|&i| PageStats::new(std::mem::take(&mut paths[i]), &sums[i]))
+            .collect();
         let next = (offset + limit < total).then_some(offset + limit);
         Pages { pages, total, next }
     }

@@ -10,6 +10,7 @@ mod certfiles;
 pub mod client;
 mod collect;
 mod conn;
+pub mod cores;
 mod cors;
 mod dashboard;
 mod firstparty;
@@ -46,9 +47,15 @@ use tls::TlsAcceptor;
 /// How long open connections get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `listener` (over TLS when `tls` is given) until `shutdown` resolves, then waits
-/// (bounded) for open connections.
-pub async fn serve(listener: TcpListener, app: Arc<App>, tls: Option<TlsAcceptor>, shutdown: impl Future<Output = ()>) {
+/// Serves `listener` (over TLS when `tls` is given) on `cores` until `shutdown` resolves, then
+/// waits (bounded) for open connections; the caller stops `cores` once the writer is done.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<TlsAcceptor>,
+    cores: &mut cores::Cores,
+    shutdown: impl Future<Output = ()>,
+) {
     let limits = &app.config.server;
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = PerAddress::new(limits.max_connections_per_ip);
@@ -89,9 +96,13 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, tls: Option<TlsAcceptor
             }
         };
         let _ = stream.set_nodelay(true);
+        // The socket leaves this runtime and is registered again on the core that serves it.
+        let Ok(stream) = stream.into_std() else { continue };
         let (app, tls, builder, watcher) = (app.clone(), tls.clone(), builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            connection(stream, peer, app, tls, builder, watcher).await;
+        cores.spawn(async move {
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                connection(stream, peer, app, tls, builder, watcher).await;
+            }
             drop((permit, slot));
         });
     }

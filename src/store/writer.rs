@@ -2,10 +2,17 @@
 //! waiting into the store and answers every waiting request once its group is durable; stores
 //! that pipeline (sled) may have several groups in flight. A full queue is refused at once
 //! (the caller answers 503), so memory never grows with offered load.
+//!
+//! With one runtime per core (`server::cores`) there is one such queue and task per core, a
+//! *lane*: a request queues on its own core's lane, the lane's task gathers what that core's
+//! requests queued, and its answers wake tasks of its own runtime (no wake-up of another
+//! thread per request). The lanes share the byte budget and the groups in flight.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -70,26 +77,53 @@ pub enum SubmitError {
 /// Cloneable handle that request handlers submit batches through.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    lanes: Arc<[mpsc::Sender<Job>]>,
     maintenance: mpsc::Sender<Maintenance>,
     budget_kib: Arc<Semaphore>,
     max_kib: u32,
 }
 
+thread_local! {
+    /// The lane of the runtime this thread runs (0 on threads that run none of them).
+    static LANE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as the one running lane `i`'s runtime (`server::cores` calls it).
+pub fn set_lane(i: usize) {
+    LANE.with(|l| l.set(i));
+}
+
 impl Writer {
-    /// Starts the writer task; [`WriterTask::finish`] stops it after draining the queue.
-    pub fn spawn(store: Arc<dyn Store>, config: &WriterConfig, metrics: Metrics) -> (Self, WriterTask) {
-        let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
+    /// Starts one lane on each runtime of `on` (one lane on the current runtime when `on` is
+    /// empty); [`WriterTask::finish`] stops them after draining their queues.
+    pub fn spawn(store: Arc<dyn Store>, config: &WriterConfig, metrics: Metrics, on: &[Handle]) -> (Self, WriterTask) {
+        let current = [Handle::current()];
+        let on = if on.is_empty() { &current[..] } else { on };
+        let per_lane = config.queue_batches.max(1).div_ceil(on.len());
         let max_kib = u32::try_from((config.queue_bytes / 1024).max(1)).unwrap_or(u32::MAX);
-        let (close, closed) = oneshot::channel();
         let (maintenance, maintenance_rx) = mpsc::channel(MAINTENANCE_QUEUE);
-        let queues = Queues { batches: rx, maintenance: maintenance_rx, closed };
-        let handle = tokio::spawn(run(store, queues, config.max_group.max(1), metrics));
-        let writer = Self { tx, maintenance, budget_kib: Arc::new(Semaphore::new(max_kib as usize)), max_kib };
-        (writer, WriterTask { close, handle })
+        let mut maintenance_rx = Some(maintenance_rx);
+        // Shared by the lanes: erasure waits for every lane's groups.
+        let in_flight = Arc::new(Semaphore::new(store.groups_in_flight().max(1)));
+        let (mut lanes, mut closes, mut handles) = (Vec::new(), Vec::new(), Vec::new());
+        for handle in on {
+            let (tx, rx) = mpsc::channel(per_lane);
+            let (close, closed) = oneshot::channel();
+            // Only the first lane takes erasure jobs; the others' channel is closed at once.
+            let maintenance = maintenance_rx.take().unwrap_or_else(|| mpsc::channel(1).1);
+            let queues = Queues { batches: rx, maintenance, closed };
+            let lane = run(store.clone(), queues, config.max_group.max(1), metrics.clone(), in_flight.clone());
+            handles.push(handle.spawn(lane));
+            lanes.push(tx);
+            closes.push(close);
+        }
+        let budget_kib = Arc::new(Semaphore::new(max_kib as usize));
+        let writer = Self { lanes: lanes.into(), maintenance, budget_kib, max_kib };
+        (writer, WriterTask { closes, handles, store })
     }
 
-    /// Queues `batch` (whose decoded size was `bytes`) and returns where its result will arrive.
+    /// Queues `batch` (whose decoded size was `bytes`) on this thread's lane and returns where
+    /// its result will arrive.
     pub fn submit(&self, batch: StoredBatch, bytes: usize) -> Result<Pending, SubmitError> {
         let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(u32::MAX).min(self.max_kib);
         let budget = match self.budget_kib.clone().try_acquire_many_owned(kib) {
@@ -99,7 +133,8 @@ impl Writer {
         };
         let (done, rx) = oneshot::channel();
         let job = Job { batch, done, _budget: budget };
-        match self.tx.try_send(job) {
+        let tx = &self.lanes[LANE.with(Cell::get) % self.lanes.len()];
+        match tx.try_send(job) {
             Ok(()) => Ok(Pending(rx)),
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
@@ -128,22 +163,30 @@ impl Writer {
     }
 
     pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.lanes.iter().map(|tx| tx.max_capacity() - tx.capacity()).sum()
     }
 }
 
 /// The running writer; stop it with [`WriterTask::finish`].
 pub struct WriterTask {
-    close: oneshot::Sender<()>,
-    handle: JoinHandle<()>,
+    closes: Vec<oneshot::Sender<()>>,
+    handles: Vec<JoinHandle<()>>,
+    store: Arc<dyn Store>,
 }
 
 impl WriterTask {
     /// Refuses new batches, writes everything already queued, flushes, and waits for that.
     pub async fn finish(self) {
-        let _ = self.close.send(());
-        if let Err(e) = self.handle.await {
-            tracing::error!(error = %e, "writer task failed");
+        for close in self.closes {
+            let _ = close.send(());
+        }
+        for handle in self.handles {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "writer task failed");
+            }
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "final flush failed");
         }
     }
 }
@@ -157,18 +200,15 @@ struct Queues {
     closed: oneshot::Receiver<()>,
 }
 
-async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metrics: Metrics) {
+async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metrics: Metrics, in_flight: Arc<Semaphore>) {
     let depth = store.groups_in_flight().max(1);
-    let in_flight = Arc::new(Semaphore::new(depth));
     let mut jobs = Vec::with_capacity(max_group);
     let mut closing = false;
     loop {
-        let slot = in_flight.clone().acquire_owned().await.expect("never closed");
         let rx = &mut queues.batches;
         let received = tokio::select! {
             n = rx.recv_many(&mut jobs, max_group) => n,
             Some(job) = queues.maintenance.recv(), if !closing => {
-                drop(slot);
                 // Erasure must see every group before it applied, and none during it.
                 drain(&in_flight, depth).await;
                 maintain(store.as_ref(), job).await;
@@ -188,6 +228,14 @@ async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metric
         if jobs.len() < max_group && !closing {
             gather(rx, &mut jobs, max_group).await;
         }
+        // Taken only now: a lane waiting for batches must not hold a place an erasure waits for.
+        let slot = in_flight.clone().acquire_owned().await.expect("never closed");
+        while jobs.len() < max_group {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
         metrics.queue_depth.set(rx.len() as i64);
         let (batches, waiters): (Vec<StoredBatch>, Vec<_>) =
             jobs.drain(..).map(|j| (j.batch, (j.done, j._budget))).unzip();
@@ -201,9 +249,6 @@ async fn run(store: Arc<dyn Store>, mut queues: Queues, max_group: usize, metric
         maintain(store.as_ref(), job).await;
     }
     metrics.queue_depth.set(0);
-    if let Err(e) = store.flush().await {
-        tracing::error!(error = %e, "final flush failed");
-    }
 }
 
 /// Lets the request tasks that are ready on this worker run once, then takes what they queued
@@ -269,6 +314,62 @@ async fn maintain(store: &dyn Store, job: Maintenance) {
         }
         Maintenance::Expire { site, before_ms, limit, done } => {
             let _ = done.send(store.expire(&site, before_ms, limit).await);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Client, Event, EventData, Id128};
+    use crate::store::sled::SledStore;
+
+    fn batch(n: u8) -> StoredBatch {
+        let events = (0..5).map(|i| Event { t: 1_000 + i, data: EventData::Scroll { y: i as f64 } }).collect();
+        let client = Client { device: "desktop".into(), browser: "chrome".into() };
+        StoredBatch::new("s".into(), VisitorKey([n; 16]), Id128([n; 16]), 0, 1_000, client, events)
+    }
+
+    /// Two lanes on two single-threaded runtimes, each driven by its own thread as
+    /// `server::cores` drives them: a batch queued from each lane's thread is stored and
+    /// answered, and an erasure goes through while both lanes idle on empty queues (a lane that
+    /// held its place in flight while idle would keep the erasure waiting for ever).
+    #[test]
+    fn lanes_answer_their_own_batches_and_erasure_passes_idle_lanes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 16 << 20).unwrap());
+        let (mut handles, mut stops, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..2 {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (stop, stopped) = oneshot::channel::<()>();
+            handles.push(runtime.handle().clone());
+            stops.push(stop);
+            threads.push(std::thread::spawn(move || {
+                set_lane(i);
+                runtime.block_on(async move { drop(stopped.await) });
+            }));
+        }
+        let test = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        test.block_on(async {
+            let config = WriterConfig { queue_batches: 8, queue_bytes: 1 << 20, max_group: 16 };
+            let (writer, task) = Writer::spawn(store.clone(), &config, Metrics::new().0, &handles);
+            for (i, handle) in handles.iter().enumerate() {
+                let writer = writer.clone();
+                let queued =
+                    handle.spawn(async move { writer.submit(batch(i as u8 + 1), 100).unwrap().outcome().await });
+                assert!(matches!(queued.await.unwrap(), Ok(WriteOutcome::Stored)));
+            }
+            let erased = tokio::time::timeout(Duration::from_secs(20), writer.expire("s", 0, 10)).await;
+            assert!(matches!(erased, Ok(Ok(0))), "the erasure waited on idle lanes: {erased:?}");
+            task.finish().await;
+        });
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        for thread in threads {
+            thread.join().unwrap();
         }
     }
 }

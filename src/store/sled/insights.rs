@@ -9,10 +9,10 @@ use super::keys;
 use super::SledStore;
 use crate::query::insights::{self, Heatmap, Pages, ScrollReach};
 use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery, Stats, StatsBuilder};
-use crate::rollup::codec::{Corrupt, DenseSums};
+use crate::rollup::codec::DenseSums;
 use crate::rollup::day::DaySums;
 use crate::rollup::heat::{self, ElementSums, HeatKind, WidthClass, BAND_CELLS};
-use crate::rollup::page::{self, PageSums};
+use crate::rollup::page::{AllPagesSums, PageSums};
 use crate::rollup::period::{self, Span};
 use crate::store::StoreError;
 
@@ -51,44 +51,14 @@ fn prefix_successor(mut prefix: Vec<u8>) -> Vec<u8> {
     vec![0xff; 64]
 }
 
-/// Page sums by path, as a pages query adds stored values into them: kept in path order,
-/// because every stored value lists its paths in that order, so each path is found by
-/// stepping a cursor forward (a comparison or two) rather than hashing it.
-#[derive(Default)]
-struct PathSums {
-    paths: Vec<(Box<[u8]>, PageSums)>,
-    /// Where the previous path was found.
-    cursor: usize,
-}
-
-impl PathSums {
-    fn add_stored(&mut self, path: &[u8], value: &[u8]) -> Result<(), Corrupt> {
-        if self.paths.get(self.cursor).is_some_and(|(p, _)| **p > *path) {
-            self.cursor = 0; // the next value (or day) starts again from the first path
-        }
-        let rest = &self.paths[self.cursor..];
-        let step = match rest.iter().take(4).position(|(p, _)| **p >= *path) {
-            Some(i) => i,
-            None => rest.partition_point(|(p, _)| **p < *path),
-        };
-        self.cursor += step;
-        if self.paths.get(self.cursor).is_none_or(|(p, _)| **p != *path) {
-            self.paths.insert(self.cursor, (path.into(), PageSums::default()));
-        }
-        self.paths[self.cursor].1.add_stored(value)
-    }
-
-    fn into_pages(self, offset: usize, limit: usize) -> Result<Pages, StoreError> {
-        let all = self
-            .paths
-            .into_iter()
-            .map(|(path, sums)| {
-                let path = String::from_utf8(path.into()).map_err(|_| StoreError::Corrupt("page path".into()))?;
-                Ok((path, sums))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Pages::from_sums(all, offset, limit))
-    }
+/// A pages query's sums as its answer (paths must be UTF-8).
+fn into_pages(sums: AllPagesSums, offset: usize, limit: usize) -> Result<Pages, StoreError> {
+    let (paths, sums) = sums.finish();
+    let paths = paths
+        .into_iter()
+        .map(|path| String::from_utf8(path.into()).map_err(|_| StoreError::Corrupt("page path".into())))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Pages::from_paths_and_sums(paths, &sums, offset, limit))
 }
 
 impl SledStore {
@@ -122,12 +92,12 @@ impl SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<Pages, StoreError> {
-        let mut sums = PathSums::default();
+        let mut sums = AllPagesSums::default();
         let prefix_len = keys::prefix(keys::NS_SITE_PAGES, site).len();
         for span in spans {
             for item in values_of(&self.tree, *span, 0, |d| keys::site_pages(site, d)) {
                 let (k, v) = item?;
-                if !page::for_each_site_page(&v, |path, value| sums.add_stored(path, value))? {
+                if !sums.add_stored(&v)? {
                     let one = match *span {
                         Span::Days { .. } => {
                             let day = k.get(prefix_len..).and_then(keys::day_from_bytes);
@@ -140,7 +110,7 @@ impl SledStore {
                 }
             }
         }
-        sums.into_pages(offset, limit)
+        into_pages(sums, offset, limit)
     }
 
     /// Like [`Self::read_pages_in`] from the per-path values only.
@@ -152,22 +122,22 @@ impl SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<Pages, StoreError> {
-        let mut sums = PathSums::default();
+        let mut sums = AllPagesSums::default();
         for span in spans {
             self.add_pages_by_path(site, *span, &mut sums)?;
         }
-        sums.into_pages(offset, limit)
+        into_pages(sums, offset, limit)
     }
 
     /// Adds the per-path page values of `span` (one per path and day or period).
-    fn add_pages_by_path(&self, site: &str, span: Span, sums: &mut PathSums) -> Result<(), StoreError> {
+    fn add_pages_by_path(&self, site: &str, span: Span, sums: &mut AllPagesSums) -> Result<(), StoreError> {
         let prefix_len = keys::prefix(keys::NS_PAGE_ROLLUP, site).len();
         // Day keys hold the day (4 bytes) before the path; period keys a level byte too.
         let path_at = prefix_len + if matches!(span, Span::Days { .. }) { 4 } else { 5 };
         for item in values_of(&self.tree, span, 0, |d| keys::page_rollup(site, d, "")) {
             let (k, v) = item?;
             let path = k.get(path_at..).ok_or_else(|| StoreError::Corrupt("page key".into()))?;
-            sums.add_stored(path, &v)?;
+            sums.add_path_value(path, &v)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::model::{Client, Event, EventData, Id128, StoredBatch, View, VisitorKe
 use crate::query::{DayRange, HeatmapQuery, PageQuery, PagesQuery};
 use crate::rollup::codec::Layout;
 use crate::rollup::heat::{self, ElementClicks, HeatCells, HeatKind, WidthClass, BAND_CELLS};
-use crate::rollup::page::{PageRollup, PageSums, SitePages};
+use crate::rollup::page::{self, PageRollup, PageSums, SitePages};
 use crate::rollup::period::Span;
 use crate::store::Store;
 
@@ -251,6 +251,55 @@ async fn a_store_without_all_pages_values_gets_them_when_opened() {
     let store = SledStore::open(dir.path(), 16 << 20).unwrap();
     assert!(store.tree.scan_prefix([keys::NS_SITE_PAGES_PERIOD]).next().is_some(), "built");
     assert_eq!(store.read_pages("s", &PagesQuery { range: whole, offset: 0, limit: 100 }).unwrap(), before);
+    load(&store, &mut rng, 150..300).await;
+    assert_same_as_days(&store, whole);
+    for _ in 0..10 {
+        assert_same_as_days(&store, random_range(&mut rng));
+    }
+}
+
+/// A store of format 2 (all-pages values in the row layout, as the eighth session wrote them)
+/// answers the same through the new code before it is reopened (reading the rows), gets its
+/// values rewritten in the column layout when opened, and answers the same after.
+#[tokio::test]
+async fn a_store_with_all_pages_values_in_rows_reads_them_and_gets_columns_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x0dd_5eed_0006);
+    let whole = DayRange { from: FIRST_DAY, to: FIRST_DAY + DAYS };
+    let ranges: Vec<DayRange> = std::iter::once(whole).chain((0..10).map(|_| random_range(&mut rng))).collect();
+    let answers = |store: &SledStore| -> Vec<_> {
+        let pages = |r: &DayRange| store.read_pages("s", &PagesQuery { range: *r, offset: 0, limit: 100 }).unwrap();
+        ranges.iter().map(pages).collect()
+    };
+    let all_pages = |store: &SledStore| -> Vec<(sled::IVec, sled::IVec)> {
+        let tree = &store.tree;
+        let values = tree.scan_prefix([keys::NS_SITE_PAGES]).chain(tree.scan_prefix([keys::NS_SITE_PAGES_PERIOD]));
+        values.map(Result::unwrap).collect()
+    };
+    let before = {
+        let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+        load(&store, &mut rng, 0..150).await;
+        let before = answers(&store);
+        let mut batch = sled::Batch::default();
+        for (k, v) in all_pages(&store) {
+            assert!(!page::is_site_pages_rows(&v), "written in columns");
+            let mut all = SitePages::default();
+            all.add_stored(&v).unwrap();
+            batch.insert(k, all.to_stored_rows(Layout::Chosen));
+        }
+        batch.insert(keys::ROLLUP_FORMAT, &[2]);
+        store.tree.apply_batch(batch).unwrap();
+        store.tree.flush().unwrap();
+        assert!(all_pages(&store).iter().all(|(_, v)| page::is_site_pages_rows(v)));
+        assert_eq!(answers(&store), before, "rows read by the new code");
+        before
+    };
+    let store = SledStore::open(dir.path(), 16 << 20).unwrap();
+    assert_eq!(store.tree.get(keys::ROLLUP_FORMAT).unwrap().unwrap().as_ref(), [3]);
+    let values = all_pages(&store);
+    assert!(values.len() > 50, "{} all-pages values", values.len());
+    assert!(values.iter().all(|(_, v)| !page::is_site_pages_rows(v)), "rewritten");
+    assert_eq!(answers(&store), before);
     load(&store, &mut rng, 150..300).await;
     assert_same_as_days(&store, whole);
     for _ in 0..10 {

@@ -10,14 +10,14 @@ use super::rollup_cache::RollupCache;
 use crate::rollup::codec::Corrupt;
 use crate::rollup::day::DaySums;
 use crate::rollup::heat::{self, ElementClicks, HeatCells, BAND_CELLS};
-use crate::rollup::page::{PageRollup, PageSums, SitePages, SitePagesDelta};
+use crate::rollup::page::{is_site_pages_rows, PageRollup, PageSums, SitePages, SitePagesDelta};
 use crate::rollup::period::Period;
 use crate::rollup::track::Deltas;
 use crate::rollup::DayRollup;
 use crate::store::StoreError;
 
 /// The current rollup format (see [`keys::ROLLUP_FORMAT`]).
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 /// Week and month values built in memory before the backfill writes them out.
 const BACKFILL_CHUNK: usize = 1024;
 
@@ -216,8 +216,10 @@ fn write_sum<S: Stored>(to: &mut Target<'_>, key: Vec<u8>, delta: &S::Delta) -> 
 }
 
 /// Builds what a store written by an older version lacks (once: the format key records it):
-/// week and month values (format 1), then the all-pages values (format 2). Rerun from scratch
-/// if interrupted: each step clears what a previous run left.
+/// week and month values (format 1), then the all-pages values (format 2), or rewrites a
+/// format-2 store's all-pages values from the row layout into the column layout (format 3).
+/// Rerun from scratch if interrupted: each step clears what a previous run left, or (the
+/// rewrite) skips values already in the column layout.
 pub fn backfill(tree: &sled::Tree) -> Result<(), StoreError> {
     let format = tree.get(keys::ROLLUP_FORMAT)?.and_then(|v| v.first().copied()).unwrap_or(0);
     if format >= FORMAT {
@@ -230,8 +232,12 @@ pub fn backfill(tree: &sled::Tree) -> Result<(), StoreError> {
         built += backfill_ns::<Band>(tree, keys::NS_HEAT)?;
         built += backfill_ns::<ElementClicks>(tree, keys::NS_ELEMENTS)?;
     }
-    clear(tree, &[keys::NS_SITE_PAGES, keys::NS_SITE_PAGES_PERIOD])?;
-    built += backfill_site_pages(tree)?;
+    if format < 2 {
+        clear(tree, &[keys::NS_SITE_PAGES, keys::NS_SITE_PAGES_PERIOD])?;
+        built += backfill_site_pages(tree)?;
+    } else {
+        built += site_pages_to_columns(tree)?;
+    }
     tree.insert(keys::ROLLUP_FORMAT, &[FORMAT])?;
     tree.flush()?;
     if built > 0 {
@@ -249,6 +255,30 @@ fn clear(tree: &sled::Tree, namespaces: &[u8]) -> Result<(), StoreError> {
         tree.apply_batch(clear)?;
     }
     Ok(())
+}
+
+/// Rewrites every all-pages value still in the row layout in the column layout (the same
+/// figures); returns how many were rewritten.
+fn site_pages_to_columns(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let mut written = 0;
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    for item in tree.scan_prefix([keys::NS_SITE_PAGES]).chain(tree.scan_prefix([keys::NS_SITE_PAGES_PERIOD])) {
+        let (key, value) = item?;
+        if !is_site_pages_rows(&value) {
+            continue;
+        }
+        let mut all = SitePages::default();
+        all.add_stored(&value)?;
+        batch.insert(key, all.to_stored());
+        in_batch += 1;
+        if in_batch == BACKFILL_CHUNK {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            (written, in_batch) = (written + in_batch, 0);
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(written + in_batch)
 }
 
 /// Sums every per-path day value into its site's all-pages values of the day, week and month;

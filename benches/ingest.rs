@@ -89,6 +89,246 @@ fn bench_parse(c: &mut Criterion) {
     g.finish();
 }
 
+/// The load run's MessagePack+gzip body (the batch `benches/ceiling.rs` writes, gzip level 6 as
+/// there) inflated by each candidate, side by side (issue #15, ninth session). Every candidate
+/// allocates the output at the trailer's size, as the server must (the bytes become the request's
+/// `Bytes`), and checks the CRC and size; "new" builds the inflater per body, "reused" keeps one.
+fn bench_inflate(c: &mut Criterion) {
+    let t = 1_764_374_400_000i64;
+    let mut list = vec![json!({"k":"view","t":t,"url":"https://shop.example/products/42?utm_source=mail&ref=abc",
+        "ref":"https://news.example/a","vw":1280,"vh":720,"dw":1280,"dh":5400,"load_ms":812.5,"ttfb_ms":95})];
+    for i in 1..50usize {
+        let ti = t + i as i64 * 40;
+        list.push(match i % 10 {
+            0 => json!({"k":"click","t":ti,"x":400+i,"y":900,"sel":"main > div.grid > a.card:nth-child(3)","ex":512,"ey":300}),
+            1 => json!({"k":"scroll","t":ti,"y":i*12}),
+            2 => json!({"k":"input","t":ti,"sel":"form#signup input[name=email]","len":14}),
+            _ => json!({"k":"move","t":ti,"x":300+i*3,"y":500+i*2}),
+        });
+    }
+    let batch = json!({"v":1,"site":"demo","vid":"0123456789abcdef0123456789abcdef",
+        "sid":"ff6a3b1c2d0000000000000000000007","seq":3,"sent":t + 50 * 40 + 100,"events":list});
+    let mp = rmp_serde::to_vec_named(&batch).unwrap();
+    let gz = gzip(&mp);
+    let body = Bytes::from(gz.clone());
+    let size = u32::from_le_bytes(gz[gz.len() - 4..].try_into().unwrap()) as usize;
+    assert_eq!(size, mp.len());
+    let deflated = &gz[10..];
+    let trailer_ok = |out: &[u8], used: usize| {
+        let trailer = &deflated[used..used + 8];
+        crc32fast::hash(out) == u32::from_le_bytes(trailer[..4].try_into().unwrap())
+            && out.len() as u32 == u32::from_le_bytes(trailer[4..].try_into().unwrap())
+    };
+    let zlib_rs = |inflater: &mut flate2::Decompress, slack: usize| {
+        let mut out = Vec::with_capacity(size + slack);
+        let status = inflater.decompress_vec(deflated, &mut out, flate2::FlushDecompress::Finish).unwrap();
+        assert_eq!(status, flate2::Status::StreamEnd);
+        assert!(trailer_ok(&out, inflater.total_in() as usize));
+        out.len()
+    };
+    let libdeflate = |inflater: &mut libdeflater::Decompressor| {
+        let mut out = vec![0u8; size];
+        assert_eq!(inflater.gzip_decompress(&gz, &mut out).unwrap(), size);
+        out.len()
+    };
+    let miniz = |inflater: &mut miniz_oxide::inflate::core::DecompressorOxide| {
+        use miniz_oxide::inflate::core::inflate_flags::*;
+        let mut out = vec![0u8; size];
+        inflater.init();
+        let (status, used, written) = miniz_oxide::inflate::core::decompress(
+            inflater,
+            deflated,
+            &mut out,
+            0,
+            TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+        );
+        assert_eq!(status, miniz_oxide::inflate::TINFLStatus::Done);
+        assert!(written == size && trailer_ok(&out, used));
+        out.len()
+    };
+
+    let mut g = c.benchmark_group(format!("inflate_load_body ({} B -> {} B)", gz.len(), mp.len()));
+    g.bench_function("decompress (the server's path)", |b| {
+        b.iter(|| decode::decompress(body.clone(), Encoding::Gzip, 4 << 20).unwrap().len())
+    });
+    g.bench_function("stream (flate2 GzDecoder)", |b| b.iter(|| decode::gunzip_stream(&gz, 4 << 20).unwrap().len()));
+    g.bench_function("zlib-rs one call/new", |b| b.iter(|| zlib_rs(&mut flate2::Decompress::new(false), 0)));
+    // Room for zlib's fast loop to the end (it needs 258 bytes of output left).
+    g.bench_function("zlib-rs one call/new, 300 B slack", |b| {
+        b.iter(|| zlib_rs(&mut flate2::Decompress::new(false), 300))
+    });
+    g.bench_function("zlib-rs one call/reused", |b| {
+        let mut inflater = flate2::Decompress::new(false);
+        b.iter(|| {
+            inflater.reset(false);
+            zlib_rs(&mut inflater, 0)
+        })
+    });
+    g.bench_function("libdeflate/new", |b| b.iter(|| libdeflate(&mut libdeflater::Decompressor::new())));
+    // libdeflate reads a few streams zlib refuses (code-length counts past 286/30, the fixed
+    // code's symbols 286/287 and 30/31, the missing codeword of a one-codeword code): taking it
+    // without changing what is refused needs this check of the block header first.
+    g.bench_function("libdeflate/new, after the header check", |b| {
+        b.iter(|| {
+            assert!(one_plain_dynamic_block(deflated));
+            libdeflate(&mut libdeflater::Decompressor::new())
+        })
+    });
+    g.bench_function("libdeflate/reused", |b| {
+        let mut inflater = libdeflater::Decompressor::new();
+        b.iter(|| libdeflate(&mut inflater))
+    });
+    g.bench_function("miniz_oxide presized/new", |b| {
+        b.iter(|| miniz(&mut Box::<miniz_oxide::inflate::core::DecompressorOxide>::default()))
+    });
+    g.bench_function("miniz_oxide presized/reused", |b| {
+        let mut inflater = Box::<miniz_oxide::inflate::core::DecompressorOxide>::default();
+        b.iter(|| miniz(&mut inflater))
+    });
+    g.finish();
+}
+
+/// (Measured, not used by the server: README, issue #15, ninth session.) Whether a deflate
+/// stream begins with a final block of dynamic Huffman codes (so it is the
+/// only block) whose header zlib accepts and in which zlib and libdeflate decode every codeword
+/// alike: at most 286 literal/length and 30 distance code lengths, a complete code-length code,
+/// every repeat within the lengths, an end-of-block code, and complete literal/length and
+/// distance codes (no codeword without a symbol). Reads only the block header (about 60 bytes);
+/// `false` for anything else, however valid.
+fn one_plain_dynamic_block(deflated: &[u8]) -> bool {
+    /// Little-endian bits through a 64-bit buffer; past the end the stream reads as zeros, and
+    /// `consumed` tells whether any of them were used.
+    struct Bits<'a> {
+        bytes: &'a [u8],
+        next: usize,
+        buf: u64,
+        have: u32,
+    }
+    impl Bits<'_> {
+        /// At least 56 bits in the buffer.
+        #[inline(always)]
+        fn refill(&mut self) {
+            let word = match self.bytes.get(self.next..self.next + 8) {
+                Some(word) => u64::from_le_bytes(word.try_into().unwrap_or_default()),
+                None => {
+                    let mut word = [0u8; 8];
+                    for (to, from) in word.iter_mut().zip(self.bytes.get(self.next..).unwrap_or_default()) {
+                        *to = *from;
+                    }
+                    u64::from_le_bytes(word)
+                }
+            };
+            self.buf |= word << self.have;
+            self.next += (63 - self.have as usize) / 8;
+            self.have |= 56;
+        }
+        #[inline(always)]
+        fn take(&mut self, n: u32) -> usize {
+            let value = self.buf & ((1 << n) - 1);
+            self.buf >>= n;
+            self.have -= n;
+            value as usize
+        }
+        fn overread(&self) -> bool {
+            self.next * 8 - self.have as usize > self.bytes.len() * 8
+        }
+    }
+    const ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+    /// Per code-length symbol: extra bits of its repeat count, and the count's base.
+    const EXTRA: [u32; 19] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 7];
+    const BASE: [usize; 19] = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 11];
+    /// Whether lengths counted per length (index 0 unused) make a complete code.
+    fn complete(count: &[usize; 16]) -> bool {
+        (1..16).map(|l| count[l] << (15 - l)).sum::<usize>() == 1 << 15
+    }
+
+    let mut bits = Bits { bytes: deflated, next: 0, buf: 0, have: 0 };
+    bits.refill();
+    if bits.take(3) != 0b101 {
+        return false; // BFINAL = 1, BTYPE = 2 (dynamic)
+    }
+    let (nlen, ndist, ncode) = (bits.take(5) + 257, bits.take(5) + 1, bits.take(4) + 4);
+    if nlen > 286 || ndist > 30 {
+        return false;
+    }
+    let mut code_lens = [0u8; 19];
+    for &sym in &ORDER[..ncode] {
+        if bits.have < 3 {
+            bits.refill();
+        }
+        code_lens[sym] = bits.take(3) as u8;
+    }
+    let mut count = [0usize; 16];
+    for &l in &code_lens {
+        count[usize::from(l)] += 1;
+    }
+    if !complete(&count) {
+        return false;
+    }
+    // The code-length code as a 7-bit lookup table of (symbol, length): canonical codes, read
+    // from the stream bit-reversed; a complete code fills every entry.
+    let mut next_code = [0usize; 8];
+    for len in 1..8 {
+        next_code[len] = (next_code[len - 1] + if len > 1 { count[len - 1] } else { 0 }) << 1;
+    }
+    let mut table = [(0u8, 0u32); 128];
+    for (sym, &len) in code_lens.iter().enumerate() {
+        if len == 0 {
+            continue;
+        }
+        let code = next_code[usize::from(len)];
+        next_code[usize::from(len)] += 1;
+        let reversed = (code as u8).reverse_bits() >> (8 - len);
+        for entry in table.iter_mut().skip(usize::from(reversed)).step_by(1 << len) {
+            *entry = (sym as u8, u32::from(len));
+        }
+    }
+    // The code lengths, with no branch per symbol but the rare long run: each symbol writes 16
+    // bytes (room is left past the end) and the runs are checked at the end.
+    let total = nlen + ndist;
+    let mut lens = [0u8; 286 + 30 + 138 + 16];
+    let (mut have, mut prev, mut repeat_first) = (0usize, 0u8, false);
+    let mut counts = [0usize; 16];
+    while have < total {
+        if bits.have < 14 {
+            bits.refill(); // 7 bits for the symbol, at most 7 for its count
+        }
+        let (sym, len) = table[(bits.buf & 127) as usize];
+        let s = usize::from(sym);
+        let extra = ((bits.buf >> len) & ((1 << EXTRA[s]) - 1)) as usize;
+        bits.buf >>= len + EXTRA[s];
+        bits.have -= len + EXTRA[s];
+        let repeat = BASE[s] + extra;
+        let value = if sym < 16 {
+            sym
+        } else if sym == 16 {
+            prev
+        } else {
+            0
+        };
+        repeat_first |= sym == 16 && have == 0;
+        lens[have..have + 16].fill(value);
+        if repeat > 16 {
+            lens[have..have + repeat].fill(value);
+        }
+        counts[usize::from(value)] += repeat;
+        have += repeat;
+        prev = value;
+    }
+    if repeat_first || have != total || bits.overread() || lens[256] == 0 {
+        return false;
+    }
+    // Counted per run as they were read; the few distance lengths apart.
+    let mut dist = [0usize; 16];
+    for &l in &lens[nlen..total] {
+        dist[usize::from(l)] += 1;
+    }
+    for (all, dist) in counts.iter_mut().zip(dist) {
+        *all -= dist;
+    }
+    complete(&counts) && complete(&dist)
+}
+
 /// What `POST /collect` does between reading the body and queueing it for the writer.
 fn bench_request_path(c: &mut Criterion) {
     let batch = sample_batch(50);
@@ -153,5 +393,5 @@ fn bench_replaced_steps(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_parse, bench_request_path, bench_replaced_steps);
+criterion_group!(benches, bench_decode, bench_parse, bench_inflate, bench_request_path, bench_replaced_steps);
 criterion_main!(benches);

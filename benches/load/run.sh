@@ -16,7 +16,8 @@
 # call stacks through code built without frame pointers), LOAD_OUT (results; default a temp dir),
 # LOAD_TARGETS (which targets run, default "ceiling healthz json mp"; e.g. "json" for long runs of
 # the store alone: rows without a ceiling in their round get no ratio).
-# Every hushtale row also gets its CPU per request split by thread (tokio workers, the applier,
+# Every hushtale row also gets its CPU per request split by thread (the request threads —
+# hushtale-core-N, tokio-rt-worker in builds before the ninth session —, the applier,
 # the group log, its spare writer, the checkpointer, sled's I/O threads; "exited" is CPU of threads
 # gone by the end of the run), in $OUT/threads and after the table.
 set -euo pipefail

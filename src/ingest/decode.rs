@@ -288,6 +288,83 @@ mod tests {
         assert!(inflate_whole(&plain, limit).is_some());
     }
 
+    /// Each way the one-call inflate can be turned away ends in the streaming decoder's answer:
+    /// the same bytes or the same refusal (and so the same status) as before it existed.
+    #[test]
+    fn one_call_fallbacks_answer_as_the_stream_does() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let plain: Vec<u8> = (0..2053).map(|_| b"abcab{}\"0123"[rng.below(12)]).collect();
+        let gz = gzip(&plain);
+        let n = gz.len();
+        let set_size = |mut gz: Vec<u8>, size: u32| {
+            let at = gz.len() - 4;
+            gz[at..].copy_from_slice(&size.to_le_bytes());
+            gz
+        };
+        let answer = |gz: &[u8], limit: usize| {
+            crate::fuzz_checks::gzip_same_as_stream(gz, limit);
+            decompress(Bytes::copy_from_slice(gz), Encoding::Gzip, limit)
+        };
+        let bad_gzip = |r: Result<Bytes, IngestError>| matches!(r, Err(IngestError::BadGzip(_)));
+        let too_large = |r: Result<Bytes, IngestError>| matches!(r, Err(IngestError::DecompressedTooLarge));
+        let limit = 4096;
+        assert_eq!(&answer(&gz, limit).unwrap()[..], &plain[..]);
+        assert!(inflate_whole(&gz, limit).is_some());
+        // The trailer's size lies, by one either way and wildly: the member's own check fails.
+        for size in [plain.len() as u32 + 1, plain.len() as u32 - 1, 0, 4000, u32::MAX] {
+            let lying = set_size(gz.to_vec(), size);
+            assert!(inflate_whole(&lying, limit).is_none(), "size {size}");
+            assert!(bad_gzip(answer(&lying, limit)), "size {size}");
+        }
+        // A size under the truth within the limit while the body inflates past the limit: the
+        // one-call buffer is too small, the stream stops at the limit.
+        let big: Vec<u8> = plain.iter().copied().cycle().take(3 * limit).collect();
+        let small_lie = set_size(gzip(&big).to_vec(), 100);
+        assert!(inflate_whole(&small_lie, limit).is_none());
+        assert!(too_large(answer(&small_lie, limit)));
+        // Over the limit, with a true size: refused as too large, whichever decoder sees it.
+        assert!(inflate_whole(&gz, plain.len() - 1).is_none());
+        assert!(too_large(answer(&gz, plain.len() - 1)));
+        assert_eq!(&answer(&gz, plain.len()).unwrap()[..], &plain[..]);
+        // Two members: the first is the body, as `GzDecoder` reads it (one member), whether the
+        // last four bytes (the second member's size) agree with the first member's or not.
+        for second in [&b"second member"[..], &plain.iter().rev().copied().collect::<Vec<u8>>()[..]] {
+            let mut two = gz.to_vec();
+            two.extend_from_slice(&gzip(second));
+            assert_eq!(&answer(&two, limit).unwrap()[..], &plain[..]);
+        }
+        // Truncated anywhere: refused as bad gzip.
+        for cut in [n - 1, n - 4, n - 8, n - 9, n / 2, 11, 10, 3] {
+            assert!(inflate_whole(&gz[..cut], limit).is_none(), "cut at {cut}");
+            assert!(bad_gzip(answer(&gz[..cut], limit)), "cut at {cut}");
+        }
+        // Streams libdeflate reads and zlib refuses (found by mutating a deflate stream and
+        // fixing its trailer up to libdeflate's output): a distance code past 30, a
+        // literal/length symbol 286 or 287 of the fixed code, and the like. Never taken by
+        // libdeflate; refused as before.
+        for hex in [
+            "1f8b08000000000002ff0dc841110031080441b49c021614ed440615ed5caa7e0d765cf5a2521055dec2ec8323d51d3e\
+             caac3a33dca9cd99a064aff5b5d1e8c030d97c6c1c37fd26eb058d7ff14a4f8564000000",
+            "1f8b08000000000000ff63604832487e36060016e13ebb08010000",
+            "1f8b08000000000000ffab4d4a4a5cac360600a94ea4d408010000",
+            "1f8b08000000000002ff0dca41110030080330b4a000a8a27632b86adff64fc25c5e05e9d6924d157b3d8719aed8e9\
+             8c518342b32c5a83c1b7f7ee71ff912c947142548214d8bf15524ca51f7eb0523565000000",
+        ] {
+            let gz = hex::decode(hex).unwrap();
+            assert!(libdeflater::Decompressor::new().gzip_decompress(&gz, &mut [0; 300]).is_ok());
+            assert!(bad_gzip(answer(&gz, limit)), "{hex}");
+        }
+        // A fixed-code block (a short body) is not libdeflate's either, yet is inflated.
+        let short = gzip(b"hello");
+        assert_eq!(&answer(&short, limit).unwrap()[..], b"hello");
+        // A flagged header (a file name) is the stream's alone.
+        let mut named = flate2::GzBuilder::new().filename("x.mp").write(Vec::new(), Compression::default());
+        named.write_all(&plain).unwrap();
+        let named = named.finish().unwrap();
+        assert!(inflate_whole(&named, limit).is_none());
+        assert_eq!(&answer(&named, limit).unwrap()[..], &plain[..]);
+    }
+
     /// The load run's batch (as `benches/ceiling.rs` writes it) is read directly in both
     /// encodings: the direct reader is not silently bypassed.
     #[test]

@@ -27,8 +27,33 @@ pub enum WriteOutcome {
     Duplicate,
 }
 
-/// A group commit in progress: resolves as [`Store::write`] does.
-pub type PendingWrite = Pin<Box<dyn Future<Output = Result<Vec<WriteOutcome>, StoreError>> + Send>>;
+/// A future of a group commit's stages.
+pub type Stage<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+
+/// A group commit in progress ([`Store::begin_write`]).
+pub struct PendingWrite {
+    /// Resolves once every batch of the group is on disk, for a store that knows that before
+    /// the outcomes (sled: the group log has synced, the applier may still be adding the group
+    /// to its memtable); the writer answers requests then. `None`: only `outcomes` tells.
+    pub durable: Option<Stage<()>>,
+    /// Resolves as [`Store::write`] does (after `durable`, when there is one).
+    pub outcomes: Stage<Vec<WriteOutcome>>,
+}
+
+impl PendingWrite {
+    /// A commit whose durability is only known with its outcomes.
+    pub fn outcomes(outcomes: Stage<Vec<WriteOutcome>>) -> Self {
+        Self { durable: None, outcomes }
+    }
+
+    /// Waits for both stages: what [`Store::write`] returns.
+    pub async fn finish(self) -> Result<Vec<WriteOutcome>, StoreError> {
+        if let Some(durable) = self.durable {
+            durable.await?;
+        }
+        self.outcomes.await
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -54,7 +79,7 @@ pub trait Store: Send + Sync + 'static {
     /// this call, so the writer may start the next group before the last is durable (up to
     /// [`Store::groups_in_flight`]); by default the group is written when the future is polled.
     fn begin_write(self: Arc<Self>, batches: Arc<[StoredBatch]>) -> PendingWrite {
-        Box::pin(async move { self.write(batches).await })
+        PendingWrite::outcomes(Box::pin(async move { self.write(batches).await }))
     }
 
     /// How many groups the writer may have in flight at once (1: one after the other).

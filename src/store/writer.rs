@@ -271,7 +271,8 @@ async fn drain(in_flight: &Semaphore, depth: usize) {
     drop(in_flight.acquire_many(all).await.expect("never closed"));
 }
 
-/// Waits for one group to be durable and answers its requests; `slot` frees its place in flight.
+/// Waits for one group to be durable and answers its requests, then counts its outcomes;
+/// `slot` frees its place in flight once the store is done with the group.
 async fn answer(
     pending: PendingWrite,
     waiters: Vec<(oneshot::Sender<WriteResult>, OwnedSemaphorePermit)>,
@@ -280,12 +281,35 @@ async fn answer(
     slot: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
-    let result = pending.await;
+    let mut waiting = Some(waiters);
+    if let Some(durable) = pending.durable {
+        // A stored batch and a duplicate get the same answer; which it was is counted below.
+        let answer = durable.await.map(|()| WriteOutcome::Stored).map_err(WriteError::Store);
+        metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        for (done, _budget) in waiting.take().into_iter().flatten() {
+            let _ = done.send(answer.clone());
+        }
+    }
+    let result = pending.outcomes.await;
     drop(slot);
-    metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+    if let Some(waiters) = waiting {
+        metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(outcomes) => {
+                for ((done, _budget), outcome) in waiters.into_iter().zip(outcomes) {
+                    let _ = done.send(Ok(*outcome));
+                }
+            }
+            Err(e) => {
+                for (done, _budget) in waiters {
+                    let _ = done.send(Err(WriteError::Store(e.clone())));
+                }
+            }
+        }
+    }
     match result {
         Ok(outcomes) => {
-            for (((done, _budget), outcome), n) in waiters.into_iter().zip(outcomes).zip(events) {
+            for (outcome, n) in outcomes.into_iter().zip(events) {
                 match outcome {
                     WriteOutcome::Stored => {
                         metrics.batches_accepted.inc();
@@ -295,15 +319,9 @@ async fn answer(
                         metrics.batches_duplicate.inc();
                     }
                 }
-                let _ = done.send(Ok(outcome));
             }
         }
-        Err(e) => {
-            tracing::error!(error = %e, batches = waiters.len(), "group commit failed");
-            for (done, _budget) in waiters {
-                let _ = done.send(Err(WriteError::Store(e.clone())));
-            }
-        }
+        Err(e) => tracing::error!(error = %e, batches = events.len(), "group commit failed"),
     }
 }
 

@@ -121,6 +121,15 @@ impl SledStore {
         Trees { main: self.tree.clone(), files: self.files.clone() }
     }
 
+    /// A stuck pipeline's log holds groups sled does not (see `pipeline::Applier::run`): an
+    /// erasure now could not reach them, and the restart would bring the erased events back.
+    fn refuse_erasure_if_stuck(&self) -> Result<(), StoreError> {
+        if self.pipeline.is_stuck() {
+            return Err(StoreError::Backend("the store is failing; erasure waits for a restart".into()));
+        }
+        Ok(())
+    }
+
     /// After an erasure: checkpoints, so that no copy of the erased events stays in the log.
     fn erased(&self, erased: Result<usize, StoreError>) -> Result<usize, StoreError> {
         let erased = erased?;
@@ -241,7 +250,7 @@ impl SledStore {
 #[async_trait]
 impl Store for SledStore {
     async fn write(&self, batches: Arc<[StoredBatch]>) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.pipeline.submit(batches).await
+        self.pipeline.submit(batches).finish().await
     }
 
     fn begin_write(self: Arc<Self>, batches: Arc<[StoredBatch]>) -> PendingWrite {
@@ -332,6 +341,7 @@ impl Store for SledStore {
     }
 
     async fn forget_visitor(&self, site: &str, visitor: VisitorKey) -> Result<usize, StoreError> {
+        self.refuse_erasure_if_stuck()?;
         let site = site.to_owned();
         // The writer has no group in flight here: the drain leaves no data of the visitor in the
         // memtable, and the checkpoint empties the group log, so the erased events stay nowhere.
@@ -339,6 +349,7 @@ impl Store for SledStore {
     }
 
     async fn expire(&self, site: &str, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.refuse_erasure_if_stuck()?;
         let site = site.to_owned();
         self.read(move |s| s.erased(erase::expire(&s.trees(), &site, before_ms, limit))).await
     }
@@ -464,7 +475,39 @@ mod tests {
 
     /// No checkpoint during the test: only reads (and the budget) drain the memtable.
     pub(super) fn no_checkpoints(memtable_bytes: usize) -> pipeline::Tuning {
-        pipeline::Tuning { checkpoint: std::time::Duration::from_secs(3600), memtable_bytes }
+        pipeline::Tuning { checkpoint: std::time::Duration::from_secs(3600), memtable_bytes, ..Default::default() }
+    }
+
+    /// A group's requests are answered once it is in the log, before the applier is done: so a
+    /// group the applier then fails must not be lost. The pipeline takes no later group, reads
+    /// still answer from what was applied, erasure waits for a restart (the log may hold the
+    /// visitor), and the restart applies the failed group from the log.
+    #[tokio::test]
+    async fn a_group_the_applier_fails_after_it_was_logged_is_kept_for_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing = pipeline::Tuning { fail_group: Some(2), ..no_checkpoints(memtable::BUDGET) };
+        let store = Arc::new(SledStore::open_tuned(dir.path(), 16 << 20, failing).unwrap());
+        let first = store.clone().begin_write(vec![batch(0, 0, 20)].into()).finish().await.unwrap();
+        assert_eq!(first, [WriteOutcome::Stored]);
+
+        let second = store.clone().begin_write(vec![batch(1, 0, 20)].into());
+        second.durable.expect("sled knows durability first").await.expect("the group is in the log");
+        let applied = second.outcomes.await;
+        assert!(applied.is_err(), "the applier failed it");
+
+        let third = store.clone().begin_write(vec![batch(2, 0, 20)].into()).finish().await;
+        assert!(third.is_err(), "no group is taken after the failed one: {third:?}");
+        assert_eq!(sessions_and_count(&store, 3).await, (1, 1), "reads answer from what was applied");
+        assert!(store.forget_visitor("s", VisitorKey([1; 16])).await.is_err(), "erasure waits for the restart");
+        drop(store);
+
+        let store = SledStore::open_tuned(dir.path(), 16 << 20, no_checkpoints(memtable::BUDGET)).unwrap();
+        assert_eq!(
+            events_of_sessions(&store, 3).await,
+            [20, 20, 0],
+            "the failed group is back, the refused one never was"
+        );
+        assert_eq!(store.forget_visitor("s", VisitorKey([1; 16])).await.unwrap(), 1);
     }
 
     async fn events_of_sessions(store: &SledStore, n: u8) -> Vec<usize> {

@@ -3,15 +3,18 @@
 //! from the [`GroupLog`] instead, and sled is written once a checkpoint, not once a group. Each
 //! group goes to two threads at once: the logger appends it to the log and syncs (coalescing
 //! whatever queued meanwhile into one sync), the applier applies it to its [`Memtable`] in
-//! memory. A group is answered when both are done: on disk in the log, visible to reads. The
-//! applier drains the memtable into sled (no flush) when asked — before every read of the
+//! memory. A group is durable once the logger is done, and its requests are answered then;
+//! it is visible to reads from then on too, because every read first asks the applier to drain
+//! and the applier takes groups and drain requests in order. The groups-in-flight bound holds
+//! until the applier is done too, so it never falls more than that far behind. The applier
+//! drains the memtable into sled (no flush) when asked — before every read of the
 //! store ([`Pipeline::drain`]) and at every checkpoint — and when it outgrows its budget. The
 //! checkpointer drains, flushes sled every [`CHECKPOINT`] and retires the log files sled then
 //! holds durably; at start, groups the log holds beyond sled's durable position are applied
 //! again ([`recover`]).
 
 use std::borrow::Cow;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -36,11 +39,19 @@ pub const CHECKPOINT: Duration = Duration::from_secs(1);
 pub struct Tuning {
     pub checkpoint: Duration,
     pub memtable_bytes: usize,
+    /// The applier fails this group as a failing sled read would.
+    #[cfg(test)]
+    pub fail_group: Option<u64>,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { checkpoint: CHECKPOINT, memtable_bytes: super::memtable::BUDGET }
+        Self {
+            checkpoint: CHECKPOINT,
+            memtable_bytes: super::memtable::BUDGET,
+            #[cfg(test)]
+            fail_group: None,
+        }
     }
 }
 
@@ -85,6 +96,8 @@ struct Entry {
 /// sled has let go of its files (see [`Pipeline::drop`]).
 pub struct Pipeline {
     entry: Mutex<Option<Entry>>,
+    /// Set when the applier failed to apply a group (see [`Applier::run`]).
+    stuck: Arc<AtomicBool>,
     /// `None` only while dropping.
     db: Option<sled::Db>,
     /// sled's database file, which sled holds an exclusive `flock` on while open.
@@ -110,15 +123,23 @@ impl Pipeline {
         let (applier, applier_rx) = mpsc::channel();
         let (stop, stop_rx) = mpsc::channel();
         let released = Released::default();
+        let stuck = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
         let threads = vec![
             spawn("hushtale-log").spawn({
                 let released = released.clone();
                 move || run_logger(log, logger_rx, &released)
             })?,
-            spawn("hushtale-apply").spawn(move || {
-                let mut applier = Applier::new(&trees, &last_segment, durable, tuning.memtable_bytes);
-                applier.run(applier_rx, &released);
+            spawn("hushtale-apply").spawn({
+                let stuck = stuck.clone();
+                move || {
+                    let mut applier = Applier::new(&trees, &last_segment, durable, tuning.memtable_bytes);
+                    #[cfg(test)]
+                    {
+                        applier.fail_group = tuning.fail_group;
+                    }
+                    applier.run(applier_rx, &released, &stuck);
+                }
             })?,
             spawn("hushtale-checkpoint").spawn({
                 let (db, applier, logger) = (db.clone(), applier.clone(), logger.clone());
@@ -126,14 +147,15 @@ impl Pipeline {
             })?,
         ];
         let entry = Mutex::new(Some(Entry { next, logger, applier }));
-        Ok(Self { entry, db: Some(db), db_file, stop: Mutex::new(Some(stop)), threads })
+        Ok(Self { entry, stuck, db: Some(db), db_file, stop: Mutex::new(Some(stop)), threads })
     }
 
-    /// Starts a group; the future resolves once it is in the log on disk and in the memtable.
+    /// Starts a group: durable once it is in the log on disk, done once it is in the memtable
+    /// too (see the module docs).
     pub fn submit(&self, batches: Arc<[StoredBatch]>) -> PendingWrite {
         let (logged, logged_rx) = oneshot::channel();
         let (applied, applied_rx) = oneshot::channel();
-        let sent = {
+        let sent = !self.is_stuck() && {
             let mut entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
             match entry.as_mut() {
                 Some(e) => {
@@ -146,15 +168,23 @@ impl Pipeline {
                 None => false,
             }
         };
-        Box::pin(async move {
-            let stopped = || StoreError::Backend("the write pipeline has stopped".into());
-            if !sent {
-                return Err(stopped());
-            }
-            let outcomes = applied_rx.await.map_err(|_| stopped())?;
-            logged_rx.await.map_err(|_| stopped())?.map_err(|e| StoreError::Backend(format!("group log: {e}")))?;
-            outcomes
-        })
+        let stopped = || StoreError::Backend("the write pipeline has stopped".into());
+        if !sent {
+            let refused = if self.is_stuck() { StoreError::Backend(STUCK.into()) } else { stopped() };
+            return PendingWrite::outcomes(Box::pin(async move { Err(refused) }));
+        }
+        PendingWrite {
+            durable: Some(Box::pin(async move {
+                logged_rx.await.map_err(|_| stopped())?.map_err(|e| StoreError::Backend(format!("group log: {e}")))
+            })),
+            outcomes: Box::pin(async move { applied_rx.await.map_err(|_| stopped())? }),
+        }
+    }
+
+    /// Whether the applier has stopped taking groups after failing one: the log holds that
+    /// group and every later one, and only a restart applies them (see [`Applier::run`]).
+    pub fn is_stuck(&self) -> bool {
+        self.stuck.load(Ordering::Acquire)
     }
 
     /// The read barrier: writes every group answered so far to sled (unflushed), so a read of
@@ -231,6 +261,10 @@ fn wait_for_release(db_file: &std::path::Path) {
     }
 }
 
+/// Why groups are refused once the applier failed one.
+const STUCK: &str = "applying a group to the store failed; the group log keeps it and every later group, \
+                     and new batches are refused until a restart applies them";
+
 /// Groups whose last reference the logger held, for the applier to free (see [`run_logger`]).
 type Released = Arc<Mutex<Vec<Arc<[StoredBatch]>>>>;
 
@@ -293,22 +327,41 @@ struct Applier<'a> {
     rollups: RollupCache,
     /// The id of the last group sled holds.
     drained: u64,
+    #[cfg(test)]
+    fail_group: Option<u64>,
 }
 
 impl<'a> Applier<'a> {
     fn new(trees: &'a Trees, last_segment: &'a AtomicU64, drained: u64, budget: usize) -> Self {
-        Self { trees, last_segment, table: Memtable::new(budget), rollups: RollupCache::default(), drained }
+        Self {
+            trees,
+            last_segment,
+            table: Memtable::new(budget),
+            rollups: RollupCache::default(),
+            drained,
+            #[cfg(test)]
+            fail_group: None,
+        }
     }
 
-    fn run(&mut self, rx: Receiver<ToApplier>, released: &Released) {
+    /// Applies groups in order. A group's requests may have been answered already (its log
+    /// record is on disk), so a group that fails to apply must not be lost: the applier takes no
+    /// later group (the pipeline refuses new ones), so the memtable — and with it sled's
+    /// position, which decides what the checkpointer retires — never passes it, and the log
+    /// keeps it for the next start's recovery. Reads still drain what was applied before it.
+    fn run(&mut self, rx: Receiver<ToApplier>, released: &Released, stuck: &AtomicBool) {
         let mut freed = Vec::new();
         while let Ok(message) = rx.recv() {
             match message {
                 ToApplier::Group { id, batches, done } => {
-                    let refs: Vec<&StoredBatch> = batches.iter().collect();
-                    let applied = self.make_room().and_then(|()| self.table.apply(&self.trees.main, &refs, id));
+                    if stuck.load(Ordering::Acquire) {
+                        let _ = done.send(Err(StoreError::Backend(STUCK.into())));
+                        continue;
+                    }
+                    let applied = self.apply(id, &batches);
                     if let Err(e) = &applied {
-                        tracing::error!(error = %e, group = id, "applying a group failed");
+                        stuck.store(true, Ordering::Release);
+                        tracing::error!(error = %e, group = id, "{STUCK}");
                     }
                     let _ = done.send(applied);
                     // After answering: the groups the logger let go of (see `run_logger`).
@@ -320,6 +373,16 @@ impl<'a> Applier<'a> {
                 }
             }
         }
+    }
+
+    fn apply(&mut self, id: u64, batches: &[StoredBatch]) -> Result<Vec<WriteOutcome>, StoreError> {
+        #[cfg(test)]
+        if self.fail_group == Some(id) {
+            return Err(StoreError::Backend("injected failure".into()));
+        }
+        let refs: Vec<&StoredBatch> = batches.iter().collect();
+        self.make_room()?;
+        self.table.apply(&self.trees.main, &refs, id)
     }
 
     /// Drains a full memtable before it takes another group (if that fails, the group is

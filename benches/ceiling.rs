@@ -25,7 +25,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use serde_json::{json, Value};
+
+#[path = "load/batch.rs"]
+mod load_batch;
+use load_batch::batch;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,24 +81,6 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 const SID_MARK: &str = "5555555555555555555555555555555f";
 /// The seq placeholder (a number in JSON, so the template stays valid JSON).
 const SEQ_MARK: u32 = 4_242_424_242;
-
-/// A batch as a visitor reading a page produces it: one view, then pointer moves, scrolls,
-/// clicks and masked input, spread over two seconds.
-fn batch(events: usize, sid: &str, seq: u32, t: i64) -> Value {
-    let mut list = vec![json!({"k":"view","t":t,"url":"https://shop.example/products/42?utm_source=mail&ref=abc",
-        "ref":"https://news.example/a","vw":1280,"vh":720,"dw":1280,"dh":5400,"load_ms":812.5,"ttfb_ms":95})];
-    for i in 1..events {
-        let ti = t + i as i64 * 40;
-        list.push(match i % 10 {
-            0 => json!({"k":"click","t":ti,"x":400+i,"y":900,"sel":"main > div.grid > a.card:nth-child(3)","ex":512,"ey":300}),
-            1 => json!({"k":"scroll","t":ti,"y":i*12}),
-            2 => json!({"k":"input","t":ti,"sel":"form#signup input[name=email]","len":14}),
-            _ => json!({"k":"move","t":ti,"x":300+i*3,"y":500+i*2}),
-        });
-    }
-    json!({"v":1,"site":"demo","vid":"0123456789abcdef0123456789abcdef","sid":sid,"seq":seq,
-        "sent":t + events as i64 * 40 + 100,"events":list})
-}
 
 /// File layout read by `benches/load/*.lua`: a header line `json <len>` and the JSON template,
 /// then per body a line `<len>` and the body bytes.

@@ -14,6 +14,9 @@ use hushtale::privacy::{self, scrub, VisitorKeyer};
 use hushtale::sites::Site;
 use serde_json::{json, Value};
 
+#[path = "load/batch.rs"]
+mod load_batch;
+
 pub fn sample_batch(n: usize) -> Value {
     let t = 1_764_374_400_000i64;
     let mut events = vec![json!({"k":"view","t":t,"url":"https://shop.example/products/42?utm_source=mail",
@@ -94,20 +97,7 @@ fn bench_parse(c: &mut Criterion) {
 /// allocates the output at the trailer's size, as the server must (the bytes become the request's
 /// `Bytes`), and checks the CRC and size; "new" builds the inflater per body, "reused" keeps one.
 fn bench_inflate(c: &mut Criterion) {
-    let t = 1_764_374_400_000i64;
-    let mut list = vec![json!({"k":"view","t":t,"url":"https://shop.example/products/42?utm_source=mail&ref=abc",
-        "ref":"https://news.example/a","vw":1280,"vh":720,"dw":1280,"dh":5400,"load_ms":812.5,"ttfb_ms":95})];
-    for i in 1..50usize {
-        let ti = t + i as i64 * 40;
-        list.push(match i % 10 {
-            0 => json!({"k":"click","t":ti,"x":400+i,"y":900,"sel":"main > div.grid > a.card:nth-child(3)","ex":512,"ey":300}),
-            1 => json!({"k":"scroll","t":ti,"y":i*12}),
-            2 => json!({"k":"input","t":ti,"sel":"form#signup input[name=email]","len":14}),
-            _ => json!({"k":"move","t":ti,"x":300+i*3,"y":500+i*2}),
-        });
-    }
-    let batch = json!({"v":1,"site":"demo","vid":"0123456789abcdef0123456789abcdef",
-        "sid":"ff6a3b1c2d0000000000000000000007","seq":3,"sent":t + 50 * 40 + 100,"events":list});
+    let batch = load_batch::batch(50, "ff6a3b1c2d0000000000000000000007", 3, 1_764_374_400_000);
     let mp = rmp_serde::to_vec_named(&batch).unwrap();
     let gz = gzip(&mp);
     let body = Bytes::from(gz.clone());

@@ -153,9 +153,13 @@ impl Pipeline {
     /// Starts a group: durable once it is in the log on disk, done once it is in the memtable
     /// too (see the module docs).
     pub fn submit(&self, batches: Arc<[StoredBatch]>) -> PendingWrite {
+        let refused = |e: StoreError| PendingWrite::outcomes(Box::pin(async move { Err(e) }));
+        if self.is_stuck() {
+            return refused(StoreError::Backend(STUCK.into()));
+        }
         let (logged, logged_rx) = oneshot::channel();
         let (applied, applied_rx) = oneshot::channel();
-        let sent = !self.is_stuck() && {
+        let sent = {
             let mut entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
             match entry.as_mut() {
                 Some(e) => {
@@ -170,8 +174,7 @@ impl Pipeline {
         };
         let stopped = || StoreError::Backend("the write pipeline has stopped".into());
         if !sent {
-            let refused = if self.is_stuck() { StoreError::Backend(STUCK.into()) } else { stopped() };
-            return PendingWrite::outcomes(Box::pin(async move { Err(refused) }));
+            return refused(stopped());
         }
         PendingWrite {
             durable: Some(Box::pin(async move {
